@@ -1,0 +1,266 @@
+"""The ops of one transformer layer as kernel and collective costs on one device.
+
+Each builder returns a tuple of :class:`OpCost`, one per kernel or collective, timed by the compute model
+(:mod:`cost_models.compute`, calibrated on measured H200 kernels) and the communication model
+(:mod:`cost_models.comm`).  Shapes follow the serving engines:
+
+* MLA prefill runs the plain (non-absorbed) form: latent up-projected to per-head K/V, FlashAttention over
+  ``qk = nope + rope = 192``, ``v = 128`` (DeepSeek-V2 paper §2.1); MLA decode runs the weight-absorbed form
+  (``W_UK`` folded into the query, ``W_UV`` after attention) which is MQA over the 576-wide latent with
+  512-wide values (FlashMLA);
+* q_a and kv_a down-projections are one fused GEMM (n = q_lora + kv_lora + rope);
+* routed experts are two grouped GEMMs (gate+up fused, then down) over the device's local experts, with the
+  busiest device's token counts (mean x imbalance);
+* shared experts and dense FFNs are gated FFNs (gate+up fused, down).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cost_models import comm, compute
+from cost_models.parallel import ParallelDims
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, Precision
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpCost:
+    """One kernel or collective of a layer, on the busiest device (frozen, so layer op tuples can be memoised:
+    the builders below are pure and cached on their hashable arguments)."""
+
+    name: str
+    kind: str
+    """``compute`` or ``comm``."""
+    seconds: float
+    flops: float = 0.0
+    hbm_bytes: float = 0.0
+    scale_up_bytes: float = 0.0
+    scale_out_bytes: float = 0.0
+    bound: str = ""
+    """Which roof bound it: compute, memory, overhead, scale_up, scale_out, latency."""
+    detail: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseShape:
+    """Tokens one device handles in one forward of a phase."""
+
+    phase: str
+    """``prefill`` or ``decode``."""
+    rank_tokens: float
+    """Tokens per attention rank (an attention-DP rank is ``attn_tp`` devices sharing the same tokens)."""
+    sequences_per_rank: float
+    """Sequences per attention rank in this forward."""
+    context_tokens: int
+    """Attention length: prompt length (prefill) or KV length (decode)."""
+    query_tokens_per_sequence: int = 1
+    """Decode: query tokens per sequence per step (1 + speculative tokens)."""
+
+
+def _gemm_precision(cluster: ClusterSpec, weight_precision: Precision) -> Precision:
+    return weight_precision if cluster.device.supports(weight_precision) else Precision.BF16
+
+
+def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
+    return OpCost(name=name, kind="compute", seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
+                  bound=cost.bound, detail=dict(cost.detail))
+
+
+def _collective(name: str, cost: comm.CommCost) -> OpCost:
+    return OpCost(name=name, kind="comm", seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
+                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail))
+
+
+def group_devices_per_node(cluster: ClusterSpec, group: int, stride: int = 1) -> int:
+    """Devices of a group of ``group`` consecutive-rank devices (spaced ``stride`` apart) that share a node."""
+    per_node = max(1, cluster.devices_per_node // stride)
+    return max(1, min(group, per_node))
+
+
+def _elementwise(cluster: ClusterSpec, name: str, nbytes: float) -> OpCost:
+    return _kernel(name, compute.memory_bound_cost(cluster.device, bytes=nbytes))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
+                  weight_precision: Precision, kv_precision: Precision) -> tuple[OpCost, ...]:
+    """Projections, core attention, output projection and the TP all-reduce of one layer."""
+    dev = cluster.device
+    att = model.attention
+    h = model.hidden_size
+    heads = att.num_q_heads // dims.attn_tp
+    t = max(1, math.ceil(shape.rank_tokens))
+    p = _gemm_precision(cluster, weight_precision)
+    ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
+    if att.kind is AttentionKind.MLA:
+        q_rank = att.q_lora_rank or 0
+        ops.append(_kernel("attn.qkv_a_proj", compute.gemm_cost(dev, m=t, k=h, n=q_rank + att.kv_lora_rank
+                                                               + att.qk_rope_head_dim, precision=p)))
+        q_in = q_rank if q_rank else h
+        ops.append(_kernel("attn.q_b_proj", compute.gemm_cost(dev, m=t, k=q_in, n=heads * att.qk_head_dim, precision=p)))
+        if shape.phase == "decode":
+            bf16 = Precision.BF16
+            ops.append(_kernel("attn.absorb_uk", compute.gemm_cost(dev, batch=heads, m=t, k=att.qk_nope_head_dim,
+                                                                   n=att.kv_lora_rank, precision=bf16)))
+            latent = att.kv_lora_rank + att.qk_rope_head_dim
+            ops.append(_kernel("attn.core", compute.attention_decode_cost(
+                dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
+                kv_heads=1, qk_head_dim=latent, v_head_dim=att.kv_lora_rank, context_tokens=shape.context_tokens,
+                kv_precision=kv_precision, kv_bytes_per_token=latent * kv_precision.bytes_per_element)))
+            ops.append(_kernel("attn.absorb_uv", compute.gemm_cost(dev, batch=heads, m=t, k=att.kv_lora_rank,
+                                                                   n=att.v_head_dim, precision=bf16)))
+        else:
+            ops.append(_kernel("attn.kv_b_proj", compute.gemm_cost(
+                dev, m=t, k=att.kv_lora_rank, n=heads * (att.qk_nope_head_dim + att.v_head_dim), precision=p)))
+            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, heads)))
+    else:
+        kv_heads = max(1, att.num_kv_heads // dims.attn_tp)
+        ops.append(_kernel("attn.qkv_proj", compute.gemm_cost(
+            dev, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim, precision=p)))
+        if shape.phase == "decode":
+            ops.append(_kernel("attn.core", compute.attention_decode_cost(
+                dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
+                kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
+                context_tokens=_effective_context(model, shape.context_tokens), kv_precision=kv_precision)))
+        else:
+            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads)))
+    ops.append(_elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2))
+    ops.append(_kernel("attn.o_proj", compute.gemm_cost(dev, m=t, k=heads * att.v_head_dim, n=h, precision=p)))
+    if dims.attn_tp > 1:
+        ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
+            cluster, bytes=t * h * 2, group_size=dims.attn_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
+    return tuple(ops)
+
+
+def _effective_context(model: ModelSpec, context_tokens: int) -> int:
+    """Mean attended length over layers when some layers use a sliding window (gpt-oss: half of them)."""
+    att = model.attention
+    if att.sliding_window_tokens is None or not att.sliding_window_layer_fraction:
+        return context_tokens
+    f = att.sliding_window_layer_fraction
+    return max(1, round((1 - f) * context_tokens + f * min(context_tokens, att.sliding_window_tokens)))
+
+
+def _prefill_core(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
+                  heads: int, kv_heads: int) -> compute.KernelCost:
+    att = model.attention
+    seqs = max(1, math.ceil(shape.sequences_per_rank))
+    return compute.attention_prefill_cost(cluster.device, batch=seqs, q_heads=heads, kv_heads=kv_heads,
+                                          qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
+                                          seq_tokens=_effective_context(model, shape.context_tokens), causal=True)
+
+
+def gated_ffn_ops(cluster: ClusterSpec, prefix: str, *, tokens: float, hidden: int, width: float,
+                  weight_precision: Precision) -> tuple[OpCost, ...]:
+    """Gate+up GEMM, SiLU-and-multiply, down GEMM of a gated FFN slice of ``width``."""
+    dev = cluster.device
+    t = max(1, math.ceil(tokens))
+    w = max(1, round(width))
+    p = _gemm_precision(cluster, weight_precision)
+    return (
+        _kernel(f"{prefix}.up_gate", compute.gemm_cost(dev, m=t, k=hidden, n=2 * w, precision=p)),
+        _elementwise(cluster, f"{prefix}.act", t * 3 * w * 2),
+        _kernel(f"{prefix}.down", compute.gemm_cost(dev, m=t, k=w, n=hidden, precision=p)),
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def dense_ffn_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
+                  weight_precision: Precision) -> tuple[OpCost, ...]:
+    """Dense FFN of a dense layer with ``dense_tp``: the tokens of ``dense_tp / attn_tp`` ranks are gathered."""
+    h = model.hidden_size
+    tokens = shape.rank_tokens * dims.dense_tp / dims.attn_tp
+    ops = [_elementwise(cluster, "ffn.norm", 2 * shape.rank_tokens * h * 2)]
+    ops += gated_ffn_ops(cluster, "ffn", tokens=tokens, hidden=h, width=model.dense_ffn_dim / dims.dense_tp,
+                         weight_precision=weight_precision)
+    if dims.dense_tp > 1:
+        ops.append(_collective("ffn.tp_all_reduce", comm.all_reduce(
+            cluster, bytes=math.ceil(tokens) * h * 2, group_size=dims.dense_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.dense_tp))))
+    return tuple(ops)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape, *,
+            weight_precision: Precision, dispatch_precision: Precision, imbalance: float) -> tuple[OpCost, ...]:
+    """Router, EP dispatch, routed grouped GEMMs, combine, shared expert of one MoE layer."""
+    assert model.moe is not None
+    moe = model.moe
+    dev = cluster.device
+    h = model.hidden_size
+    t = max(1, math.ceil(shape.rank_tokens))
+    p = _gemm_precision(cluster, weight_precision)
+    ops: list[OpCost] = [_elementwise(cluster, "moe.norm", 2 * t * h * 2)]
+    ops.append(_kernel("moe.router", compute.gemm_cost(dev, m=t, k=h, n=moe.num_routed_experts,
+                                                       precision=Precision.BF16)))
+    ops.append(_elementwise(cluster, "moe.topk", t * moe.num_routed_experts * 4 * 2))
+    device_tokens = shape.rank_tokens / dims.attn_tp
+    ep_per_node = group_devices_per_node(cluster, dims.moe_ep, stride=dims.moe_tp)
+    # prefill uses throughput ("normal") kernels that send one copy per node and forward over the scale-up tier;
+    # decode uses low-latency kernels that send every (token, expert) copy straight to its device (DeepEP README)
+    normal = shape.phase == "prefill"
+    if dims.moe_ep > 1:
+        ops.append(_collective("moe.dispatch", comm.ep_dispatch(
+            cluster, tokens_per_device=device_tokens, num_experts=moe.num_routed_experts, forward_in_node=normal, hidden_size=h, top_k=moe.top_k, ep_size=dims.moe_ep,
+            ep_devices_per_node=ep_per_node, bytes_per_element=dispatch_precision.bytes_per_element,
+            num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=imbalance)))
+    counts = local_expert_tokens(model, dims, device_tokens, imbalance)
+    per_group = counts[0]
+    local = len(counts)
+    width = moe.expert_ffn_dim // dims.moe_tp
+    ops.append(_kernel("moe.experts_up_gate", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=h, n=2 * width,
+                                                                        precision=p)))
+    ops.append(_elementwise(cluster, "moe.experts_act", per_group * local * 3 * width * 2))
+    ops.append(_kernel("moe.experts_down", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=width, n=h,
+                                                                     precision=p)))
+    if dims.moe_tp > 1:
+        ops.append(_collective("moe.tp_all_reduce", comm.all_reduce(
+            cluster, bytes=per_group * local * h * 2, group_size=dims.moe_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.moe_tp))))
+    if dims.moe_ep > 1:
+        ops.append(_collective("moe.combine", comm.ep_combine(
+            cluster, tokens_per_device=device_tokens, num_experts=moe.num_routed_experts, forward_in_node=normal, hidden_size=h, top_k=moe.top_k, ep_size=dims.moe_ep,
+            ep_devices_per_node=ep_per_node, bytes_per_element=Precision.BF16.bytes_per_element,
+            num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=imbalance)))
+    if moe.shared_ffn_dim:
+        ops += gated_ffn_ops(cluster, "moe.shared", tokens=t, hidden=h, width=moe.shared_ffn_dim / dims.attn_tp,
+                             weight_precision=weight_precision)
+    return tuple(ops)
+
+
+def local_expert_tokens(model: ModelSpec, dims: ParallelDims, device_tokens: float, imbalance: float) -> list[int]:
+    """Token counts of the busiest device's *active* local experts.
+
+    The busiest device receives ``imbalance`` x the mean routed copies ``C``. Spread over its ``E`` local experts,
+    the expected number of experts hit at least once is ``E * (1 - (1 - 1/E)^C)`` (each copy lands on a uniform
+    local expert); experts with no token are skipped by grouped GEMM kernels, so their weights are not read.
+    At large C every local expert is active; at batch 1 only about top_k experts are."""
+    assert model.moe is not None
+    copies = device_tokens * dims.unit_devices * model.moe.top_k / dims.moe_ep * imbalance
+    local = dims.experts_per_device(model)
+    active = max(1, min(local, round(local * (1 - (1 - 1 / local) ** copies))))
+    return [max(1, math.ceil(copies / active))] * active
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def head_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape) -> tuple[OpCost, ...]:
+    """Final norm, vocabulary-parallel LM head for the tokens being sampled, and the embedding lookup."""
+    dev = cluster.device
+    h = model.hidden_size
+    sampled = shape.rank_tokens if shape.phase == "decode" else shape.sequences_per_rank
+    s = max(1, math.ceil(sampled))
+    ops = [
+        _elementwise(cluster, "embed.lookup", 2 * math.ceil(shape.rank_tokens) * h * 2),
+        _kernel("head.lm_head", compute.gemm_cost(dev, m=s, k=h, n=model.vocab_size // dims.attn_tp,
+                                                  precision=Precision.BF16)),
+        _elementwise(cluster, "head.sample", s * model.vocab_size / dims.attn_tp * 4),
+    ]
+    if dims.attn_tp > 1:
+        ops.append(_collective("head.tp_all_gather", comm.all_gather(
+            cluster, bytes_per_rank=s * 4 * 2, group_size=dims.attn_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
+    return tuple(ops)

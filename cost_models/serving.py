@@ -1,0 +1,187 @@
+"""What a plan delivers: memory, prefill and decode step times, throughput, TTFT, TPOT, expert density.
+
+Throughput conventions follow the published deployments (README "Accuracy"): prefill throughput is input
+tokens per second per device, decode throughput is output tokens per second per device, both counted over
+every device the plan occupies (all pipeline stages).
+
+Aggregated serving (prefill and decode on the same devices, as TensorRT-LLM's max-throughput mode) is
+composed from the two: each device alternates prefilling its sequences' prompts and decoding their outputs,
+so per request cycle it spends ``B * input / prefill_rate + output * decode_step`` seconds for ``B * output``
+output tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cost_models import memory
+from cost_models.ops import PhaseShape
+from cost_models.parallel import ParallelDims
+from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
+from cost_models.step import StepCost, step_cost
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseResult:
+    """Prefill or decode outcome of a plan."""
+
+    step: StepCost
+    memory: memory.MemoryBreakdown
+    tokens_per_device_per_step: float
+    """Input tokens (prefill) or sequences (decode) one device carries per step."""
+    throughput_tok_s_per_device: float
+    latency_s: float
+    """TTFT (prefill) or TPOT (decode)."""
+    expert_tokens_per_local_expert: float
+    """Expert compute density: mean (token, expert) pairs each local expert GEMM gets per step."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingResult:
+    prefill: PhaseResult
+    decode: PhaseResult
+    aggregated_output_tok_s_per_device: float
+    aggregated_user_tok_s: float
+    decode_batch_per_device: float
+    decode_batch_limit: str
+    """What set the decode batch: ``workload`` (given), ``memory`` or ``tpot_slo``."""
+
+
+def _expert_density(model: ModelSpec, dims: ParallelDims, device_tokens: float) -> float:
+    if model.moe is None:
+        return 0.0
+    copies = memory.routed_tokens_per_device(model, dims, device_tokens)
+    return copies / dims.experts_per_device(model)
+
+
+def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> PhaseResult:
+    """One prefill forward of ``prefill_tokens_per_device`` tokens (default: one prompt per attention rank)."""
+    device_tokens = wl.prefill_tokens_per_device or wl.input_tokens / dims.attn_tp
+    rank_tokens = device_tokens * dims.attn_tp
+    seq_len = min(wl.input_tokens, rank_tokens)
+    shape = PhaseShape(phase="prefill", rank_tokens=rank_tokens, sequences_per_rank=rank_tokens / seq_len,
+                       context_tokens=int(seq_len))
+    step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
+                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
+    mem = memory.memory_breakdown(
+        model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
+        kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
+        dispatch_precision=wl.dispatch_precision, sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
+        context_tokens=int(seq_len), tokens_per_device=device_tokens)
+    chunks = math.ceil(wl.input_tokens / rank_tokens)
+    return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=device_tokens,
+                       throughput_tok_s_per_device=device_tokens / step.step_s / dims.pp,
+                       latency_s=chunks * step.latency_s,
+                       expert_tokens_per_local_expert=_expert_density(model, dims, device_tokens))
+
+
+def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+               seqs_per_device: float) -> PhaseResult:
+    q = 1 + wl.mtp_tokens
+    accepted = 1 + wl.mtp_tokens * wl.mtp_acceptance
+    ctx = decode_context(wl)
+    rank_seqs = seqs_per_device * dims.attn_tp
+    shape = PhaseShape(phase="decode", rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
+                       context_tokens=ctx, query_tokens_per_sequence=q)
+    step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
+                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
+    mem = memory.memory_breakdown(
+        model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
+        kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
+        dispatch_precision=wl.dispatch_precision, sequences_per_device=seqs_per_device,
+        context_tokens=wl.input_tokens + wl.output_tokens, tokens_per_device=seqs_per_device * q)
+    return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=seqs_per_device,
+                       throughput_tok_s_per_device=seqs_per_device * accepted / step.step_s / dims.pp,
+                       latency_s=step.latency_s / accepted,
+                       expert_tokens_per_local_expert=_expert_density(model, dims, seqs_per_device * q))
+
+
+def decode_context(wl: ServingWorkload) -> int:
+    return wl.decode_context_tokens or wl.input_tokens + wl.output_tokens // 2
+
+
+def max_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> float:
+    """Most sequences per device whose full-length KV (input + output) fits in memory."""
+    return memory.max_sequences_per_device(
+        model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
+        kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
+        dispatch_precision=wl.dispatch_precision, context_tokens=wl.input_tokens + wl.output_tokens,
+        tokens_per_sequence_step=1 + wl.mtp_tokens)
+
+
+def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
+                        wl: ServingWorkload) -> tuple[float, str]:
+    """Decode sequences per device: as given, else the largest that fits memory and meets the TPOT SLO.
+
+    The batch is an integer number of sequences per attention rank (``attn_tp`` devices)."""
+    if wl.decode_batch_per_device is not None:
+        return wl.decode_batch_per_device, "workload"
+    if wl.concurrency is not None:
+        return wl.concurrency / dims.world_devices * dims.pp, "workload"
+    cap_rank = math.floor(max_decode_batch(model, cluster, dims, wl) * dims.attn_tp)
+    if cap_rank < 1:
+        return 0.0, "memory"
+    if wl.tpot_slo_s is None or _decode_at(model, cluster, dims, wl, cap_rank / dims.attn_tp).latency_s <= wl.tpot_slo_s:
+        return cap_rank / dims.attn_tp, "memory"
+    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank), "tpot_slo"
+
+
+def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+                               cap_rank: int) -> float:
+    """Largest integer rank batch in [1, cap_rank) whose TPOT meets the SLO (TPOT grows with the batch).
+
+    Bracketing secant search: TPOT is close to affine in the batch (weights are read once per step, KV and
+    activations grow linearly), so interpolating between a feasible and an infeasible batch lands within a few
+    sequences of the answer; each probe keeps the bracket, so the result is exact on the integers."""
+    slo = wl.tpot_slo_s
+    assert slo is not None
+
+    def tpot(b: int) -> float:
+        return _decode_at(model, cluster, dims, wl, b / dims.attn_tp).latency_s
+
+    lo, hi = 1, cap_rank
+    t_lo, t_hi = tpot(lo), tpot(hi)
+    if t_lo > slo:
+        return 1 / dims.attn_tp
+    while hi - lo > 1:
+        frac = (slo - t_lo) / (t_hi - t_lo) if t_hi > t_lo else 0.5
+        mid = min(hi - 1, max(lo + 1, lo + round(frac * (hi - lo))))
+        t_mid = tpot(mid)
+        if t_mid <= slo:
+            lo, t_lo = mid, t_mid
+            # probe just above: settles the bracket when the interpolation landed close
+            if lo + 1 < hi and tpot(lo + 1) > slo:
+                return lo / dims.attn_tp
+        else:
+            hi, t_hi = mid, t_mid
+    return lo / dims.attn_tp
+
+
+def aggregated_prefill_stall(dims: ParallelDims, wl: ServingWorkload) -> float:
+    """How many devices' worth of prefill time each device waits through in aggregated serving.
+
+    Attention-DP ranks of one unit meet at every MoE all-to-all, so the layer time of an iteration is that of
+    its slowest rank: when one rank runs a prompt while the others decode, all ``attn_dp`` ranks wait for it.
+    New requests reach the ranks at independent times (each rank admits ``B / output`` requests per decode
+    step, well under one), so prefills rarely coincide and every rank sits through every other rank's prefill:
+    the stall factor is ``attn_dp`` (TensorRT-LLM's "attention DP balance" option exists to align these context
+    phases; ``workload.aligned_prefill: true`` models an engine that does, factor 1)."""
+    if wl.aligned_prefill or dims.moe_ep == 1:
+        return 1.0
+    return float(dims.attn_dp)
+
+
+def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> ServingResult:
+    """Prefill, decode and aggregated serving figures of ``dims`` for ``wl``."""
+    pre = prefill(model, cluster, dims, wl)
+    batch, why = choose_decode_batch(model, cluster, dims, wl)
+    dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp))
+    b = dec.tokens_per_device_per_step
+    accepted_steps = wl.output_tokens / (1 + wl.mtp_tokens * wl.mtp_acceptance)
+    prefill_s = b * wl.input_tokens / pre.throughput_tok_s_per_device
+    cycle_s = prefill_s * aggregated_prefill_stall(dims, wl) + accepted_steps * dec.step.step_s * dims.pp
+    return ServingResult(prefill=pre, decode=dec,
+                         aggregated_output_tok_s_per_device=b * wl.output_tokens / cycle_s,
+                         aggregated_user_tok_s=wl.output_tokens / cycle_s,
+                         decode_batch_per_device=batch, decode_batch_limit=why)

@@ -1,0 +1,237 @@
+"""Typed, frozen specs that every cost model takes: device, link, cluster, model, workload.
+
+All quantities are SI base units and say so in their names (``hbm_bytes``, ``hbm_bytes_per_s``,
+``peak_flop_per_s``, ``latency_s``).  Parsing of human units ("80 GiB", "400 Gb/s") happens once, at
+the YAML edge (``planner/scenario.py``); formatting happens at the report edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Precision(enum.Enum):
+    """Numeric format of weights, activations or KV cache; carries its storage size."""
+
+    BF16 = ("bf16", 2.0)
+    FP8 = ("fp8", 1.0)
+    INT8 = ("int8", 1.0)
+    FP4 = ("fp4", 0.5)
+
+    def __init__(self, label: str, bytes_per_element: float) -> None:
+        self.label = label
+        self.bytes_per_element = bytes_per_element
+
+    @classmethod
+    def from_label(cls, label: str) -> Precision:
+        for p in cls:
+            if p.label == label:
+                return p
+        raise ValueError(label)
+
+
+class Confidence(enum.Enum):
+    """How much a catalog number can be trusted (STYLE.md rule 8)."""
+
+    DATASHEET = "datasheet"
+    MEASURED = "measured"
+    DERIVED = "derived"
+    ESTIMATED = "estimated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkSpec:
+    """One network tier as seen from one device."""
+
+    bytes_per_s: float
+    """Line rate per device per direction (uni-directional), bytes/s."""
+    latency_s: float
+    """Fixed start-up latency of one transfer or collective step on this tier, seconds."""
+    achievable_fraction: float = 0.8
+    """Fraction of the line rate that collectives reach at large message sizes (measured where known)."""
+
+    @property
+    def effective_bytes_per_s(self) -> float:
+        return self.bytes_per_s * self.achievable_fraction
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSpec:
+    """One accelerator (GPU, NPU die) with the numbers the cost models need."""
+
+    id: str
+    """Lower-case catalog id, e.g. ``h200_sxm``."""
+    name: str
+    """Human name."""
+    vendor: str
+    """``nvidia``, ``amd`` or ``huawei``."""
+    peak_flop_per_s: Mapping[Precision, float]
+    """Dense (no 2:4 sparsity) matrix peak per precision, FLOP/s; a missing key means no hardware support."""
+    hbm_bytes: float
+    """Device memory capacity, bytes."""
+    hbm_bytes_per_s: float
+    """Device memory datasheet bandwidth, bytes/s."""
+    compute_units: int
+    """Streaming multiprocessors / compute units / AI cores: the unit of wave quantization."""
+    l2_bytes: float
+    """Last-level on-chip cache, bytes."""
+    scale_up: LinkSpec
+    """Tier inside a node or supernode (NVLink, HCCS/UB, Infinity Fabric)."""
+    scale_out: LinkSpec
+    """Tier between nodes (InfiniBand / RoCE NIC per device)."""
+    devices_per_node: int
+    """Devices sharing one scale-up domain by default (8 for HGX, 72 for NVL72, 768 dies for CloudMatrix384)."""
+    vector_flop_per_s: float = 0.0
+    """Non-matrix (CUDA core / vector unit) FP32 FLOP/s, for softmax, norms, routers; 0 = unknown (use 1/16 of bf16)."""
+
+    def __hash__(self) -> int:
+        # the peaks mapping is not hashable itself; hash its sorted items so specs can key memo caches
+        return hash((self.id, tuple(sorted((p.label, v) for p, v in self.peak_flop_per_s.items())), self.hbm_bytes,
+                     self.hbm_bytes_per_s, self.compute_units, self.l2_bytes, self.scale_up, self.scale_out,
+                     self.devices_per_node, self.vector_flop_per_s))
+
+    def peak_for(self, precision: Precision) -> float:
+        """Peak FLOP/s for ``precision``; falls back to the widest supported format slower than it.
+
+        A device without FP8 units runs FP8 weights by up-casting to BF16 (A100, Ascend 910B/C); INT8 on
+        devices that lack it likewise runs at BF16 rate.
+        """
+        if precision in self.peak_flop_per_s:
+            return self.peak_flop_per_s[precision]
+        return self.peak_flop_per_s[Precision.BF16]
+
+    def supports(self, precision: Precision) -> bool:
+        return precision in self.peak_flop_per_s
+
+
+class AttentionKind(enum.Enum):
+    """Attention family; decides KV size and decode arithmetic."""
+
+    MHA = "mha"
+    GQA = "gqa"
+    MLA = "mla"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec:
+    """Shape of one attention block."""
+
+    kind: AttentionKind
+    num_q_heads: int
+    """Query heads."""
+    num_kv_heads: int
+    """KV heads (GQA/MHA). Nominal only for MLA."""
+    qk_head_dim: int
+    """Per-head query/key width (MLA: nope + rope)."""
+    v_head_dim: int
+    """Per-head value width."""
+    q_lora_rank: int | None = None
+    """MLA query compression rank; None = plain q projection."""
+    kv_lora_rank: int = 0
+    """MLA latent KV rank (the cached latent width without the rope part)."""
+    qk_rope_head_dim: int = 0
+    """MLA decoupled rope key width, shared by all heads and cached."""
+    sliding_window_tokens: int | None = None
+    """Window of sliding-window layers; None = full attention everywhere."""
+    sliding_window_layer_fraction: float = 0.0
+    """Fraction of layers that use the sliding window (gpt-oss alternates: 0.5)."""
+
+    @property
+    def qk_nope_head_dim(self) -> int:
+        return self.qk_head_dim - self.qk_rope_head_dim
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoESpec:
+    """Routed + shared experts of one MoE layer."""
+
+    num_routed_experts: int
+    top_k: int
+    expert_ffn_dim: int
+    """Intermediate width of one routed expert (gated: 3 matrices hidden x ffn)."""
+    num_shared_experts: int = 0
+    shared_ffn_dim: int = 0
+    """Total intermediate width of the shared expert(s) fused into one FFN (0 = none)."""
+    num_groups: int = 1
+    """Expert groups for node/group-limited routing (DeepSeek-V3: 8)."""
+    topk_groups: int = 1
+    """Groups a token may route to (DeepSeek-V3: 4). Equal to num_groups = unlimited."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A decoder-only transformer, MoE or dense."""
+
+    id: str
+    name: str
+    hidden_size: int
+    num_layers: int
+    """Decoder layers used in serving (MTP heads excluded)."""
+    num_dense_layers: int
+    """Layers with a dense FFN instead of MoE (all layers for a dense model)."""
+    dense_ffn_dim: int
+    """Intermediate width of the dense FFN (gated)."""
+    vocab_size: int
+    attention: AttentionSpec
+    moe: MoESpec | None
+    native_precision: Precision
+    """Precision the released weights ship in."""
+    max_context_tokens: int
+    tie_embeddings: bool = False
+    num_mtp_layers: int = 0
+    """Multi-token-prediction layers present in the checkpoint (not used unless speculative decoding is on)."""
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.num_dense_layers if self.moe else 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSpec:
+    """The devices a plan may use and the two network tiers between them."""
+
+    device: DeviceSpec
+    num_nodes: int
+    devices_per_node: int
+    scale_up: LinkSpec
+    scale_out: LinkSpec
+
+    @property
+    def num_devices(self) -> int:
+        return self.num_nodes * self.devices_per_node
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingWorkload:
+    """What the deployment must serve and how fast."""
+
+    input_tokens: int
+    output_tokens: int
+    concurrency: int | None = None
+    """Sequences in flight in the whole deployment; None = as many as memory allows."""
+    ttft_slo_s: float | None = None
+    tpot_slo_s: float | None = None
+    weight_precision: Precision = Precision.BF16
+    kv_precision: Precision = Precision.BF16
+    activation_precision: Precision = Precision.BF16
+    """Precision of GEMM activations (FP8 when FP8 GEMMs run; BF16 otherwise)."""
+    dispatch_precision: Precision = Precision.BF16
+    """Precision of the EP dispatch payload (DeepSeek sends FP8)."""
+    prefill_tokens_per_device: int | None = None
+    """Tokens one device prefills per forward (chunk size); None = one prompt per attention-DP rank."""
+    decode_context_tokens: int | None = None
+    """Mean KV length a decode step attends over; None = input + output / 2."""
+    decode_batch_per_device: float | None = None
+    """Sequences per device in a decode step; None = largest that memory and the TPOT SLO allow."""
+    request_rate_per_s: float | None = None
+    """Requests per second the deployment must sustain (``plan --objective devices``)."""
+    aligned_prefill: bool = False
+    """Aggregated serving: the engine aligns prompt (context) phases across attention-DP ranks."""
+    mtp_tokens: int = 0
+    """Speculative tokens per step from multi-token prediction (0 = off)."""
+    mtp_acceptance: float = 0.0
+    """Probability a speculative token is accepted."""
+    expert_imbalance: float = 1.0
+    """Max/mean tokens per device of the routed experts (1.0 = perfect balance)."""

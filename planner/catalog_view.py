@@ -1,0 +1,80 @@
+"""`moeplan catalog devices|models`: what is bundled, with every number's source and confidence."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cost_models import params
+from cost_models.specs import Precision
+from planner.catalog import devices, models
+from planner.catalog.sourced import Sourced
+from planner.units import fmt_bytes
+
+
+def _src(s: Sourced) -> dict[str, Any]:
+    return {"value": s.value, "source": s.source, "confidence": s.confidence.value, "note": s.note}
+
+
+def devices_document() -> dict[str, Any]:
+    items = []
+    for i in devices.device_ids():
+        entry = devices.device_entry(i)
+        items.append({"id": i, "name": entry.name, "vendor": entry.vendor,
+                      "default_nodes_devices": list(entry.default_nodes_devices), "notes": entry.notes,
+                      "sources": {k: _src(v) for k, v in sorted(entry.sources.items())}})
+    return {"schema": "moeplan.catalog.devices/1", "items": items}
+
+
+def models_document() -> dict[str, Any]:
+    items = []
+    for i in models.model_ids():
+        m = models.get_model(i)
+        items.append({"id": i, "name": m.name, "total_parameters": params.total_parameters(m),
+                      "active_parameters": params.active_parameters(m), "layers": m.num_layers,
+                      "moe_layers": m.num_moe_layers, "hidden_size": m.hidden_size,
+                      "attention": m.attention.kind.value,
+                      "routed_experts": m.moe.num_routed_experts if m.moe else 0,
+                      "top_k": m.moe.top_k if m.moe else 0, "native_precision": m.native_precision.label,
+                      "sources": {k: _src(v) for k, v in sorted(models.model_sources(i).items())}})
+    return {"schema": "moeplan.catalog.models/1", "items": items}
+
+
+def show_devices(console: Console, as_json: bool) -> None:
+    doc = devices_document()
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    t = Table(title="Devices (dense peaks; every number's source: --json)")
+    for col in ("id", "name", "BF16 TFLOP/s", "FP8", "INT8", "HBM", "HBM TB/s", "scale-up GB/s", "scale-out GB/s",
+                "per node", "estimated fields"):
+        t.add_column(col, justify="left" if col in ("id", "name") else "right")
+    for item in doc["items"]:
+        spec = devices.get_device(item["id"])
+        peak = spec.peak_flop_per_s
+        est = sum(1 for s in item["sources"].values() if s["confidence"] == "estimated")
+        t.add_row(item["id"], item["name"], f"{peak[Precision.BF16] / 1e12:.0f}",
+                  f"{peak[Precision.FP8] / 1e12:.0f}" if Precision.FP8 in peak else "-",
+                  f"{peak[Precision.INT8] / 1e12:.0f}" if Precision.INT8 in peak else "-",
+                  fmt_bytes(spec.hbm_bytes), f"{spec.hbm_bytes_per_s / 1e12:.2f}",
+                  f"{spec.scale_up.bytes_per_s / 1e9:.0f}", f"{spec.scale_out.bytes_per_s / 1e9:.1f}",
+                  str(spec.devices_per_node), f"{est}/{len(item['sources'])}")
+    console.print(t)
+
+
+def show_models(console: Console, as_json: bool) -> None:
+    doc = models_document()
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    t = Table(title="Models (from bundled Hugging Face config.json files)")
+    for col in ("id", "name", "total", "active", "layers", "MoE layers", "attention", "experts", "top-k", "native"):
+        t.add_column(col, justify="left" if col in ("id", "name", "attention", "native") else "right")
+    for m in doc["items"]:
+        t.add_row(m["id"], m["name"], f"{m['total_parameters'] / 1e9:.1f}B", f"{m['active_parameters'] / 1e9:.1f}B",
+                  str(m["layers"]), str(m["moe_layers"]), m["attention"], str(m["routed_experts"]), str(m["top_k"]),
+                  m["native_precision"])
+    console.print(t)

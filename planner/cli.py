@@ -1,0 +1,250 @@
+"""The ``moeplan`` command line (click lives only here).
+
+Exit codes: 0 ok; 1 the input is valid but no plan fits (memory, SLO), with the failing constraint and by how
+much; 2 bad input (unknown name, bad unit, impossible degrees), naming the key path, the value and what is
+accepted. Results go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from cost_models import compute
+from cost_models.parallel import check_dims
+from cost_models.serving import evaluate as evaluate_plan
+from cost_models.specs import Precision
+from planner import __version__, report
+from planner.catalog import devices, models
+from planner.catalog.errors import UnknownName
+from planner.cpsat.deployment import OBJECTIVES
+from planner.scenario import Scenario, ScenarioError, load_scenario, parse_plan
+from planner.units import fmt_bytes
+
+EXIT_INFEASIBLE = 1
+EXIT_BAD_INPUT = 2
+
+_out = Console(soft_wrap=False, width=160)
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _abort(code: int, message: str) -> NoReturn:
+    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="moeplan")
+def main() -> None:
+    """Plan Mixture-of-Experts LLM deployments on GPU and NPU clusters."""
+
+
+def _load(path: str) -> Scenario:
+    try:
+        return load_scenario(path)
+    except ScenarioError as e:
+        _abort(EXIT_BAD_INPUT, str(e))
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help="Degrees, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32'; "
+              "unnamed degrees are 1. Default: the scenario's plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/1).")
+@click.option("-v", "--verbose", is_flag=True, help="Show every op of the prefill and decode steps.")
+def evaluate(scenario: str, plan_text: str | None, as_json: bool, verbose: bool) -> None:
+    """Predict memory, step time, throughput and latency of one plan for SCENARIO."""
+    sc = _load(scenario)
+    try:
+        dims = parse_plan(plan_text) if plan_text else sc.plan
+    except ScenarioError as e:
+        _abort(EXIT_BAD_INPUT, str(e))
+    if dims is None:
+        _abort(EXIT_BAD_INPUT, "--plan: missing; accepted: a plan string such as 'attn_dp=16,moe_ep=16', "
+               "or a 'plan:' key in the scenario")
+    problems = check_dims(dims, sc.model, sc.cluster.num_devices)
+    if problems:
+        _abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
+    result = evaluate_plan(sc.model, sc.cluster, dims, sc.workload)
+    over = [(ph, p.memory) for ph, p in (("prefill", result.prefill), ("decode", result.decode))
+            if p.memory.free_bytes < 0]
+    if over:
+        ph, m = over[0]
+        _abort(EXIT_INFEASIBLE, f"memory: the {ph} phase needs {fmt_bytes(m.used_bytes)} per device but "
+               f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
+               f"weights alone {fmt_bytes(m.weight_bytes)}). Raise moe_ep / attn_tp, use more devices, a lower "
+               f"weight precision, or a smaller batch / shorter context.")
+    if as_json:
+        _emit_json(report.evaluate_document(sc, dims, result))
+    else:
+        report.render_evaluate(_out, sc, dims, result, verbose=verbose)
+
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek_v3_h200_16.yaml"
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False), required=False)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="throughput", show_default=True)
+@click.option("--top", "top_k", type=click.IntRange(1, 50), default=5, show_default=True)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="CP-SAT time limit per solve, seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/1).")
+@click.option("--export", "export", type=click.Path(dir_okay=False), help="Write the document: .json, .yaml or .md.")
+@click.option("-v", "--verbose", is_flag=True)
+def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
+         export: str | None, verbose: bool) -> None:
+    """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
+    from planner import plan_report
+    from planner.plan import NoFeasiblePlan, run_plan
+    sc = _load(scenario or str(DEFAULT_SCENARIO))
+    if objective == "devices" and sc.workload.request_rate_per_s is None:
+        _abort(EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
+               "required by --objective devices")
+    export_fmt = None
+    if export:
+        export_fmt = Path(export).suffix.lower()
+        if export_fmt not in (".json", ".yaml", ".yml", ".md"):
+            _abort(EXIT_BAD_INPUT, f"--export: got {export!r}; accepted: a file ending in .json, .yaml or .md")
+    try:
+        if as_json:
+            res = run_plan(sc, objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed)
+        else:
+            from rich.progress import Progress
+            with Progress(console=_err, transient=True) as prog:
+                task = prog.add_task("costing layouts", total=None)
+                res = run_plan(sc, objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed,
+                               progress=lambda i, n: prog.update(task, completed=i, total=n))
+    except NoFeasiblePlan as e:
+        _abort(EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it feasible: "
+               + "; ".join(e.fixes))
+    doc = plan_report.plan_document(res)
+    if export:
+        _write_export(Path(export), export_fmt or ".json", doc, plan_report.to_markdown)
+    if as_json:
+        _emit_json(doc)
+    else:
+        plan_report.render_plan(_out, res, verbose=verbose)
+
+
+def _write_export(path: Path, fmt: str, doc: dict[str, Any], to_markdown: Any) -> None:
+    """Write atomically: a temporary file renamed into place, so a failure leaves nothing half-written."""
+    from planner.scenario import dump_yaml
+    text = (json.dumps(doc, indent=2, default=str) + "\n" if fmt == ".json" else
+            dump_yaml(doc) if fmt in (".yaml", ".yml") else to_markdown(doc))
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        _abort(EXIT_BAD_INPUT, f"--export: got {str(path)!r}; accepted: a writable path ({e.strerror})")
+
+
+@main.group()
+def cost() -> None:
+    """Predicted time of one kernel on one device."""
+
+
+def _device_or_abort(device_id: str):  # noqa: ANN202
+    try:
+        return devices.get_device(device_id)
+    except UnknownName as e:
+        _abort(EXIT_BAD_INPUT, f"--device: got {device_id!r}; accepted: a catalog id; closest: "
+               f"{', '.join(e.suggestions) or '-'} (all: moeplan catalog devices)")
+
+
+def _kernel_doc(kind: str, device_id: str, args: dict[str, Any], c: compute.KernelCost) -> dict[str, Any]:
+    return {"schema": "moeplan.cost/1", "kernel": kind, "device": device_id, "args": args, "seconds": c.seconds,
+            "flops": c.flops, "bytes": c.bytes, "bound": c.bound,
+            "achieved_flop_per_s": c.flops / c.seconds, "achieved_bytes_per_s": c.bytes / c.seconds,
+            "detail": dict(c.detail)}
+
+
+def _print_kernel(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _emit_json(doc)
+        return
+    _out.print(f"{doc['kernel']} on {doc['device']}: {doc['seconds'] * 1e6:.2f} us, bound by {doc['bound']}; "
+               f"{doc['achieved_flop_per_s'] / 1e12:.1f} TFLOP/s, {doc['achieved_bytes_per_s'] / 1e9:.0f} GB/s")
+
+
+_DTYPES = click.Choice(["bf16", "fp8", "int8", "fp4"])
+
+
+@cost.command("gemm")
+@click.option("--device", "device_id", required=True)
+@click.option("--m", type=click.IntRange(min=1), required=True)
+@click.option("--k", type=click.IntRange(min=1), required=True)
+@click.option("--n", type=click.IntRange(min=1), required=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Independent GEMMs of this shape (experts).")
+@click.option("--dtype", type=_DTYPES, default="bf16", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def cost_gemm(device_id: str, m: int, k: int, n: int, batch: int, dtype: str, as_json: bool) -> None:
+    """[batch, M, K] x [batch, K, N] GEMM."""
+    dev = _device_or_abort(device_id)
+    c = compute.gemm_cost(dev, m=m, k=k, n=n, batch=batch, precision=Precision.from_label(dtype))
+    _print_kernel(_kernel_doc("gemm", device_id, {"m": m, "k": k, "n": n, "batch": batch, "dtype": dtype}, c), as_json)
+
+
+@cost.command("attention")
+@click.option("--device", "device_id", required=True)
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True)
+@click.option("--batch", type=click.IntRange(min=1), required=True)
+@click.option("--q-heads", type=click.IntRange(min=1), required=True)
+@click.option("--kv-heads", type=click.IntRange(min=1), required=True)
+@click.option("--head-dim", type=click.IntRange(min=1), required=True)
+@click.option("--context", type=click.IntRange(min=1), required=True, help="Prompt length (prefill) or KV length.")
+@click.option("--dtype", type=_DTYPES, default="bf16", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def cost_attention(device_id: str, phase: str, batch: int, q_heads: int, kv_heads: int, head_dim: int, context: int,
+                   dtype: str, as_json: bool) -> None:
+    """Causal prefill or one-token decode attention."""
+    dev = _device_or_abort(device_id)
+    if q_heads % kv_heads:
+        _abort(EXIT_BAD_INPUT, f"--kv-heads: got {kv_heads}; accepted: a divisor of --q-heads {q_heads}")
+    p = Precision.from_label(dtype)
+    if phase == "prefill":
+        c = compute.attention_prefill_cost(dev, batch=batch, q_heads=q_heads, kv_heads=kv_heads, qk_head_dim=head_dim,
+                                           v_head_dim=head_dim, seq_tokens=context, causal=True, precision=p)
+    else:
+        c = compute.attention_decode_cost(dev, batch=batch, q_heads=q_heads, kv_heads=kv_heads, qk_head_dim=head_dim,
+                                          v_head_dim=head_dim, context_tokens=context, kv_precision=p)
+    args = {"phase": phase, "batch": batch, "q_heads": q_heads, "kv_heads": kv_heads, "head_dim": head_dim,
+            "context": context, "dtype": dtype}
+    _print_kernel(_kernel_doc("attention", device_id, args, c), as_json)
+
+
+@main.group()
+def catalog() -> None:
+    """What is bundled, with sources."""
+
+
+@catalog.command("devices")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_devices(as_json: bool) -> None:
+    """Devices and every number's source and confidence."""
+    from planner import catalog_view
+    catalog_view.show_devices(_out, as_json)
+
+
+@catalog.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_models(as_json: bool) -> None:
+    """Models with their shapes and parameter counts."""
+    from planner import catalog_view
+    catalog_view.show_models(_out, as_json)
+
+
+__all__ = ["main", "models"]

@@ -1,0 +1,127 @@
+"""`moeplan plan`: search every layout, let CP-SAT split the cluster into pools, re-cost and rank the result."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from planner import validate
+from planner.cpsat.deployment import Deployment, DeploymentInstance, SolveStats, solve_top_k
+from planner.scenario import Scenario
+from planner.search import Candidate, pareto_front, search_space
+
+PLAN_SCHEMA = "moeplan.plan/1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    scenario: Scenario
+    objective: str
+    deployments: list[Deployment]
+    recosts: list[validate.Recost]
+    stats: list[SolveStats]
+    rejected: Counter[str]
+    layouts_considered: int
+    candidates: list[Candidate]
+    pareto: list[Candidate]
+    ranking_preserved: bool
+    instance: DeploymentInstance
+
+
+class NoFeasiblePlan(Exception):
+    """Valid input, but no layout meets the constraints; carries what failed and what would fix it."""
+
+    def __init__(self, constraint: str, detail: str, fixes: list[str]) -> None:
+        self.constraint, self.detail, self.fixes = constraint, detail, fixes
+        super().__init__(f"{constraint}: {detail}")
+
+
+def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, time_limit_s: float = 10.0,
+             seed: int = 0, progress: Callable[[int, int], None] | None = None) -> PlanResult:
+    space = search_space(sc.model, sc.cluster, sc.workload, progress=progress)
+    wl = sc.workload
+    required = None
+    if objective == "devices":
+        if wl.request_rate_per_s is None:
+            raise ValueError("workload.request_rate")
+        required = wl.request_rate_per_s * wl.output_tokens
+    inst = DeploymentInstance(candidates=tuple(prune_dominated(space.candidates, top_k)),
+                              devices=sc.cluster.num_devices,
+                              input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
+                              required_output_tok_s=required)
+    found, stats = solve_top_k(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
+    if not found:
+        raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
+    recosts = [validate.recost(d, inst) for d in found]
+    return PlanResult(scenario=sc, objective=objective, deployments=found, recosts=recosts, stats=stats,
+                      rejected=space.rejected, layouts_considered=space.layouts_considered,
+                      candidates=space.candidates, pareto=pareto_front(space.candidates),
+                      ranking_preserved=validate.ranking_preserved(found, inst), instance=inst)
+
+
+def prune_dominated(cands: list[Candidate], k: int) -> list[Candidate]:
+    """Keep, per role and device count, the K layouts with the highest rate and the K with the lowest TPOT.
+
+    Exact for the top-K objective values: a deployment's value only grows with its layouts' per-device rates
+    at a fixed device count, so a layout outside the K best of its (role, devices) group is matched or beaten by
+    K others in every combination it could join (tests/test_plan.py checks against the unpruned space)."""
+    keep: dict[int, Candidate] = {}
+    roles = (("prefill_ok", "prefill_tok_s_per_device"), ("decode_ok", "decode_tok_s_per_device"),
+             ("aggregated_ok", "aggregated_tok_s_per_device"))
+    for ok, rate in roles:
+        groups: dict[int, list[Candidate]] = {}
+        for c in cands:
+            if getattr(c, ok):
+                groups.setdefault(c.devices, []).append(c)
+        for group in groups.values():
+            for c in sorted(group, key=lambda c: -getattr(c, rate))[:k]:
+                keep[id(c)] = c
+            for c in sorted(group, key=lambda c: c.tpot_s)[:k]:
+                keep[id(c)] = c
+    return [c for c in cands if id(c) in keep]
+
+
+def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[str], objective: str,
+                        required: float | None) -> NoFeasiblePlan:
+    """Name the binding constraint and the smallest change that would lift it."""
+    wl, cl = sc.workload, sc.cluster
+    fits = [c for c in cands if c.result.decode.memory.free_bytes >= 0 and c.decode_batch_per_device > 0]
+    if not fits:
+        best = min(cands, key=lambda c: c.result.decode.memory.static_bytes + c.result.decode.memory.kv_cache_bytes,
+                   default=None)
+        if best is None:
+            return NoFeasiblePlan("divisibility", "no parallel layout divides the model over "
+                                  f"{cl.num_devices} devices", ["use a device count that divides the experts/heads"])
+        m = best.result.decode.memory
+        need = m.static_bytes + m.activation_bytes
+        per_dev_short = need - m.capacity_bytes
+        total_weights = m.weight_bytes * best.devices
+        more = max(cl.num_devices + 1, int(-(-total_weights // max(1.0, m.capacity_bytes - m.runtime_reserve_bytes
+                                                                    - m.activation_bytes - m.comm_buffer_bytes))))
+        fixes = [f"more devices: about {more} {cl.device.id} (weights need {total_weights / 2**30:,.0f} GiB in all)"]
+        if wl.weight_precision.bytes_per_element > 1:
+            fixes.append("lower weight precision: fp8 or int8 halves the weight bytes")
+        fixes.append(f"shorter context than {wl.input_tokens + wl.output_tokens} tokens, or fewer sequences")
+        detail = (f"even the leanest layout ({best.dims.label()}) needs {need / 2**30:.1f} GiB per device before any "
+                  f"KV cache, {max(0.0, per_dev_short) / 2**30:.1f} GiB over the {m.capacity_bytes / 2**30:.0f} GiB "
+                  "capacity" if per_dev_short > 0 else
+                  f"no layout leaves room for one sequence's KV cache ({best.dims.label()})")
+        return NoFeasiblePlan("memory", detail, fixes)
+    if wl.ttft_slo_s is not None and not any(c.prefill_ok for c in fits):
+        best = min(fits, key=lambda c: c.ttft_s)
+        return NoFeasiblePlan("ttft", f"the fastest prefill layout ({best.dims.label()}) gives TTFT "
+                              f"{best.ttft_s * 1e3:.0f} ms > SLO {wl.ttft_slo_s * 1e3:.0f} ms",
+                              [f"loosen the TTFT SLO to >= {best.ttft_s * 1.05 * 1e3:.0f} ms",
+                               "shorter prompts or smaller prefill chunks", "more devices per prefill instance"])
+    if wl.tpot_slo_s is not None and not any(c.decode_ok for c in fits):
+        best = min(fits, key=lambda c: c.tpot_s)
+        return NoFeasiblePlan("tpot", f"the fastest decode layout ({best.dims.label()}) at one sequence per rank gives "
+                              f"TPOT {best.tpot_s * 1e3:.1f} ms > SLO {wl.tpot_slo_s * 1e3:.1f} ms",
+                              [f"loosen the TPOT SLO to >= {best.tpot_s * 1.05 * 1e3:.1f} ms",
+                               "a faster device or lower weight precision", "shorter context"])
+    if objective == "devices" and required is not None:
+        return NoFeasiblePlan("request_rate", f"the whole cluster cannot deliver {required:,.0f} output tok/s",
+                              ["more devices", "a lower workload.request_rate"])
+    return NoFeasiblePlan("pools", "no prefill/decode split of the cluster meets every constraint",
+                          ["more devices", "looser SLOs"])

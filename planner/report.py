@@ -1,0 +1,148 @@
+"""Rendering: rich tables for humans (stdout) and versioned JSON documents for machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cost_models.parallel import ParallelDims
+from cost_models.serving import PhaseResult, ServingResult
+from cost_models.step import StepCost
+from planner.scenario import Scenario
+from planner.units import fmt_bytes, fmt_seconds
+
+EVALUATE_SCHEMA = "moeplan.evaluate/1"
+"""Version of the ``evaluate --json`` document; bump on any incompatible change (README "JSON output")."""
+
+_MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
+                "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "kv_cache_bytes",
+                "activation_bytes", "comm_buffer_bytes", "runtime_reserve_bytes")
+
+
+def _step_doc(step: StepCost) -> dict[str, Any]:
+    layers = []
+    for layer in step.layers:
+        layers.append({
+            "kind": layer.kind, "count": layer.count, "layer_s": layer.layer_s, "compute_s": layer.compute_s,
+            "comm_s": layer.comm_s, "exposed_comm_s": layer.exposed_comm_s,
+            "overlapped_comm_s": layer.overlapped_comm_s, "overlap_overhead_s": layer.overlap_overhead_s,
+            "ops": [{"name": o.name, "kind": o.kind, "seconds": o.seconds, "flops": o.flops,
+                     "hbm_bytes": o.hbm_bytes, "scale_up_bytes": o.scale_up_bytes,
+                     "scale_out_bytes": o.scale_out_bytes, "bound": o.bound} for o in layer.ops],
+        })
+    return {"step_s": step.step_s, "latency_s": step.latency_s, "rank_tokens": step.rank_tokens,
+            "overlap": step.overlap, "by_resource_s": dict(sorted(step.by_resource.items())), "layers": layers}
+
+
+def _phase_doc(p: PhaseResult, phase: str) -> dict[str, Any]:
+    return {
+        "tokens_per_device_per_step" if phase == "prefill" else "sequences_per_device": p.tokens_per_device_per_step,
+        "throughput_tok_s_per_device": p.throughput_tok_s_per_device,
+        "ttft_s" if phase == "prefill" else "tpot_s": p.latency_s,
+        "expert_tokens_per_local_expert": p.expert_tokens_per_local_expert,
+        "memory_bytes": p.memory.as_dict(),
+        "step": _step_doc(p.step),
+    }
+
+
+def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dict[str, Any]:
+    """The ``evaluate --json`` document (schema ``moeplan.evaluate/1``)."""
+    wl = sc.workload
+    return {
+        "schema": EVALUATE_SCHEMA,
+        "scenario": {"name": sc.name, "path": sc.path, "model": sc.model.id, "device": sc.cluster.device.id,
+                     "nodes": sc.cluster.num_nodes, "devices_per_node": sc.cluster.devices_per_node,
+                     "devices": sc.cluster.num_devices, "input_tokens": wl.input_tokens,
+                     "output_tokens": wl.output_tokens, "weight_precision": wl.weight_precision.label,
+                     "kv_precision": wl.kv_precision.label},
+        "plan": dims.as_dict(),
+        "prefill": _phase_doc(r.prefill, "prefill"),
+        "decode": _phase_doc(r.decode, "decode") | {"batch_limit": r.decode_batch_limit},
+        "aggregated": {"output_tok_s_per_device": r.aggregated_output_tok_s_per_device,
+                       "user_tok_s": r.aggregated_user_tok_s},
+        "slo": {"ttft_s": wl.ttft_slo_s, "tpot_s": wl.tpot_slo_s,
+                "ttft_met": None if wl.ttft_slo_s is None else r.prefill.latency_s <= wl.ttft_slo_s,
+                "tpot_met": None if wl.tpot_slo_s is None else r.decode.latency_s <= wl.tpot_slo_s},
+    }
+
+
+def _memory_table(r: ServingResult) -> Table:
+    t = Table(title="Per-device memory (busiest device)")
+    t.add_column("item")
+    t.add_column("prefill", justify="right")
+    t.add_column("decode", justify="right")
+    pm, dm = r.prefill.memory.as_dict(), r.decode.memory.as_dict()
+    for k in _MEMORY_KEYS + ("used_bytes", "capacity_bytes", "free_bytes"):
+        t.add_row(k.removesuffix("_bytes").replace("_", " "), fmt_bytes(pm[k]), fmt_bytes(dm[k]))
+    return t
+
+
+def _ops_table(title: str, step: StepCost) -> Table:
+    t = Table(title=title)
+    for col in ("layer", "op", "kind", "bound", "time / layer", "x layers", "time / step"):
+        t.add_column(col, justify="right" if "time" in col or col == "x layers" else "left")
+    for layer in step.layers:
+        for o in layer.ops:
+            t.add_row(layer.kind, o.name, o.kind, o.bound, fmt_seconds(o.seconds), str(layer.count),
+                      fmt_seconds(o.seconds * layer.count))
+        t.add_row(layer.kind, "[b]layer total[/b]", "", f"comm exposed {fmt_seconds(layer.exposed_comm_s)}",
+                  fmt_seconds(layer.layer_s), str(layer.count), fmt_seconds(layer.total_s), end_section=True)
+    return t
+
+
+def _resource_table(r: ServingResult) -> Table:
+    t = Table(title="Step time by resource")
+    t.add_column("resource")
+    t.add_column("prefill", justify="right")
+    t.add_column("decode", justify="right")
+    keys = sorted(set(r.prefill.step.by_resource) | set(r.decode.step.by_resource))
+    for k in keys:
+        t.add_row(k, fmt_seconds(r.prefill.step.by_resource.get(k, 0.0)), fmt_seconds(r.decode.step.by_resource.get(k, 0.0)))
+    return t
+
+
+def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: ServingResult, *, verbose: bool) -> None:
+    wl = sc.workload
+    console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_nodes} x {sc.cluster.devices_per_node} "
+                  f"{sc.cluster.device.name}; weights {wl.weight_precision.label}, KV {wl.kv_precision.label}")
+    console.print(f"plan: {dims.label()}")
+    s = Table(title="Summary")
+    s.add_column("metric")
+    s.add_column("value", justify="right")
+    s.add_row("prefill tokens / s / device", f"{r.prefill.throughput_tok_s_per_device:,.0f}")
+    s.add_row("TTFT", fmt_seconds(r.prefill.latency_s) + _slo(r.prefill.latency_s, wl.ttft_slo_s))
+    s.add_row("decode tokens / s / device", f"{r.decode.throughput_tok_s_per_device:,.0f}")
+    s.add_row("TPOT", fmt_seconds(r.decode.latency_s) + _slo(r.decode.latency_s, wl.tpot_slo_s))
+    s.add_row("decode sequences / device", f"{r.decode.tokens_per_device_per_step:.1f} (set by {r.decode_batch_limit})")
+    s.add_row("aggregated output tokens / s / device", f"{r.aggregated_output_tok_s_per_device:,.0f}")
+    s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_s:,.1f}")
+    s.add_row("expert density prefill (tokens / local expert)", f"{r.prefill.expert_tokens_per_local_expert:,.1f}")
+    s.add_row("expert density decode (tokens / local expert)", f"{r.decode.expert_tokens_per_local_expert:,.1f}")
+    s.add_row("static memory / device", fmt_bytes(r.decode.memory.static_bytes))
+    console.print(s)
+    console.print(_memory_table(r))
+    console.print(_resource_table(r))
+    if verbose:
+        console.print(_ops_table("Prefill step by op", r.prefill.step))
+        console.print(_ops_table("Decode step by op", r.decode.step))
+    else:
+        console.print(_layer_summary(r))
+
+
+def _layer_summary(r: ServingResult) -> Table:
+    t = Table(title="Per-layer time (use -v for every op)")
+    for col in ("phase", "layer", "x", "compute", "comm", "comm exposed", "comm overlapped", "layer time"):
+        t.add_column(col, justify="left" if col in ("phase", "layer") else "right")
+    for phase, p in (("prefill", r.prefill), ("decode", r.decode)):
+        for layer in p.step.layers:
+            t.add_row(phase, layer.kind, str(layer.count), fmt_seconds(layer.compute_s), fmt_seconds(layer.comm_s),
+                      fmt_seconds(layer.exposed_comm_s), fmt_seconds(layer.overlapped_comm_s), fmt_seconds(layer.layer_s))
+    return t
+
+
+def _slo(value: float, slo: float | None) -> str:
+    if slo is None:
+        return ""
+    return f" [green](<= {fmt_seconds(slo)})[/green]" if value <= slo else f" [red](SLO {fmt_seconds(slo)} missed)[/red]"

@@ -1,0 +1,329 @@
+"""The only YAML reader: scenario files -> typed specs (model, cluster, workload, optional plan).
+
+Every problem is raised as :class:`ScenarioError` naming the key path, the bad value and what is accepted;
+the CLI turns it into exit code 2.  Units are written in the file and parsed here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cost_models.parallel import OverlapPolicy, ParallelDims
+from cost_models.specs import ClusterSpec, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
+from planner import units
+from planner.catalog import devices, models
+from planner.catalog.errors import ConfigError, UnknownName
+from planner.catalog.hf_import import model_from_hf_config
+
+
+class ScenarioError(Exception):
+    """Bad input: names the key path, the value, and what would be accepted."""
+
+    def __init__(self, path: str, value: object, accepted: str) -> None:
+        self.path, self.value, self.accepted = path, value, accepted
+        super().__init__(f"{path}: got {value!r}; accepted: {accepted}")
+
+
+_PRECISIONS = [p.label for p in Precision]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Strict):
+    catalog: str | None = None
+    """Bundled model id (``moeplan catalog models``)."""
+    hf_config: str | None = None
+    """Path to a Hugging Face config.json, relative to the scenario file."""
+    weight_precision: Literal["bf16", "fp8", "int8", "fp4"] | None = None
+    """Weight format; default: the checkpoint's native format."""
+    kv_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    activation_precision: Literal["bf16", "fp8", "int8"] | None = None
+    """GEMM activation format; default fp8/int8 when weights are, else bf16."""
+    dispatch_precision: Literal["bf16", "fp8", "int8"] | None = None
+    """EP dispatch payload; default: the activation precision."""
+
+
+class LinkSection(_Strict):
+    bandwidth: str | None = None
+    """Per device per direction, e.g. '450 GB/s' or '400 Gb/s'."""
+    latency: str | None = None
+    achievable_fraction: float | None = Field(default=None, gt=0, le=1)
+
+
+class DeviceOverrides(_Strict):
+    hbm_capacity: str | None = None
+    hbm_bandwidth: str | None = None
+    peak_bf16: str | None = None
+    peak_fp8: str | None = None
+    peak_int8: str | None = None
+    peak_fp4: str | None = None
+    compute_units: int | None = Field(default=None, ge=1)
+
+
+class ClusterSection(_Strict):
+    device: str
+    nodes: int = Field(ge=1)
+    devices_per_node: int | None = Field(default=None, ge=1)
+    scale_up: LinkSection = LinkSection()
+    scale_out: LinkSection = LinkSection()
+    device_overrides: DeviceOverrides = DeviceOverrides()
+
+
+class SloSection(_Strict):
+    ttft: str | None = None
+    tpot: str | None = None
+
+
+class MtpSection(_Strict):
+    tokens: int = Field(default=1, ge=0, le=4)
+    acceptance: float = Field(ge=0, le=1)
+
+
+class LengthBin(_Strict):
+    input: int = Field(ge=1)
+    output: int = Field(ge=1)
+    share: float = Field(gt=0)
+
+
+class WorkloadSection(_Strict):
+    kind: Literal["serving"] = "serving"
+    input_tokens: int | None = Field(default=None, ge=1)
+    output_tokens: int | None = Field(default=None, ge=1)
+    length_mix: list[LengthBin] | None = None
+    """Length distribution as weighted bins; means drive throughput, the longest input drives TTFT."""
+    concurrency: int | None = Field(default=None, ge=1)
+    request_rate: float | None = Field(default=None, gt=0)
+    """Requests per second to sustain (for ``plan --objective devices``)."""
+    decode_batch_per_device: float | None = Field(default=None, gt=0)
+    prefill_tokens_per_device: int | None = Field(default=None, ge=1)
+    decode_context_tokens: int | None = Field(default=None, ge=1)
+    expert_imbalance: float = Field(default=1.0, ge=1.0)
+    aligned_prefill: bool = False
+    """Aggregated serving: the engine aligns prompt phases across attention-DP ranks."""
+    slo: SloSection = SloSection()
+    mtp: MtpSection | None = None
+
+    @field_validator("length_mix")
+    @classmethod
+    def _non_empty(cls, v: list[LengthBin] | None) -> list[LengthBin] | None:
+        if v is not None and not v:
+            raise ValueError("at least one bin")
+        return v
+
+
+class ExpectSection(_Strict):
+    metric: str
+    value: float
+    tolerance: float = Field(gt=0, lt=1)
+    source: str
+
+
+class ScenarioFile(_Strict):
+    name: str
+    description: str = ""
+    model: ModelSection
+    cluster: ClusterSection
+    workload: WorkloadSection
+    plan: str | None = None
+    expect: list[ExpectSection] = []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A parsed scenario: typed specs ready for the cost models."""
+
+    name: str
+    description: str
+    path: str
+    model: ModelSpec
+    cluster: ClusterSpec
+    workload: ServingWorkload
+    plan: ParallelDims | None
+    expect: tuple[ExpectSection, ...]
+    device_sources: dict[str, Any]
+
+
+def _p(label: str | None) -> Precision | None:
+    return Precision.from_label(label) if label else None
+
+
+def _convert(path: str, value: str | None, parser: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parser(value)
+    except units.UnitError as e:
+        raise ScenarioError(path, value, e.accepted) from None
+
+
+def _link(path: str, base: LinkSpec, sec: LinkSection) -> LinkSpec:
+    bw = _convert(f"{path}.bandwidth", sec.bandwidth, units.parse_bandwidth)
+    lat = _convert(f"{path}.latency", sec.latency, units.parse_seconds)
+    return LinkSpec(bytes_per_s=bw if bw is not None else base.bytes_per_s,
+                    latency_s=lat if lat is not None else base.latency_s,
+                    achievable_fraction=sec.achievable_fraction or base.achievable_fraction)
+
+
+def _device(sec: ClusterSection) -> DeviceSpec:
+    try:
+        dev = devices.get_device(sec.device)
+    except UnknownName as e:
+        raise ScenarioError("cluster.device", sec.device, f"a catalog device id; closest: {', '.join(e.suggestions)}"
+                            f" (all: moeplan catalog devices)") from None
+    o = sec.device_overrides
+    peaks = dict(dev.peak_flop_per_s)
+    for prec, text in ((Precision.BF16, o.peak_bf16), (Precision.FP8, o.peak_fp8), (Precision.INT8, o.peak_int8),
+                       (Precision.FP4, o.peak_fp4)):
+        v = _convert(f"cluster.device_overrides.peak_{prec.label}", text, units.parse_flops)
+        if v is not None:
+            peaks[prec] = v
+    cap = _convert("cluster.device_overrides.hbm_capacity", o.hbm_capacity, units.parse_bytes)
+    bw = _convert("cluster.device_overrides.hbm_bandwidth", o.hbm_bandwidth, units.parse_bandwidth)
+    return dataclasses.replace(
+        dev, peak_flop_per_s=peaks, hbm_bytes=cap if cap is not None else dev.hbm_bytes,
+        hbm_bytes_per_s=bw if bw is not None else dev.hbm_bytes_per_s,
+        compute_units=o.compute_units or dev.compute_units,
+        scale_up=_link("cluster.scale_up", dev.scale_up, sec.scale_up),
+        scale_out=_link("cluster.scale_out", dev.scale_out, sec.scale_out))
+
+
+def _model(sec: ModelSection, base_dir: Path) -> ModelSpec:
+    if (sec.catalog is None) == (sec.hf_config is None):
+        raise ScenarioError("model", {"catalog": sec.catalog, "hf_config": sec.hf_config},
+                            "exactly one of model.catalog (a bundled id) or model.hf_config (a config.json path)")
+    if sec.catalog is not None:
+        try:
+            return models.get_model(sec.catalog)
+        except UnknownName as e:
+            raise ScenarioError("model.catalog", sec.catalog,
+                                f"a bundled model id; closest: {', '.join(e.suggestions)} (all: moeplan catalog models)"
+                                ) from None
+    assert sec.hf_config is not None
+    cfg_path = (base_dir / sec.hf_config).resolve()
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except OSError as e:
+        raise ScenarioError("model.hf_config", sec.hf_config, f"a readable config.json file ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ScenarioError("model.hf_config", sec.hf_config, f"valid JSON (line {e.lineno}: {e.msg})") from None
+    try:
+        return model_from_hf_config(cfg, id=cfg_path.stem)
+    except ConfigError as e:
+        raise ScenarioError(f"model.hf_config -> {e.key_path}", e.value, e.expected) from None
+
+
+def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: DeviceSpec) -> ServingWorkload:
+    if sec.length_mix:
+        total = sum(b.share for b in sec.length_mix)
+        inp = round(sum(b.input * b.share for b in sec.length_mix) / total)
+        out = round(sum(b.output * b.share for b in sec.length_mix) / total)
+    elif sec.input_tokens is None or sec.output_tokens is None:
+        raise ScenarioError("workload.input_tokens" if sec.input_tokens is None else "workload.output_tokens", None,
+                            "a positive integer (or workload.length_mix: a list of {input, output, share})")
+    else:
+        inp, out = sec.input_tokens, sec.output_tokens
+    weight = _p(msec.weight_precision) or model.native_precision
+    if weight is Precision.FP4 and not dev.supports(weight) and model.native_precision is not Precision.FP4:
+        # 4-bit storage needs FP4 tensor cores unless the checkpoint ships 4-bit (gpt-oss MXFP4 runs on Hopper
+        # through weight-only de-quantising kernels, at the BF16 rate)
+        raise ScenarioError("model.weight_precision", "fp4",
+                            f"a precision {dev.name} supports: {', '.join(p.label for p in dev.peak_flop_per_s)}")
+    act = _p(msec.activation_precision) or (weight if weight in (Precision.FP8, Precision.INT8) else Precision.BF16)
+    return ServingWorkload(
+        input_tokens=inp, output_tokens=out, concurrency=sec.concurrency, request_rate_per_s=sec.request_rate,
+        ttft_slo_s=_convert("workload.slo.ttft", sec.slo.ttft, units.parse_seconds),
+        tpot_slo_s=_convert("workload.slo.tpot", sec.slo.tpot, units.parse_seconds),
+        weight_precision=weight, kv_precision=Precision.from_label(msec.kv_precision), activation_precision=act,
+        dispatch_precision=_p(msec.dispatch_precision) or act,
+        prefill_tokens_per_device=sec.prefill_tokens_per_device, decode_context_tokens=sec.decode_context_tokens,
+        decode_batch_per_device=sec.decode_batch_per_device,
+        mtp_tokens=sec.mtp.tokens if sec.mtp else 0, mtp_acceptance=sec.mtp.acceptance if sec.mtp else 0.0,
+        expert_imbalance=sec.expert_imbalance, aligned_prefill=sec.aligned_prefill)
+
+
+def _pydantic_error(e: ValidationError) -> ScenarioError:
+    # a misspelt key also makes its correct spelling "missing": report the misspelling first
+    err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
+    path = ".".join(str(x) for x in err["loc"])
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return ScenarioError(path, value, "no such key here (check spelling; see README 'Scenario format')")
+    if err["type"] == "missing":
+        return ScenarioError(path, None, "this key is required")
+    return ScenarioError(path, value, err["msg"])
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file; raise :class:`ScenarioError` on any problem."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ScenarioError("<file>", str(path), f"a readable scenario file ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ScenarioError("<file>", str(path), f"valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError("<top level>", raw, "a mapping with keys name, model, cluster, workload")
+    try:
+        sf = ScenarioFile.model_validate(raw)
+    except ValidationError as e:
+        raise _pydantic_error(e) from None
+    model = _model(sf.model, p.parent)
+    dev = _device(sf.cluster)
+    dpn = sf.cluster.devices_per_node or dev.devices_per_node
+    cluster = ClusterSpec(device=dev, num_nodes=sf.cluster.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
+                          scale_out=dev.scale_out)
+    wl = _workload(sf.workload, sf.model, model, dev)
+    plan = parse_plan(sf.plan, key="plan") if sf.plan else None
+    return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
+                    workload=wl, plan=plan, expect=tuple(sf.expect),
+                    device_sources=devices.device_sources(sf.cluster.device))
+
+
+_PLAN_FIELDS = {f.name: f for f in dataclasses.fields(ParallelDims)}
+
+
+def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
+    """"attn_tp=1,attn_dp=32,moe_ep=32" -> ParallelDims; unnamed degrees default to 1."""
+    values: dict[str, Any] = {}
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ScenarioError(key, item, "comma-separated name=value pairs, e.g. 'attn_dp=32,moe_ep=32'")
+        if name not in _PLAN_FIELDS:
+            import difflib
+            close = difflib.get_close_matches(name, list(_PLAN_FIELDS), n=3)
+            raise ScenarioError(f"{key}.{name}", raw, f"a plan field; closest: {', '.join(close) or '-'}; all: "
+                                f"{', '.join(_PLAN_FIELDS)}")
+        if name == "overlap":
+            try:
+                values[name] = OverlapPolicy(raw.strip())
+            except ValueError:
+                raise ScenarioError(f"{key}.overlap", raw, ", ".join(o.value for o in OverlapPolicy)) from None
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise ScenarioError(f"{key}.{name}", raw, "an integer") from None
+    if values.get("micro_batches") == 2 and "overlap" not in values:
+        values["overlap"] = OverlapPolicy.TWO_BATCH
+    return ParallelDims(**values)
+
+
+def dump_yaml(doc: Any) -> str:
+    """YAML text of an export document (kept here: the one module that touches YAML)."""
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,193 @@
+"""Enumerate and cost every per-unit parallel layout of a scenario; the CP-SAT deployment model then picks pools.
+
+Why enumeration is enough here (and CP-SAT is not needed for it): a unit's per-device throughput, latency and
+memory depend only on its own degrees (attn_tp, attn_dp, moe_ep, moe_tp, dense_tp, pp, overlap) and batch,
+never on how many replicas of it run; so costing each distinct layout once is exact and the layout space is
+small (divisor chains of the device count, a few hundred layouts for 1,024 devices). What couples decisions is
+the split of the cluster into replicas and into prefill / decode pools, which is where
+:mod:`planner.cpsat.deployment` uses CP-SAT.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from cost_models.parallel import OverlapPolicy, ParallelDims, check_dims
+from cost_models.serving import ServingResult, evaluate
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, ServingWorkload
+
+MAX_TP = 16
+"""Largest tensor-parallel degree searched: beyond 16 every layer pays an all-reduce over more devices than any
+published MoE deployment uses, and head / FFN slices shrink below efficient GEMM widths."""
+
+REJECT_DIVISIBILITY = "divisibility"
+REJECT_TOPOLOGY = "topology"
+REJECT_MEMORY = "memory"
+REJECT_TTFT = "ttft"
+REJECT_TPOT = "tpot"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """One costed unit layout (``dims.dp == 1``): what each of its devices delivers in each role."""
+
+    dims: ParallelDims
+    devices: int
+    """Devices of one replica (unit x pp)."""
+    prefill_tok_s_per_device: float
+    ttft_s: float
+    decode_tok_s_per_device: float
+    tpot_s: float
+    decode_batch_per_device: float
+    aggregated_tok_s_per_device: float
+    aggregated_user_tok_s: float
+    memory_used_bytes: float
+    static_bytes: float
+    prefill_ok: bool
+    """Fits memory and meets the TTFT SLO as a prefill instance."""
+    decode_ok: bool
+    """Fits memory and meets the TPOT SLO as a decode instance."""
+    aggregated_ok: bool
+    """Meets both as an aggregated instance."""
+    result: ServingResult = field(repr=False, compare=False)
+
+    @property
+    def user_tok_s(self) -> float:
+        return 1.0 / self.tpot_s if self.tpot_s > 0 else 0.0
+
+
+@dataclass
+class SearchSpace:
+    """Every candidate plus the count of layouts each constraint rejected."""
+
+    candidates: list[Candidate]
+    rejected: Counter[str]
+    layouts_considered: int
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def unit_layouts(model: ModelSpec, cluster: ClusterSpec, max_devices: int, *, rejected: Counter[str],
+                 unit_sizes: list[int] | None = None) -> Iterator[ParallelDims]:
+    """Every ParallelDims with dp=1 whose unit x pp fits ``max_devices`` and divides a pool size.
+
+    Topology rules (rejected as ``topology``): attention TP and expert TP stay inside one scale-up domain
+    (their all-reduces are per-layer and latency-critical); EP may span the scale-out tier."""
+    dpn = cluster.devices_per_node
+    att = model.attention
+    sizes = unit_sizes or [u for u in _divisors(max_devices)]
+    for pp in (1, 2, 4):
+        if pp > model.num_layers:
+            continue
+        for unit in sizes:
+            if unit * pp > max_devices or max_devices % (unit * pp):
+                continue
+            if dpn % unit and unit % dpn:
+                # a unit that neither fits inside a node nor covers whole nodes straddles node boundaries
+                # unevenly: some of its EP / TP traffic would cross the scale-out tier for no gain
+                rejected[REJECT_TOPOLOGY] += 1
+                continue
+            for attn_tp in _divisors(unit):
+                if attn_tp > min(dpn, MAX_TP):
+                    rejected[REJECT_TOPOLOGY] += 1
+                    continue
+                if att.num_q_heads % attn_tp or (att.kind is not AttentionKind.MLA and att.num_kv_heads % attn_tp
+                                                 and attn_tp % att.num_kv_heads):
+                    rejected[REJECT_DIVISIBILITY] += 1
+                    continue
+                yield from _moe_variants(model, cluster, unit, attn_tp, pp, rejected)
+
+
+def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: int, pp: int,
+                  rejected: Counter[str]) -> Iterator[ParallelDims]:
+    base = dict(attn_tp=attn_tp, attn_dp=unit // attn_tp, pp=pp)
+    dense_tps = sorted({1, attn_tp}) if model.num_dense_layers else [1]
+    if model.moe is None:
+        yield ParallelDims(**base, dense_tp=attn_tp)
+        return
+    experts = model.moe.num_routed_experts
+    for moe_tp in _divisors(unit):
+        if moe_tp > min(cluster.devices_per_node, MAX_TP):
+            rejected[REJECT_TOPOLOGY] += 1
+            continue
+        ep = unit // moe_tp
+        if model.moe.expert_ffn_dim % moe_tp:
+            rejected[REJECT_DIVISIBILITY] += 1
+            continue
+        spare = (-experts) % ep  # fewest redundant slots that make the slots divide by EP
+        if spare > experts // 2:
+            rejected[REJECT_DIVISIBILITY] += 1
+            continue
+        for dense_tp in dense_tps:
+            for overlap in ((OverlapPolicy.NONE, OverlapPolicy.TWO_BATCH) if ep > 1 else (OverlapPolicy.NONE,)):
+                yield ParallelDims(**base, moe_ep=ep, moe_tp=moe_tp, dense_tp=dense_tp, redundant_experts=spare,
+                                   micro_batches=2 if overlap is OverlapPolicy.TWO_BATCH else 1, overlap=overlap)
+
+
+def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> Candidate:
+    """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``)."""
+    r = evaluate(model, cluster, dims, wl)
+    pre_fits = r.prefill.memory.free_bytes >= 0
+    dec_fits = r.decode.memory.free_bytes >= 0 and r.decode_batch_per_device > 0
+    ttft_ok = wl.ttft_slo_s is None or r.prefill.latency_s <= wl.ttft_slo_s
+    tpot_ok = wl.tpot_slo_s is None or r.decode.latency_s <= wl.tpot_slo_s
+    # aggregated: a user's tokens also wait while the device prefills other prompts, so the TPOT a user sees is
+    # the whole cycle over its output tokens
+    agg_tpot_ok = wl.tpot_slo_s is None or (r.aggregated_user_tok_s > 0 and 1 / r.aggregated_user_tok_s
+                                            <= wl.tpot_slo_s)
+    return Candidate(
+        dims=dims, devices=dims.unit_devices * dims.pp,
+        prefill_tok_s_per_device=r.prefill.throughput_tok_s_per_device, ttft_s=r.prefill.latency_s,
+        decode_tok_s_per_device=r.decode.throughput_tok_s_per_device if dec_fits else 0.0,
+        tpot_s=r.decode.latency_s, decode_batch_per_device=r.decode_batch_per_device,
+        aggregated_tok_s_per_device=r.aggregated_output_tok_s_per_device if dec_fits else 0.0,
+        aggregated_user_tok_s=r.aggregated_user_tok_s,
+        memory_used_bytes=max(r.prefill.memory.used_bytes, r.decode.memory.used_bytes),
+        static_bytes=r.decode.memory.static_bytes,
+        prefill_ok=pre_fits and ttft_ok, decode_ok=dec_fits and tpot_ok,
+        aggregated_ok=pre_fits and dec_fits and ttft_ok and agg_tpot_ok, result=r)
+
+
+def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
+                 progress: Callable[[int, int], None] | None = None) -> SearchSpace:
+    """Cost every layout that can tile the cluster; count rejections by constraint."""
+    rejected: Counter[str] = Counter()
+    layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
+    out: list[Candidate] = []
+    for i, dims in enumerate(layouts):
+        if check_dims(dims, model, dims.unit_devices * dims.pp):
+            rejected[REJECT_DIVISIBILITY] += 1
+            continue
+        c = cost_layout(model, cluster, dims, wl)
+        if not (c.prefill_ok or c.decode_ok):
+            rejected[_why(c, wl)] += 1
+        out.append(c)
+        if progress:
+            progress(i + 1, len(layouts))
+    return SearchSpace(candidates=out, rejected=rejected, layouts_considered=len(layouts))
+
+
+def _why(c: Candidate, wl: ServingWorkload) -> str:
+    r = c.result
+    if r.prefill.memory.free_bytes < 0 or r.decode.memory.free_bytes < 0 or r.decode_batch_per_device <= 0:
+        return REJECT_MEMORY
+    if wl.ttft_slo_s is not None and c.ttft_s > wl.ttft_slo_s:
+        return REJECT_TTFT
+    return REJECT_TPOT
+
+
+def pareto_front(cands: list[Candidate]) -> list[Candidate]:
+    """Decode candidates not beaten on both throughput per device and tokens/s per user."""
+    pts = sorted((c for c in cands if c.decode_ok), key=lambda c: (-c.decode_tok_s_per_device, -c.user_tok_s))
+    front: list[Candidate] = []
+    best_user = -math.inf
+    for c in pts:
+        if c.user_tok_s > best_user:
+            front.append(c)
+            best_user = c.user_tok_s
+    return front

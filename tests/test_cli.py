@@ -1,0 +1,132 @@
+"""The command line: results on stdout, errors naming key path / value / accepted values, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+BASE = """
+name: t
+model: {catalog: deepseek-v3, weight_precision: fp8}
+cluster: {device: h200_sxm, nodes: 2, devices_per_node: 8}
+workload:
+  input_tokens: 4000
+  output_tokens: 1000
+"""
+
+
+def test_evaluate_default_scenario_json_has_schema_and_breakdowns():
+    res = run("evaluate", str(DEFAULT), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["schema"] == "moeplan.evaluate/1"
+    assert doc["plan"]["moe_ep"] == 16
+    for phase in ("prefill", "decode"):
+        ph = doc[phase]
+        assert ph["throughput_tok_s_per_device"] > 0
+        assert ph["memory_bytes"]["used_bytes"] <= ph["memory_bytes"]["capacity_bytes"]
+        names = {o["name"] for layer in ph["step"]["layers"] for o in layer["ops"]}
+        assert {"attn.core", "moe.dispatch", "moe.experts_up_gate", "moe.combine"} <= names
+        assert {"comm_exposed", "comm_overlapped"} <= set(ph["step"]["by_resource_s"])
+    assert doc["decode"]["expert_tokens_per_local_expert"] > 0
+
+
+def test_evaluate_human_output_shows_summary_and_memory():
+    res = run("evaluate", str(DEFAULT))
+    assert res.exit_code == 0, res.output
+    assert "TPOT" in res.output and "Per-device memory" in res.output and "routed expert weight" in res.output
+
+
+def test_unknown_device_suggests_closest(tmp_path):
+    res = run("evaluate", write(tmp_path, BASE.replace("h200_sxm", "h200")), "--plan", "attn_dp=16,moe_ep=16")
+    assert res.exit_code == 2
+    assert "cluster.device" in res.output and "h200_sxm" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_unknown_model_suggests_closest(tmp_path):
+    res = run("evaluate", write(tmp_path, BASE.replace("deepseek-v3", "deepseek-v4")), "--plan", "attn_dp=16,moe_ep=16")
+    assert res.exit_code == 2
+    assert "model.catalog" in res.output and "deepseek-v3" in res.output
+
+
+def test_bad_unit_names_key_path(tmp_path):
+    text = BASE + "  slo: {tpot: 50 millis}\n"
+    res = run("evaluate", write(tmp_path, text), "--plan", "attn_dp=16,moe_ep=16")
+    assert res.exit_code == 2
+    assert "workload.slo.tpot" in res.output and "50 millis" in res.output and "ms" in res.output
+
+
+def test_misspelt_key_names_its_path(tmp_path):
+    res = run("evaluate", write(tmp_path, BASE.replace("nodes: 2", "nodez: 2")), "--plan", "attn_dp=16,moe_ep=16")
+    assert res.exit_code == 2
+    assert "cluster.nodez" in res.output
+
+
+@pytest.mark.parametrize(("plan", "field"), [
+    ("attn_dp=8,moe_ep=8", "attn_tp*attn_dp*pp*dp"),
+    ("attn_dp=16,moe_ep=16,redundant_experts=8", "moe_ep"),
+    ("attn_tp=3,attn_dp=5,moe_ep=15", "attn_tp"),
+    ("atn_dp=16", "--plan.atn_dp"),
+])
+def test_impossible_plans_exit_2_naming_the_field(plan, field):
+    res = run("evaluate", str(DEFAULT), "--plan", plan)
+    assert res.exit_code == 2, res.output
+    assert field in res.output
+
+
+def test_plan_that_does_not_fit_exits_1_with_shortfall(tmp_path):
+    # DeepSeek-V3 FP8 is ~671 GB of weights: 84 GB per device over 8 H100 80GB cannot fit
+    text = BASE.replace("nodes: 2", "nodes: 1").replace("h200_sxm", "h100_sxm")
+    res = run("evaluate", write(tmp_path, text), "--plan", "attn_dp=8,moe_ep=8")
+    assert res.exit_code == 1, res.output
+    assert "memory" in res.output and "short by" in res.output
+
+
+def test_cost_gemm_json():
+    res = run("cost", "gemm", "--device", "h200_sxm", "--m", "4096", "--k", "7168", "--n", "4096", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["flops"] == 2 * 4096 * 7168 * 4096
+    assert doc["bound"] == "compute" and doc["seconds"] > 0
+
+
+def test_cost_attention_json():
+    res = run("cost", "attention", "--device", "h100_sxm", "--phase", "decode", "--batch", "32", "--q-heads", "32",
+              "--kv-heads", "8", "--head-dim", "128", "--context", "4096", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["bound"] in ("memory", "overhead") and doc["bytes"] > 0
+
+
+def test_cost_unknown_device():
+    res = run("cost", "gemm", "--device", "h100", "--m", "1", "--k", "1", "--n", "1")
+    assert res.exit_code == 2 and "h100_sxm" in res.output
+
+
+@pytest.mark.parametrize("what", ["devices", "models"])
+def test_catalog_json_lists_sources(what):
+    res = run("catalog", what, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert len(doc["items"]) >= 10
+    assert all(item["sources"] for item in doc["items"])

@@ -1,0 +1,83 @@
+"""`moeplan plan`: CP-SAT agrees with full enumeration on shipped scenarios; output is deterministic;
+infeasible scenarios exit 1 with the failing constraint and a fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.cli import main
+from planner.cpsat.quantize import max_rounding_error_tok_s
+from planner.plan import run_plan
+from planner.scenario import load_scenario
+from planner.validate import brute_force_top_k, recost
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["deepseek_v3_h200_16.yaml", "qwen3_235b_h200_8.yaml", "mixtral_8x7b_a100_8.yaml"]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_plan_matches_full_enumeration(name):
+    path = ROOT / "scenarios" / name
+    if not path.exists():
+        pytest.skip(f"{name} not shipped")
+    res = run_plan(load_scenario(path), top_k=5)
+    ref = brute_force_top_k(res.instance, 5)
+    got = [recost(d, res.instance).output_tok_s for d in res.deployments]
+    tol = max_rounding_error_tok_s(res.instance.devices) * 2 + 1e-6
+    assert got[0] == pytest.approx(ref[0], abs=tol)
+    assert len(got) == len(ref)
+    for g, r in zip(got, ref, strict=True):
+        assert g == pytest.approx(r, abs=tol)
+    assert res.ranking_preserved
+    assert res.stats[0].status == "OPTIMAL" and res.stats[0].gap == 0.0
+
+
+def test_same_seed_gives_byte_identical_json():
+    a = CliRunner().invoke(main, ["plan", "--json", "--seed", "7"])
+    b = CliRunner().invoke(main, ["plan", "--json", "--seed", "7"])
+    assert a.exit_code == 0, a.output
+    assert a.output == b.output
+    doc = json.loads(a.output)
+    assert doc["schema"] == "moeplan.plan/1"
+    assert doc["top"] and doc["pareto"] and "memory" in doc["rejected"] or doc["rejected"] == {}
+
+
+def test_model_that_cannot_fit_exits_1_with_fix(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("""
+name: Kimi-K2 on one H100 node
+model: {catalog: kimi-k2, weight_precision: bf16}
+cluster: {device: h100_sxm, nodes: 1, devices_per_node: 8}
+workload: {input_tokens: 4000, output_tokens: 1000, slo: {tpot: 50 ms}}
+""")
+    res = CliRunner().invoke(main, ["plan", str(p)])
+    assert res.exit_code == 1, res.output
+    assert "memory" in res.output and "more devices" in res.output and "lower weight precision" in res.output
+
+
+def test_impossible_tpot_exits_1_naming_tpot(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("""
+name: too strict
+model: {catalog: deepseek-v3, weight_precision: fp8}
+cluster: {device: h200_sxm, nodes: 2, devices_per_node: 8}
+workload: {input_tokens: 4000, output_tokens: 1000, slo: {tpot: 1 ms}}
+""")
+    res = CliRunner().invoke(main, ["plan", str(p)])
+    assert res.exit_code == 1, res.output
+    assert "tpot" in res.output and "loosen the TPOT SLO" in res.output
+
+
+def test_export_formats(tmp_path):
+    for ext in ("json", "yaml", "md"):
+        out = tmp_path / f"plan.{ext}"
+        res = CliRunner().invoke(main, ["plan", "--export", str(out), "--json"])
+        assert res.exit_code == 0, res.output
+        text = out.read_text()
+        assert "DeepSeek-V3" in text
+    bad = CliRunner().invoke(main, ["plan", "--export", str(tmp_path / "plan.txt")])
+    assert bad.exit_code == 2 and "--export" in bad.output
