@@ -141,9 +141,9 @@ def _split_spill_bytes(device: DeviceSpec, partial_bytes: float) -> float:
 def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision) -> KernelCost:
     """One kernel over independent [m_g, k] x [k, n] products; ``groups`` maps m_g -> number of such groups."""
     bpe = precision.bytes_per_element
-    groups = Counter({m: g for m, g in groups.items() if m > 0 and g > 0})
-    tokens = sum(m * g for m, g in groups.items())
-    weights = sum(groups.values())
+    used = Counter({m: g for m, g in groups.items() if m > 0 and g > 0})
+    tokens = sum(m * g for m, g in used.items())
+    weights = sum(used.values())
     flops = 2.0 * tokens * k * n
     # Inputs once (activations, and each used weight matrix once), bf16 output once.
     min_bytes = (tokens * k + weights * k * n) * bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
@@ -155,7 +155,7 @@ def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int,
     best: tuple[_Launch, eff.TileShape, int, int] | None = None
     for tile in eff.GEMM_TILES:
         col_tiles = math.ceil(n / tile.cols)
-        tiles = sum(g * math.ceil(m / tile.rows) for m, g in groups.items()) * col_tiles
+        tiles = sum(g * math.ceil(m / tile.rows) for m, g in used.items()) * col_tiles
         max_split = max(1, min(units // tiles, int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)))
         for split in sorted({1, max_split}):
             ctas = tiles * split
@@ -191,7 +191,7 @@ def gemm_cost(device: DeviceSpec, *, m: int, k: int, n: int, batch: int = 1,
 
     ``precision`` is the operand precision of both inputs (fp8 reads 1 byte per element, writes bf16).
     Source: tile/wave/split-K model of this module; constants fitted on the ``gemm_bf16``, ``gemm_fp8`` and
-    ``bmm_bf16`` rows of ``h200_kernels.csv`` (median error 2 %, see tests/test_compute_calibration.py).
+    ``bmm_bf16`` rows of ``h200_kernels.csv`` (per-row errors: tests/test_compute_calibration.py).
     """
     _check_positive(m=m, k=k, n=n, batch=batch)
     return _grouped_matmul(device, Counter({m: batch}), k=k, n=n, precision=precision)
@@ -301,7 +301,7 @@ def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_he
         }))
 
 
-def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:  # noqa: A002 - contract name
+def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:
     """An element-wise / norm / copy kernel moving ``bytes`` (reads + writes) at the read+write stream rate.
 
     ``seconds = KERNEL_LAUNCH_S + bytes / (HBM_COPY_FRACTION x hbm_bytes_per_s)``; the fraction is measured on

@@ -6,8 +6,9 @@ through ``DeviceSpec.peak_for``, ``hbm_bytes_per_s``, ``compute_units`` and ``l2
 
 Provenance.  "Fitted" means: chosen, jointly with the others, to minimise the relative error of
 :mod:`cost_models.compute` over all 178 rows of ``planner/catalog/calibration/h200_kernels.csv`` (NVIDIA H200 SXM,
-PyTorch 2.11 / CUDA 13, medians of CUDA-graph replays; see that folder's README), by differential evolution
-followed by Nelder-Mead, then rounded; the rows named below are the ones that pin each constant.  Three rows
+PyTorch 2.11 / CUDA 13, medians of CUDA-graph replays; see that folder's README), by a global search
+(differential evolution) and a local coordinate search, then rounded to 2-3 digits; the rows named below are the
+ones that move most when the constant moves.  Three rows
 are cuBLAS kernel-selection outliers that no shape-consistent model reproduces; they were left out of the
 max-error term of the fit (see ``tests/test_compute_calibration.py``).  "Structural" means: taken from the
 hardware or kernel design (Hopper tile shapes, shared-memory occupancy), not fitted.
@@ -60,8 +61,8 @@ SM_STREAM_SHARE = 3.15
 """How much more than its fair share (``HBM_READ_FRACTION * hbm_bytes_per_s / compute_units``) one compute unit
 can pull: outstanding loads per unit / memory latency (Little's law).  A kernel with fewer than
 ``compute_units / SM_STREAM_SHARE`` busy units (few output tiles, few KV heads) cannot reach full bandwidth.
-Fitted; pinned by ``llama70b_qkv_tp8`` and ``qwen3_235b_expert_up`` at M <= 128 (10-24 output tiles) and
-``attn_decode_gqa`` B=1 (8 KV heads)."""
+Fitted; pinned by ``dsv3_expert_up`` and ``dsv3_dense_up_tp8`` at M <= 64, whose 32-36 output tiles of 128
+columns stream just short of full bandwidth without split-K."""
 
 # --- fixed costs ------------------------------------------------------------------------------------------------
 
