@@ -24,6 +24,7 @@ one work unit per 128-query block and head, causal blocks skip masked key blocks
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -140,8 +141,17 @@ def _split_spill_bytes(device: DeviceSpec, partial_bytes: float) -> float:
 
 def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision) -> KernelCost:
     """One kernel over independent [m_g, k] x [k, n] products; ``groups`` maps m_g -> number of such groups."""
+    key = tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
+    return _grouped_matmul_cached(device, key, k, n, precision)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ...], k: int, n: int,
+                           precision: Precision) -> KernelCost:
+    """Memoised body of :func:`_grouped_matmul` (pure: same shapes on the same device give the same cost; a plan
+    search asks for the same GEMM shapes across many layouts)."""
     bpe = precision.bytes_per_element
-    used = Counter({m: g for m, g in groups.items() if m > 0 and g > 0})
+    used = Counter(dict(groups))
     tokens = sum(m * g for m, g in used.items())
     weights = sum(used.values())
     flops = 2.0 * tokens * k * n

@@ -8,6 +8,7 @@ the YAML edge (``planner/scenario.py``); formatting happens at the report edge.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -87,6 +88,10 @@ class DeviceSpec:
     """Non-matrix (CUDA core / vector unit) FP32 FLOP/s, for softmax, norms, routers; 0 = unknown (use 1/16 of bf16)."""
 
     def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
         # the peaks mapping is not hashable itself; hash its sorted items so specs can key memo caches
         return hash((self.id, tuple(sorted((p.label, v) for p, v in self.peak_flop_per_s.items())), self.hbm_bytes,
                      self.hbm_bytes_per_s, self.compute_units, self.l2_bytes, self.scale_up, self.scale_out,

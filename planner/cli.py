@@ -56,21 +56,36 @@ def _load(path: str) -> Scenario:
 
 
 @main.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32'; "
               "unnamed degrees are 1. Default: the scenario's plan.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/1; "
+              "a list of them for several scenarios).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every op of the prefill and decode steps.")
-def evaluate(scenario: str, plan_text: str | None, as_json: bool, verbose: bool) -> None:
-    """Predict memory, step time, throughput and latency of one plan for SCENARIO."""
-    sc = _load(scenario)
+def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool) -> None:
+    """Predict memory, step time, throughput and latency of one plan for each SCENARIO.
+
+    With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
+    results = [_evaluate_one(path, plan_text) for path in scenarios]
+    if as_json:
+        docs = [report.evaluate_document(sc, dims, r) for sc, dims, r in results]
+        _emit_json(docs[0] if len(docs) == 1 else docs)
+        return
+    for sc, dims, r in results:
+        report.render_evaluate(_out, sc, dims, r, verbose=verbose)
+    if len(results) > 1:
+        _out.print(report.side_by_side(results))
+
+
+def _evaluate_one(path: str, plan_text: str | None):  # noqa: ANN202
+    sc = _load(path)
     try:
         dims = parse_plan(plan_text) if plan_text else sc.plan
     except ScenarioError as e:
         _abort(EXIT_BAD_INPUT, str(e))
     if dims is None:
-        _abort(EXIT_BAD_INPUT, "--plan: missing; accepted: a plan string such as 'attn_dp=16,moe_ep=16', "
-               "or a 'plan:' key in the scenario")
+        _abort(EXIT_BAD_INPUT, f"--plan: missing for {path}; accepted: a plan string such as "
+               "'attn_dp=16,moe_ep=16', or a 'plan:' key in the scenario")
     problems = check_dims(dims, sc.model, sc.cluster.num_devices)
     if problems:
         _abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
@@ -83,10 +98,7 @@ def evaluate(scenario: str, plan_text: str | None, as_json: bool, verbose: bool)
                f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
                f"weights alone {fmt_bytes(m.weight_bytes)}). Raise moe_ep / attn_tp, use more devices, a lower "
                f"weight precision, or a smaller batch / shorter context.")
-    if as_json:
-        _emit_json(report.evaluate_document(sc, dims, result))
-    else:
-        report.render_evaluate(_out, sc, dims, result, verbose=verbose)
+    return sc, dims, result
 
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek_v3_h200_16.yaml"

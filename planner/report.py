@@ -146,3 +146,37 @@ def _slo(value: float, slo: float | None) -> str:
     if slo is None:
         return ""
     return f" [green](<= {fmt_seconds(slo)})[/green]" if value <= slo else f" [red](SLO {fmt_seconds(slo)} missed)[/red]"
+
+
+def side_by_side(results: list[tuple[Scenario, ParallelDims, ServingResult]]) -> Table:
+    """Key metrics of several evaluated scenarios in columns, with each one's ratio to the first."""
+    t = Table(title="Side by side (ratio to the first scenario in brackets)")
+    t.add_column("metric")
+    for sc, _, _ in results:
+        t.add_column(f"{sc.name}\n({sc.cluster.num_devices} x {sc.cluster.device.id})", justify="right")
+    rows: list[tuple[str, Any, Any]] = [
+        ("static memory / device", lambda r: r.decode.memory.static_bytes, fmt_bytes),
+        ("decode tok/s / device", lambda r: r.decode.throughput_tok_s_per_device, lambda v: f"{v:,.0f}"),
+        ("decode tok/s total", None, lambda v: f"{v:,.0f}"),
+        ("TPOT", lambda r: r.decode.latency_s, fmt_seconds),
+        ("TTFT", lambda r: r.prefill.latency_s, fmt_seconds),
+        ("end-to-end latency (TTFT + output x TPOT)", None, fmt_seconds),
+        ("decode expert density (tokens / local expert)", lambda r: r.decode.expert_tokens_per_local_expert,
+         lambda v: f"{v:,.1f}"),
+        ("prefill tok/s / device", lambda r: r.prefill.throughput_tok_s_per_device, lambda v: f"{v:,.0f}"),
+    ]
+    base: dict[str, float] = {}
+    for name, get, fmt in rows:
+        cells = []
+        for sc, _, r in results:
+            if name == "decode tok/s total":
+                v = r.decode.throughput_tok_s_per_device * sc.cluster.num_devices
+            elif name.startswith("end-to-end"):
+                v = r.prefill.latency_s + sc.workload.output_tokens * r.decode.latency_s
+            else:
+                v = get(r)
+            base.setdefault(name, v)
+            ratio = v / base[name] if base[name] else float("nan")
+            cells.append(f"{fmt(v)} (x{ratio:.2f})")
+        t.add_row(name, *cells)
+    return t
