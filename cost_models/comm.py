@@ -52,6 +52,11 @@ from types import MappingProxyType
 
 from cost_models.specs import ClusterSpec, LinkSpec
 
+LOW_LATENCY_RDMA_EFFICIENCY = 39.0 / 44.2
+"""RDMA throughput of low-latency (decode) all-to-all kernels relative to the throughput kernels on the same NIC:
+DeepEP V1 low-latency dispatch/combine reach 39 GB/s at EP128-256 on CX7 400G (specs.md §1.3, x) against the
+44.2 GB/s on the wire of the normal kernels (DeepEP V2 README, x2): per-message overhead of small messages."""
+
 ALL_TO_ALL_SCALE_UP_FRACTION = 0.70
 """Cap on the fraction of scale-up line rate an all-to-all reaches (every device streams to every peer
 through the switch at once).  Measured: nccl-tests alltoall busBW at 512 MiB over line rate, H100 315/450 =
@@ -301,16 +306,22 @@ def _ep_all_to_all(cluster: ClusterSpec, *, tokens_per_device: float, hidden_siz
     routing = {"top_k": top_k, "num_groups": num_groups, "topk_groups": topk_groups, "num_experts": num_experts}
     d_dev = _expected_units_hit(units=ep_size, **routing)
     d_node = _expected_units_hit(units=nodes, **routing) if nodes > 1 else 1.0
+    up_rate = _all_to_all_scale_up_rate(cluster.scale_up)
+    out_rate = cluster.scale_out.effective_bytes_per_s
     if forward_in_node:
         out_copies = d_node * (nodes - 1) / nodes
         up_copies = d_dev * (g - 1) / g
+    elif nodes > 1:
+        # low-latency kernels across nodes: one message per (token, expert), every remote one over RDMA, the
+        # peers in the own node included ("pure RDMA", DeepEP README), at the LL kernels' RDMA efficiency
+        out_copies = top_k * (ep_size - 1) / ep_size
+        up_copies = 0.0
+        out_rate *= LOW_LATENCY_RDMA_EFFICIENCY
     else:
-        out_copies = d_dev * (nodes - 1) / nodes
-        up_copies = d_dev / nodes * (g - 1) / g
+        out_copies = 0.0
+        up_copies = d_dev * (g - 1) / g
     up_bytes = tokens_per_device * up_copies * token_bytes
     out_bytes = tokens_per_device * out_copies * token_bytes
-    up_rate = _all_to_all_scale_up_rate(cluster.scale_up)
-    out_rate = cluster.scale_out.effective_bytes_per_s
     up_s = imbalance * up_bytes / up_rate
     out_s = imbalance * out_bytes / out_rate
     lat_up = cluster.scale_up.latency_s if g > 1 else 0.0
