@@ -123,5 +123,20 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
     if objective == "devices" and required is not None:
         return NoFeasiblePlan("request_rate", f"the whole cluster cannot deliver {required:,.0f} output tok/s",
                               ["more devices", "a lower workload.request_rate"])
-    return NoFeasiblePlan("pools", "no prefill/decode split of the cluster meets every constraint",
-                          ["more devices", "looser SLOs"])
+    n = cl.num_devices
+    smallest = min(c.devices for c in fits)
+    agg = [c for c in fits if c.prefill_ok and c.aggregated_user_tok_s > 0]
+    parts = []
+    fixes = []
+    if agg:
+        best = max(agg, key=lambda c: c.aggregated_user_tok_s)
+        parts.append(f"aggregated: the best layout ({best.dims.label()}) gives an effective TPOT of "
+                     f"{1e3 / best.aggregated_user_tok_s:.1f} ms once prompt phases stall decoding"
+                     + (f" > SLO {wl.tpot_slo_s * 1e3:.0f} ms" if wl.tpot_slo_s else ""))
+        fixes.append(f"loosen the TPOT SLO to >= {1.05e3 / best.aggregated_user_tok_s:.0f} ms for aggregated serving")
+    if 2 * smallest > n:
+        parts.append(f"disaggregated: the smallest layout that fits holds {smallest} devices, so two pools need "
+                     f"{2 * smallest} > {n}")
+        fixes.append(f"at least {2 * smallest} devices for separate prefill and decode pools")
+    return NoFeasiblePlan("pools", "; ".join(parts) or "no prefill/decode split of the cluster meets every "
+                          "constraint", fixes or ["more devices", "looser SLOs"])
