@@ -19,7 +19,7 @@ from cost_models import memory
 from cost_models.ops import PhaseShape
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
-from cost_models.step import StepCost, step_cost
+from cost_models.step import OverlapModel, StepCost, step_cost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +55,8 @@ def _expert_density(model: ModelSpec, dims: ParallelDims, device_tokens: float) 
     return copies / dims.experts_per_device(model)
 
 
-def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> PhaseResult:
+def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+            overlap_model: OverlapModel | None = None) -> PhaseResult:
     """One prefill forward of ``prefill_tokens_per_device`` tokens (default: one prompt per attention rank)."""
     device_tokens = wl.prefill_tokens_per_device or wl.input_tokens / dims.attn_tp
     rank_tokens = device_tokens * dims.attn_tp
@@ -63,7 +64,8 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
     shape = PhaseShape(phase="prefill", rank_tokens=rank_tokens, sequences_per_rank=rank_tokens / seq_len,
                        context_tokens=int(seq_len))
     step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
-                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
+                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
+                     overlap_model=overlap_model)
     mem = memory.memory_breakdown(
         model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
@@ -77,7 +79,7 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
 
 
 def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-               seqs_per_device: float) -> PhaseResult:
+               seqs_per_device: float, overlap_model: OverlapModel | None = None) -> PhaseResult:
     q = 1 + wl.mtp_tokens
     accepted = 1 + wl.mtp_tokens * wl.mtp_acceptance
     ctx = decode_context(wl)
@@ -85,7 +87,8 @@ def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: S
     shape = PhaseShape(phase="decode", rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
                        context_tokens=ctx, query_tokens_per_sequence=q)
     step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
-                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
+                     dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
+                     overlap_model=overlap_model)
     mem = memory.memory_breakdown(
         model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
@@ -110,8 +113,8 @@ def max_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
         tokens_per_sequence_step=1 + wl.mtp_tokens)
 
 
-def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
-                        wl: ServingWorkload) -> tuple[float, str]:
+def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+                        overlap_model: OverlapModel | None = None) -> tuple[float, str]:
     """Decode sequences per device: as given, else the largest that fits memory and meets the TPOT SLO.
 
     The batch is an integer number of sequences per attention rank (``attn_tp`` devices)."""
@@ -122,13 +125,14 @@ def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDi
     cap_rank = math.floor(max_decode_batch(model, cluster, dims, wl) * dims.attn_tp)
     if cap_rank < 1:
         return 0.0, "memory"
-    if wl.tpot_slo_s is None or _decode_at(model, cluster, dims, wl, cap_rank / dims.attn_tp).latency_s <= wl.tpot_slo_s:
+    at_cap = _decode_at(model, cluster, dims, wl, cap_rank / dims.attn_tp, overlap_model)
+    if wl.tpot_slo_s is None or at_cap.latency_s <= wl.tpot_slo_s:
         return cap_rank / dims.attn_tp, "memory"
-    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank), "tpot_slo"
+    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank, overlap_model), "tpot_slo"
 
 
 def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-                               cap_rank: int) -> float:
+                               cap_rank: int, overlap_model: OverlapModel | None = None) -> float:
     """Largest integer rank batch in [1, cap_rank) whose TPOT meets the SLO (TPOT grows with the batch).
 
     Bracketing secant search: TPOT is close to affine in the batch (weights are read once per step, KV and
@@ -138,7 +142,7 @@ def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: Par
     assert slo is not None
 
     def tpot(b: int) -> float:
-        return _decode_at(model, cluster, dims, wl, b / dims.attn_tp).latency_s
+        return _decode_at(model, cluster, dims, wl, b / dims.attn_tp, overlap_model).latency_s
 
     lo, hi = 1, cap_rank
     t_lo, t_hi = tpot(lo), tpot(hi)
@@ -172,11 +176,13 @@ def aggregated_prefill_stall(dims: ParallelDims, wl: ServingWorkload) -> float:
     return float(dims.attn_dp)
 
 
-def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> ServingResult:
-    """Prefill, decode and aggregated serving figures of ``dims`` for ``wl``."""
-    pre = prefill(model, cluster, dims, wl)
-    batch, why = choose_decode_batch(model, cluster, dims, wl)
-    dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp))
+def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+             overlap_model: OverlapModel | None = None) -> ServingResult:
+    """Prefill, decode and aggregated serving figures of ``dims`` for ``wl``. ``overlap_model`` replaces the
+    closed-form two-batch overlap with an injected schedule (the CP-SAT interval model from the planner)."""
+    pre = prefill(model, cluster, dims, wl, overlap_model)
+    batch, why = choose_decode_batch(model, cluster, dims, wl, overlap_model)
+    dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp), overlap_model)
     b = dec.tokens_per_device_per_step
     accepted_steps = wl.output_tokens / (1 + wl.mtp_tokens * wl.mtp_acceptance)
     prefill_s = b * wl.input_tokens / pre.throughput_tok_s_per_device

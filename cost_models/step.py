@@ -24,6 +24,7 @@ fallback and the bound it is checked against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cost_models import ops as opmod
@@ -39,6 +40,12 @@ COMM_SM_FRACTION_LOW_LATENCY = 0.0
 
 STREAM_SWITCH_S = 2e-6
 """Per-op cost of alternating two micro-batches on one compute stream (estimated: one event wait)."""
+
+
+OverlapModel = Callable[[tuple[opmod.OpCost, ...], int, float], float]
+"""An injected overlap schedule: (one micro-batch's ops, micro-batches, fraction of compute units communication
+kernels hold) -> steady-state seconds per layer. The planner passes the CP-SAT interval schedule
+(``planner.cpsat.schedule.overlapped_layer_time``); cost_models itself stays solver-free."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +100,7 @@ def _half(shape: opmod.PhaseShape) -> opmod.PhaseShape:
 
 
 def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], half_ops: tuple[opmod.OpCost, ...] | None,
-                  dims: ParallelDims, phase: str) -> LayerCost:
+                  dims: ParallelDims, phase: str, overlap_model: OverlapModel | None = None) -> LayerCost:
     """Apply the overlap policy to one layer's ops (``half_ops``: the same ops at half the tokens)."""
     compute_full = sum(o.seconds for o in full_ops if o.kind == "compute")
     comm_full = sum(o.seconds for o in full_ops if o.kind == "comm")
@@ -107,7 +114,12 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
     overlapped = min(c2, m2)
     sm_penalty = overlapped * f / (1 - f)
     switch = STREAM_SWITCH_S * len(half_ops)
-    layer_s = max(c2 + sm_penalty, m2) + switch
+    if overlap_model is not None:
+        # the schedule accounts for the SM share itself (compute blocks stretched while comm kernels hold SMs)
+        layer_s = overlap_model(half_ops, 2, f) + switch
+        sm_penalty = 0.0
+    else:
+        layer_s = max(c2 + sm_penalty, m2) + switch
     exposed = max(0.0, layer_s - c2 - sm_penalty - switch)
     doubled = tuple(
         opmod.OpCost(name=o.name, kind=o.kind, seconds=2 * o.seconds, flops=2 * o.flops, hbm_bytes=2 * o.hbm_bytes,
@@ -120,7 +132,7 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
 
 def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
               weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
-              imbalance: float = 1.0) -> StepCost:
+              imbalance: float = 1.0, overlap_model: OverlapModel | None = None) -> StepCost:
     """Time of one forward of ``shape`` tokens per attention rank, on one pipeline stage."""
     stage_layers = -(-model.num_layers // dims.pp)
     n_dense = min(model.num_dense_layers, stage_layers)
@@ -145,10 +157,10 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
     half = _half(shape)
     if n_dense:
         layers.append(compose_layer("dense", n_dense, layer_ops(shape, False),
-                                    layer_ops(half, False) if two else None, dims, shape.phase))
+                                    layer_ops(half, False) if two else None, dims, shape.phase, overlap_model))
     if n_moe:
         layers.append(compose_layer("moe", n_moe, layer_ops(shape, True),
-                                    layer_ops(half, True) if two else None, dims, shape.phase))
+                                    layer_ops(half, True) if two else None, dims, shape.phase, overlap_model))
     head = opmod.head_ops(model, cluster, att_dims, shape)
     layers.append(compose_layer("head", 1, head, None, dims, shape.phase))
     stage_s = sum(layer.total_s for layer in layers)

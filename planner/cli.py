@@ -62,11 +62,19 @@ def _load(path: str) -> Scenario:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/1; "
               "a list of them for several scenarios).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every op of the prefill and decode steps.")
-def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool) -> None:
+@click.option("--overlap-model", type=click.Choice(["schedule", "closed-form"]), default="schedule",
+              show_default=True, help="Two-batch overlap from the CP-SAT layer schedule, or the closed form "
+              "max(compute, communication) + SM share that plan's search uses.")
+def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool,
+             overlap_model: str) -> None:
     """Predict memory, step time, throughput and latency of one plan for each SCENARIO.
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
-    results = [_evaluate_one(path, plan_text) for path in scenarios]
+    hook = None
+    if overlap_model == "schedule":
+        from planner.cpsat.schedule import overlapped_layer_time
+        hook = overlapped_layer_time
+    results = [_evaluate_one(path, plan_text, hook) for path in scenarios]
     if as_json:
         docs = [report.evaluate_document(sc, dims, r) for sc, dims, r in results]
         _emit_json(docs[0] if len(docs) == 1 else docs)
@@ -77,7 +85,7 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         _out.print(report.side_by_side(results))
 
 
-def _evaluate_one(path: str, plan_text: str | None):  # noqa: ANN202
+def _evaluate_one(path: str, plan_text: str | None, hook):  # noqa: ANN001, ANN202
     sc = _load(path)
     try:
         dims = parse_plan(plan_text) if plan_text else sc.plan
@@ -89,7 +97,7 @@ def _evaluate_one(path: str, plan_text: str | None):  # noqa: ANN202
     problems = check_dims(dims, sc.model, sc.cluster.num_devices)
     if problems:
         _abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
-    result = evaluate_plan(sc.model, sc.cluster, dims, sc.workload)
+    result = evaluate_plan(sc.model, sc.cluster, dims, sc.workload, overlap_model=hook)
     over = [(ph, p.memory) for ph, p in (("prefill", result.prefill), ("decode", result.decode))
             if p.memory.free_bytes < 0]
     if over:
@@ -161,6 +169,30 @@ def _write_export(path: Path, fmt: str, doc: dict[str, Any], to_markdown: Any) -
     except OSError as e:
         tmp.unlink(missing_ok=True)
         _abort(EXIT_BAD_INPUT, f"--export: got {str(path)!r}; accepted: a writable path ({e.strerror})")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan).")
+@click.option("--micro-batches", type=click.IntRange(1, 4), default=2, show_default=True)
+@click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True)
+@click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
+def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, width: int,
+             as_json: bool) -> None:
+    """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""
+    from planner import schedule_report
+    sc, dims, _ = _evaluate_one(scenario, plan_text, None)
+    schedules = schedule_report.layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
+    if as_json:
+        _emit_json({"schema": "moeplan.schedule/1", "scenario": sc.name, "plan": dims.as_dict(), "phase": phase,
+                    "micro_batches": micro_batches,
+                    "layers": {k: schedule_report.schedule_document(v) for k, v in schedules.items()}})
+        return
+    _out.print(f"[b]{sc.name}[/b]: {phase}, {micro_batches} micro-batches, plan {dims.label()}")
+    for kind, sch in schedules.items():
+        _out.print(f"\n[b]{kind} layer[/b]")
+        _out.print(schedule_report.gantt_text(sch, width=width), highlight=False, markup=False)
 
 
 @main.group()

@@ -130,3 +130,14 @@ def test_catalog_json_lists_sources(what):
     doc = json.loads(res.output)
     assert len(doc["items"]) >= 10
     assert all(item["sources"] for item in doc["items"])
+
+
+def test_schedule_command_shows_hidden_all_to_all():
+    res = run("schedule", str(ROOT / "scenarios" / "validation" / "ds_d_h800_decode_ep144.yaml"), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    moe = doc["layers"]["moe"]
+    assert doc["schema"] == "moeplan.schedule/1"
+    # the overlapped layer is shorter than running its ops back to back, and no shorter than its busiest resource
+    assert moe["makespan_s"] < moe["no_overlap_s"]
+    assert moe["makespan_s"] >= moe["busiest_resource_s"] * (1 - 1e-9)
