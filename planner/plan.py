@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner import validate
-from planner.cpsat.deployment import Deployment, DeploymentInstance, SolveStats, solve_top_k
+from planner.cpsat.deployment import Deployment, DeploymentInstance, solve_top_k
+from planner.cpsat.stats import SolveStats
 from planner.scenario import Scenario
 from planner.search import Candidate, pareto_front, search_space
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from planner.cpsat import quantize
+from planner.cpsat.stats import SolveStats
 from planner.search import Candidate
 
 OBJECTIVES = ("throughput", "latency", "devices")
@@ -47,15 +48,6 @@ class Deployment:
     @property
     def key(self) -> tuple[str, int, int]:
         return (self.mode, id(self.prefill), id(self.decode))
-
-
-@dataclass(frozen=True, kw_only=True)
-class SolveStats:
-    status: str
-    objective: float
-    bound: float
-    gap: float
-    wall_s: float
 
 
 @dataclass(frozen=True, kw_only=True)

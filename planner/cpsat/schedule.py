@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
+from planner.cpsat.stats import SolveStats
+
 if TYPE_CHECKING:
     from cost_models.ops import OpCost
 
@@ -199,17 +201,6 @@ class ScheduleInstance:
         comm = out["scale_up"] + out["scale_out"]
         out["compute"] = (out["compute"] * SM_CAPACITY + comm * self.comm_demand) // SM_CAPACITY
         return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class SolveStats:
-    """Objective and bound are the period's, in seconds."""
-
-    status: str
-    objective: float
-    bound: float
-    gap: float
-    wall_s: float
 
 
 @dataclass(frozen=True, kw_only=True)
