@@ -128,11 +128,11 @@ def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDi
     at_cap = _decode_at(model, cluster, dims, wl, cap_rank / dims.attn_tp, overlap_model)
     if wl.tpot_slo_s is None or at_cap.latency_s <= wl.tpot_slo_s:
         return cap_rank / dims.attn_tp, "memory"
-    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank, overlap_model), "tpot_slo"
+    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank, at_cap.latency_s, overlap_model), "tpot_slo"
 
 
 def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-                               cap_rank: int, overlap_model: OverlapModel | None = None) -> float:
+                               cap_rank: int, t_cap: float, overlap_model: OverlapModel | None = None) -> float:
     """Largest integer rank batch in [1, cap_rank) whose TPOT meets the SLO (TPOT grows with the batch).
 
     Bracketing secant search: TPOT is close to affine in the batch (weights are read once per step, KV and
@@ -145,20 +145,37 @@ def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: Par
         return _decode_at(model, cluster, dims, wl, b / dims.attn_tp, overlap_model).latency_s
 
     lo, hi = 1, cap_rank
-    t_lo, t_hi = tpot(lo), tpot(hi)
+    t_lo, t_hi = tpot(lo), t_cap
     if t_lo > slo:
         return 1 / dims.attn_tp
+    # invariant: tpot(lo) <= slo < tpot(hi). Secant guesses, with a bisection step whenever a guess failed to
+    # halve the bracket (TPOT is convex in the batch and steps at wave boundaries, where a pure secant stalls);
+    # a guess within about one sequence's TPOT of the SLO also probes its neighbour to close the bracket.
+    bisect = False
     while hi - lo > 1:
-        frac = (slo - t_lo) / (t_hi - t_lo) if t_hi > t_lo else 0.5
-        mid = min(hi - 1, max(lo + 1, lo + round(frac * (hi - lo))))
-        t_mid = tpot(mid)
-        if t_mid <= slo:
-            lo, t_lo = mid, t_mid
-            # probe just above: settles the bracket when the interpolation landed close
-            if lo + 1 < hi and tpot(lo + 1) > slo:
-                return lo / dims.attn_tp
+        width = hi - lo
+        if bisect:
+            g = (lo + hi) // 2
         else:
-            hi, t_hi = mid, t_mid
+            frac = (slo - t_lo) / (t_hi - t_lo) if t_hi > t_lo else 0.5
+            g = min(hi - 1, max(lo + 1, lo + int(frac * width)))
+        per_seq = (t_hi - t_lo) / width
+        t_g = tpot(g)
+        if t_g <= slo:
+            lo, t_lo = g, t_g
+            if g + 1 < hi and slo - t_g < 1.5 * per_seq:
+                t_next = tpot(g + 1)
+                if t_next > slo:
+                    return g / dims.attn_tp
+                lo, t_lo = g + 1, t_next
+        else:
+            hi, t_hi = g, t_g
+            if g - 1 > lo and t_g - slo < 1.5 * per_seq:
+                t_prev = tpot(g - 1)
+                if t_prev <= slo:
+                    return (g - 1) / dims.attn_tp
+                hi, t_hi = g - 1, t_prev
+        bisect = not bisect and (hi - lo) * 2 > width
     return lo / dims.attn_tp
 
 

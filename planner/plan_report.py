@@ -77,7 +77,7 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
     rj = Table(title=f"Layouts considered: {res.layouts_considered}; rejected by constraint")
     rj.add_column("constraint")
     rj.add_column("rejected", justify="right")
-    for k in ("divisibility", "topology", "memory", "ttft", "tpot"):
+    for k in ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"):
         rj.add_row(k, str(res.rejected.get(k, 0)))
     console.print(rj)
     s = res.stats[0]

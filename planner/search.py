@@ -10,6 +10,7 @@ the split of the cluster into replicas and into prefill / decode pools, which is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ REJECT_TOPOLOGY = "topology"
 REJECT_MEMORY = "memory"
 REJECT_TTFT = "ttft"
 REJECT_TPOT = "tpot"
+REJECT_PP_NO_GAIN = "pp_no_gain"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,11 +161,22 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     rejected: Counter[str] = Counter()
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
     out: list[Candidate] = []
+    memory_bound: dict[ParallelDims, bool] = {}
     for i, dims in enumerate(layouts):
         if check_dims(dims, model, dims.unit_devices * dims.pp):
             rejected[REJECT_DIVISIBILITY] += 1
             continue
+        flat = dataclasses.replace(dims, pp=1)
+        if dims.pp > 1 and memory_bound.get(flat) is False:
+            # Pipeline stages only help by freeing memory: per device they run the same ops on fewer layers,
+            # so throughput per device is at best equal and latency grows by the stage hand-offs. When the
+            # pp=1 layout's decode batch is already set by the TPOT SLO (not memory), more memory buys nothing.
+            rejected[REJECT_PP_NO_GAIN] += 1
+            continue
         c = cost_layout(model, cluster, dims, wl)
+        if dims.pp == 1:
+            fits = c.result.prefill.memory.free_bytes >= 0
+            memory_bound[dims] = not fits or c.result.decode_batch_limit == "memory"
         if not (c.prefill_ok or c.decode_ok):
             rejected[_why(c, wl)] += 1
         out.append(c)
