@@ -7,6 +7,7 @@ accepted. Results go to stdout, diagnostics to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -97,7 +98,13 @@ def _evaluate_one(path: str, plan_text: str | None, hook):  # noqa: ANN001, ANN2
     problems = check_dims(dims, sc.model, sc.cluster.num_devices)
     if problems:
         _abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
-    result = evaluate_plan(sc.model, sc.cluster, dims, sc.workload, overlap_model=hook)
+    wl = sc.workload
+    if sc.expert_loads is not None:
+        from planner.imbalance import layout_imbalance_cpsat
+        wl = dataclasses.replace(wl, expert_imbalance=layout_imbalance_cpsat(
+            sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node))
+        sc = dataclasses.replace(sc, workload=wl)
+    result = evaluate_plan(sc.model, sc.cluster, dims, wl, overlap_model=hook)
     over = [(ph, p.memory) for ph, p in (("prefill", result.prefill), ("decode", result.decode))
             if p.memory.free_bytes < 0]
     if over:
@@ -193,6 +200,90 @@ def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: st
     for kind, sch in schedules.items():
         _out.print(f"\n[b]{kind} layer[/b]")
         _out.print(schedule_report.gantt_text(sch, width=width), highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan); EP size and slots come from it.")
+@click.option("--expert-load", "load_path", type=click.Path(dir_okay=False),
+              help="Router counts (CSV or JSON, rows = MoE layers); default: the scenario's workload.expert_load.")
+@click.option("--redundant", type=click.IntRange(min=0), help="Redundant slots (default: the plan's).")
+@click.option("--time-limit", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="CP-SAT time limit per layer, seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/1).")
+@click.option("--export", type=click.Path(dir_okay=False), help="Write the placement document as JSON.")
+def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float,
+          seed: int, as_json: bool, export: str | None) -> None:
+    """Place experts and redundant replicas on the plan's EP devices: CP-SAT vs the greedy balancers."""
+    from planner import placement_report
+    from planner.cpsat.placement import place_all
+    from planner.scenario import read_expert_loads
+
+    sc, dims, _ = _evaluate_one(scenario, plan_text, None)
+    if sc.model.moe is None:
+        _abort(EXIT_BAD_INPUT, f"model: got {sc.model.id!r}; accepted: an MoE model (placement needs experts)")
+    try:
+        loads = read_expert_loads(load_path, sc.model) if load_path else sc.expert_loads
+    except ScenarioError as e:
+        _abort(EXIT_BAD_INPUT, str(e))
+    if loads is None:
+        _abort(EXIT_BAD_INPUT, "--expert-load: missing; accepted: a CSV or JSON router-count file, or "
+               "workload.expert_load in the scenario (moeplan loads synth makes one)")
+    if redundant is not None:
+        dims = dataclasses.replace(dims, redundant_experts=redundant)
+    slots = dims.physical_expert_slots(sc.model)
+    if slots % dims.moe_ep:
+        _abort(EXIT_BAD_INPUT, f"--redundant: got {dims.redundant_experts}; accepted: a count that makes "
+               f"{sc.model.moe.num_routed_experts} + redundant divisible by moe_ep={dims.moe_ep}")
+    dpn = max(1, min(sc.cluster.devices_per_node, dims.moe_ep))
+    res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots, time_limit_s=time_limit,
+                    seed=seed, num_groups=sc.model.moe.num_groups, topk_groups=sc.model.moe.topk_groups)
+    doc = placement_report.placement_document(res)
+    if export:
+        _write_export(Path(export), ".json", doc, None)
+    if as_json:
+        _emit_json(doc)
+        return
+    from planner.place_view import layer_table
+    _out.print(layer_table(res))
+    for line in placement_report.summary_lines(res):
+        _out.print(line, highlight=False, markup=False)
+
+
+@main.group()
+def loads() -> None:
+    """Expert-load (router count) files."""
+
+
+@loads.command("synth")
+@click.option("--experts", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=58, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--skew", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Width of the log-normal expert popularity: 0 uniform, 1 typical, 2 a few very hot experts.")
+@click.option("--tokens", type=click.IntRange(min=1), default=20_267, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
+def loads_synth(experts: int, layers: int, top_k: int, skew: float, tokens: int, seed: int,
+                out_path: str | None) -> None:
+    """Synthetic router counts with a documented skew, for users without router logs."""
+    from planner.loads import loads_to_json, synth_loads
+    from planner.place_view import loads_to_csv
+
+    if top_k > experts:
+        _abort(EXIT_BAD_INPUT, f"--top-k: got {top_k}; accepted: at most --experts ({experts})")
+    data = synth_loads(experts=experts, layers=layers, top_k=top_k, skew=skew, seed=seed, tokens=tokens)
+    if out_path and out_path.endswith(".json"):
+        text = json.dumps(loads_to_json(data)) + "\n"
+    else:
+        text = loads_to_csv(data)
+    if out_path:
+        tmp = Path(out_path + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out_path)
+    else:
+        click.echo(text, nl=False)
 
 
 @main.group()

@@ -40,7 +40,12 @@ class NoFeasiblePlan(Exception):
 
 def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, time_limit_s: float = 10.0,
              seed: int = 0, progress: Callable[[int, int], None] | None = None) -> PlanResult:
-    space = search_space(sc.model, sc.cluster, sc.workload, progress=progress)
+    imbalance_of = None
+    if sc.expert_loads is not None:
+        from planner.imbalance import layout_imbalance_greedy
+        imbalance_of = lambda d: layout_imbalance_greedy(sc.model, d, sc.expert_loads,  # noqa: E731
+                                                         sc.cluster.devices_per_node)
+    space = search_space(sc.model, sc.cluster, sc.workload, progress=progress, imbalance_of=imbalance_of)
     wl = sc.workload
     required = None
     if objective == "devices":

@@ -56,6 +56,7 @@ def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dic
                      "nodes": sc.cluster.num_nodes, "devices_per_node": sc.cluster.devices_per_node,
                      "devices": sc.cluster.num_devices, "input_tokens": wl.input_tokens,
                      "output_tokens": wl.output_tokens, "weight_precision": wl.weight_precision.label,
+                     "expert_imbalance": wl.expert_imbalance,
                      "kv_precision": wl.kv_precision.label},
         "plan": dims.as_dict(),
         "prefill": _phase_doc(r.prefill, "prefill"),

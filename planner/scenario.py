@@ -107,6 +107,9 @@ class WorkloadSection(_Strict):
     prefill_tokens_per_device: int | None = Field(default=None, ge=1)
     decode_context_tokens: int | None = Field(default=None, ge=1)
     expert_imbalance: float = Field(default=1.0, ge=1.0)
+    expert_load: str | None = None
+    """Router-count file (CSV or JSON, rows = MoE layers, columns = experts), relative to the scenario file;
+    when given, the imbalance is measured by placing the experts, not taken from expert_imbalance."""
     aligned_prefill: bool = False
     """Aggregated serving: the engine aligns prompt phases across attention-DP ranks."""
     slo: SloSection = SloSection()
@@ -150,6 +153,8 @@ class Scenario:
     plan: ParallelDims | None
     expect: tuple[ExpectSection, ...]
     device_sources: dict[str, Any]
+    expert_loads: Any = None
+    """:class:`planner.loads.ExpertLoads` from ``workload.expert_load``, or None."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -286,9 +291,11 @@ def load_scenario(path: str | Path) -> Scenario:
                           scale_out=dev.scale_out)
     wl = _workload(sf.workload, sf.model, model, dev)
     plan = parse_plan(sf.plan, key="plan") if sf.plan else None
+    loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
+        if sf.workload.expert_load else None
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=devices.device_sources(sf.cluster.device))
+                    device_sources=devices.device_sources(sf.cluster.device), expert_loads=loads)
 
 
 _PLAN_FIELDS = {f.name: f for f in dataclasses.fields(ParallelDims)}
@@ -327,3 +334,21 @@ def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
 def dump_yaml(doc: Any) -> str:
     """YAML text of an export document (kept here: the one module that touches YAML)."""
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, key: str = "--expert-load") -> Any:
+    """Read a router-count file and check it against the model; ScenarioError names ``key`` on any problem."""
+    from planner.imbalance import check_loads
+    from planner.loads import LoadFileError, read_loads
+
+    full = (base / path) if base is not None else Path(path)
+    try:
+        loads = read_loads(full)
+    except LoadFileError as e:
+        raise ScenarioError(key, path, str(e)) from None
+    except OSError as e:
+        raise ScenarioError(key, path, f"a readable CSV or JSON file ({e.strerror})") from None
+    problem = check_loads(model, loads)
+    if problem:
+        raise ScenarioError(key, path, problem)
+    return loads

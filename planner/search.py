@@ -156,7 +156,8 @@ def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: 
 
 
 def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
-                 progress: Callable[[int, int], None] | None = None) -> SearchSpace:
+                 progress: Callable[[int, int], None] | None = None,
+                 imbalance_of: Callable[[ParallelDims], float] | None = None) -> SearchSpace:
     """Cost every layout that can tile the cluster; count rejections by constraint."""
     rejected: Counter[str] = Counter()
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
@@ -173,7 +174,8 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
             # pp=1 layout's decode batch is already set by the TPOT SLO (not memory), more memory buys nothing.
             rejected[REJECT_PP_NO_GAIN] += 1
             continue
-        c = cost_layout(model, cluster, dims, wl)
+        layout_wl = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(dims))
+        c = cost_layout(model, cluster, dims, layout_wl)
         if dims.pp == 1:
             fits = c.result.prefill.memory.free_bytes >= 0
             memory_bound[dims] = not fits or c.result.decode_batch_limit == "memory"

@@ -1,0 +1,63 @@
+"""Expert-load imbalance of a layout measured from a router-count file, for the cost models.
+
+``evaluate`` places every layer with the CP-SAT placement (:mod:`planner.cpsat.placement`); the plan search,
+which costs hundreds of layouts, uses the greedy global balancer (no solver, milliseconds per layout), which
+is never better than the CP-SAT placement, so the search's imbalance is conservative. Either way the figure
+handed to the cost models is the mean over layers of max / mean device load, which scales the busiest
+device's routed tokens (grouped GEMMs and the all-to-all receive side).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from cost_models.parallel import ParallelDims
+from cost_models.specs import ModelSpec
+from planner.loads import ExpertLoads
+from planner.placement_greedy import greedy_global, score_placement
+
+
+def _shape(model: ModelSpec, dims: ParallelDims, devices_per_node: int) -> tuple[int, int, int]:
+    slots = dims.physical_expert_slots(model)
+    return dims.moe_ep, max(1, min(devices_per_node, dims.moe_ep)), slots
+
+
+def check_loads(model: ModelSpec, loads: ExpertLoads) -> str | None:
+    """A message when the load file does not match the model, else None."""
+    if model.moe is None:
+        return f"{model.id} is dense: an expert-load file does not apply"
+    if loads.num_experts != model.moe.num_routed_experts:
+        return (f"the file has {loads.num_experts} experts per layer; {model.id} has "
+                f"{model.moe.num_routed_experts}")
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def greedy_imbalance(loads: ExpertLoads, devices: int, devices_per_node: int, slots: int) -> float:
+    """Mean over layers of max/mean device load with the greedy global balancer."""
+    if devices == 1:
+        return 1.0
+    vals = []
+    for row in loads.tokens:
+        p = greedy_global(row, num_devices=devices, slots=slots)
+        vals.append(score_placement(p, row, devices_per_node=devices_per_node).imbalance)
+    return sum(vals) / len(vals)
+
+
+def layout_imbalance_greedy(model: ModelSpec, dims: ParallelDims, loads: ExpertLoads, devices_per_node: int) -> float:
+    devices, dpn, slots = _shape(model, dims, devices_per_node)
+    return greedy_imbalance(loads, devices, dpn, slots)
+
+
+def layout_imbalance_cpsat(model: ModelSpec, dims: ParallelDims, loads: ExpertLoads, devices_per_node: int,
+                           *, time_limit_s: float = 1.0, seed: int = 0) -> float:
+    """Mean over layers of max/mean device load of the CP-SAT placement for the layout's EP group."""
+    from planner.cpsat.placement import place_all
+
+    devices, dpn, slots = _shape(model, dims, devices_per_node)
+    if devices == 1:
+        return 1.0
+    assert model.moe is not None
+    res = place_all(loads, num_devices=devices, devices_per_node=dpn, slots=slots, time_limit_s=time_limit_s,
+                    seed=seed, num_groups=model.moe.num_groups, topk_groups=model.moe.topk_groups)
+    return res.mean_imbalance("cpsat")

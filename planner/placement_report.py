@@ -1,0 +1,85 @@
+"""Expert placement results as a JSON document and as a plain-text summary.
+
+The document (schema ``moeplan.place/1``) carries, per layer, the three arrays that serving engines'
+expert-load balancers load (DeepSeek EPLB's ``phy2log`` / ``log2phy`` / ``logcnt``; vLLM and SGLang read
+the same):
+
+* ``physical_to_logical``: length ``slots``; slot ``s`` sits on device ``s // slots_per_device`` and holds
+  that logical expert;
+* ``logical_to_physical``: per logical expert, its slot ids, padded with -1 to ``max_replicas`` (the most
+  replicas of any expert in any layer, so the layers stack into one tensor);
+* ``replica_counts``: per logical expert, its number of slots;
+
+plus the layer's max / mean device load (in the load file's token counts), the lower bound, the gap and
+the scale-out metrics, for the CP-SAT placement and the two greedy baselines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.cpsat.placement import METHODS, PlacementResult
+from planner.placement_greedy import PlacementScore
+
+PLACE_SCHEMA = "moeplan.place/1"
+
+
+def _score_doc(s: PlacementScore) -> dict[str, Any]:
+    return {"max_device_tokens": s.max_device_tokens, "imbalance": s.imbalance,
+            "group_node_pairs": s.group_node_pairs, "token_node_reach": s.token_node_reach}
+
+
+def placement_document(result: PlacementResult) -> dict[str, Any]:
+    """JSON-ready dict of a :class:`PlacementResult` (lists, numbers, strings and None only)."""
+    width = result.max_replicas
+    layers = []
+    for r in result.layers:
+        p = r.cpsat.placement
+        layers.append({
+            "layer": r.layer,
+            "physical_to_logical": list(p.physical_to_logical),
+            "logical_to_physical": [list(s) for s in p.logical_to_physical(pad_to=width)],
+            "replica_counts": list(p.replica_counts),
+            "mean_device_tokens": r.cpsat.mean_device_tokens,
+            "max_device_tokens": r.cpsat.max_device_tokens,
+            "lower_bound_tokens": r.lower_bound_tokens,
+            "gap": r.stats.gap,
+            "status": r.stats.status,
+            "solves": r.stats.solves,
+            "wall_s": r.stats.wall_s,
+            "methods": {m: _score_doc(getattr(r, m)) for m in METHODS},
+        })
+    return {
+        "schema": PLACE_SCHEMA,
+        "source": result.source,
+        "config": {"num_devices": result.num_devices, "devices_per_node": result.devices_per_node,
+                   "slots": result.slots, "slots_per_device": result.slots // result.num_devices,
+                   "num_groups": result.num_groups, "topk_groups": result.topk_groups,
+                   "time_limit_s_per_layer": result.time_limit_s, "seed": result.seed},
+        "max_replicas": width,
+        "summary": {
+            "methods": {m: {"mean_imbalance": result.mean_imbalance(m), "worst_imbalance": result.worst_imbalance(m)}
+                        for m in METHODS},
+            "mean_bound_imbalance": result.mean_bound_imbalance,
+            "mean_gap": result.mean_gap,
+            "wall_s": result.wall_s,
+        },
+        "layers": layers,
+    }
+
+
+def summary_lines(result: PlacementResult) -> list[str]:
+    """A few human lines: per method mean / worst max-over-mean device load, the bound, gap and wall time."""
+    n = len(result.layers)
+    head = (f"{result.slots} slots on {result.num_devices} devices in "
+            f"{result.num_devices // result.devices_per_node} nodes, {n} layers")
+    lines = [head, f"{'method':22s} {'mean':>8s} {'worst':>8s} {'pairs':>7s} {'reach':>6s}"]
+    for m in METHODS:
+        pairs = sum(getattr(r, m).group_node_pairs for r in result.layers) / n
+        reach = [getattr(r, m).token_node_reach for r in result.layers]
+        reach_s = f"{max(x for x in reach if x is not None):6d}" if any(x is not None for x in reach) else "     -"
+        lines.append(f"{m:22s} {result.mean_imbalance(m):8.4f} {result.worst_imbalance(m):8.4f} {pairs:7.1f} {reach_s}")
+    lines.append(f"{'lower bound':22s} {result.mean_bound_imbalance:8.4f}")
+    lines.append(f"mean gap to bound {result.mean_gap:.5f}; wall {result.wall_s:.1f} s "
+                 f"({result.time_limit_s:g} s limit per layer)")
+    return lines
