@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 
 plan: venv
-	$(BIN)/moeplan evaluate $(DEFAULT_SCENARIO)
+	$(BIN)/moeplan plan $(DEFAULT_SCENARIO)
 
 lint: venv
 	$(BIN)/ruff check planner cost_models tests benchmarks

@@ -53,11 +53,10 @@ def run(name: str, loads: ExpertLoads, args: argparse.Namespace) -> bool:
         print(f"\n== {name}: " + summary_lines(res)[0] + f" (load average {load_avg:.2f} at start)")
         for line in summary_lines(res)[1:]:
             print("   " + line)
-        stats = [r.stats for r in res.layers]
-        print(f"   CP-SAT: {sum(s.solves for s in stats)} solves, "
-              f"{sum(s.status == 'OPTIMAL' for s in stats)}/{len(stats)} layers proven at the bound, "
-              f"slowest layer {max(s.wall_s for s in stats):.2f} s")
-        stops = Counter(s.stopped_by for s in stats)
+        print(f"   CP-SAT: {sum(r.solves for r in res.layers)} solves, "
+              f"{sum(r.stats.status == 'OPTIMAL' for r in res.layers)}/{len(res.layers)} layers proven at the "
+              f"bound, slowest layer {max(r.stats.wall_s for r in res.layers):.2f} s")
+        stops = Counter(r.stopped_by for r in res.layers)
         print("   stopped by: " + ", ".join(f"{k} {v}" for k, v in sorted(stops.items()))
               + ("" if "time_limit" in stops else " (no layer hit the wall clock: reproducible for this seed)"))
         if args.repeat:

@@ -45,7 +45,9 @@ def placement_document(result: PlacementResult) -> dict[str, Any]:
             "lower_bound_tokens": r.lower_bound_tokens,
             "gap": r.stats.gap,
             "status": r.stats.status,
-            "solves": r.stats.solves,
+            "solves": r.solves,
+            "deterministic_s": r.deterministic_s,
+            "stopped_by": r.stopped_by,
             "wall_s": r.stats.wall_s,
             "methods": {m: _score_doc(getattr(r, m)) for m in METHODS},
         })
@@ -55,7 +57,8 @@ def placement_document(result: PlacementResult) -> dict[str, Any]:
         "config": {"num_devices": result.num_devices, "devices_per_node": result.devices_per_node,
                    "slots": result.slots, "slots_per_device": result.slots // result.num_devices,
                    "num_groups": result.num_groups, "topk_groups": result.topk_groups,
-                   "time_limit_s_per_layer": result.time_limit_s, "seed": result.seed},
+                   "time_limit_s_per_layer": result.time_limit_s, "effort_s_per_layer": result.effort_s,
+                   "seed": result.seed},
         "max_replicas": width,
         "summary": {
             "methods": {m: {"mean_imbalance": result.mean_imbalance(m), "worst_imbalance": result.worst_imbalance(m)}

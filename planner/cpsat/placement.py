@@ -34,7 +34,7 @@ so it never returns worse. Stop within ``gap_limit`` of the lower bound, after `
 a row without progress, once the sub-solves have used ``effort_s`` of CP-SAT deterministic time, or at the
 wall-clock limit; then the node model. Every sub-solve has a deterministic limit, ``num_workers=1`` and a seed,
 so the result depends only on the inputs and the seed unless the wall-clock limit is what stopped it
-(``SolveStats.stopped_by == "time_limit"``, which the benchmark counts).
+(``LayerResult.stopped_by == "time_limit"``, which the benchmark counts).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from planner import placement_greedy as greedy
+from planner.cpsat.stats import SolveStats
 from planner.loads import ExpertLoads
 from planner.placement_greedy import LayerPlacement, PlacementScore
 
@@ -83,25 +84,6 @@ class AssignInstance:
     def replica_units(self, j: int, k: int) -> int:
         """Load units of one replica of expert j when it has k replicas here."""
         return to_units(self.expert_tokens[j] / k, self.tokens_per_unit)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SolveStats:
-    """How a solve, or a layer's whole search, ended (objective and bound in the units the caller names)."""
-
-    status: str
-    objective: float
-    bound: float
-    gap: float
-    """``(objective - bound) / bound``."""
-    wall_s: float
-    deterministic_s: float = 0.0
-    """CP-SAT deterministic time spent (reproducible, unlike ``wall_s``)."""
-    solves: int = 1
-    """CP-SAT solves behind these numbers."""
-    stopped_by: str = "solver"
-    """Why a layer's search ended: ``bound`` (proven optimal), ``gap_limit``, ``no_progress``, ``effort``
-    (deterministic budget) or ``time_limit`` (wall clock: only this one makes a result timing-dependent)."""
 
 
 class _AssignModel:
@@ -175,6 +157,8 @@ class _AssignModel:
 
 def _solve(m: cp_model.CpModel, *, time_limit_s: float, seed: int, num_workers: int,
            deterministic_limit: float | None, stop_gap: float) -> tuple[cp_model.CpSolver, SolveStats, bool]:
+    """One solve with a wall and a deterministic limit, a seed and a gap stop; the solver (for extract and its
+    ``deterministic_time``), the stats and whether a solution was found."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.001, time_limit_s)
     if deterministic_limit is not None:
@@ -188,9 +172,7 @@ def _solve(m: cp_model.CpModel, *, time_limit_s: float, seed: int, num_workers: 
     ok = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     obj, bound = (solver.objective_value, solver.best_objective_bound) if ok else (0.0, 0.0)
     gap = (obj - bound) / max(1.0, abs(bound))
-    stats = SolveStats(status=solver.status_name(status), objective=obj, bound=bound, gap=gap, wall_s=wall,
-                       deterministic_s=solver.deterministic_time)
-    return solver, stats, ok
+    return solver, SolveStats(status=solver.status_name(status), objective=obj, bound=bound, gap=gap, wall_s=wall), ok
 
 
 def solve_assignment(inst: AssignInstance, hint: Assignment | None, *, time_limit_s: float, seed: int,
@@ -198,12 +180,20 @@ def solve_assignment(inst: AssignInstance, hint: Assignment | None, *, time_limi
                      ) -> tuple[Assignment | None, SolveStats]:
     """Build, hint, solve, extract; objective and bound in load units. Stops once the objective is within
     ``stop_gap`` units of the proven bound. None (with the status) when no solution was found."""
+    found, stats, _ = _assign(inst, hint, time_limit_s=time_limit_s, seed=seed, num_workers=num_workers,
+                              deterministic_limit=deterministic_limit, stop_gap=stop_gap)
+    return found, stats
+
+
+def _assign(inst: AssignInstance, hint: Assignment | None, *, time_limit_s: float, seed: int, num_workers: int,
+            deterministic_limit: float | None, stop_gap: float) -> tuple[Assignment | None, SolveStats, float]:
+    """:func:`solve_assignment` plus the CP-SAT deterministic seconds it used (the search's effort budget)."""
     model = _AssignModel(inst)
     if hint is not None:
         model.hint(hint)
     solver, stats, ok = _solve(model.m, time_limit_s=time_limit_s, seed=seed, num_workers=num_workers,
                                deterministic_limit=deterministic_limit, stop_gap=stop_gap)
-    return (model.extract(solver) if ok else None), stats
+    return (model.extract(solver) if ok else None), stats, solver.deterministic_time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,6 +209,13 @@ def solve_nodes(inst: NodeInstance, *, time_limit_s: float, seed: int, num_worke
                 deterministic_limit: float | None = None) -> tuple[tuple[int, ...], SolveStats]:
     """Device order, node-major (node n gets positions ``n * devices_per_node ...``), with the fewest
     (group, node) pairs found; hinted with the current order, so never worse than it."""
+    order, stats, _ = _nodes(inst, time_limit_s=time_limit_s, seed=seed, num_workers=num_workers,
+                             deterministic_limit=deterministic_limit)
+    return order, stats
+
+
+def _nodes(inst: NodeInstance, *, time_limit_s: float, seed: int, num_workers: int,
+           deterministic_limit: float | None) -> tuple[tuple[int, ...], SolveStats, float]:
     n_d, dpn = len(inst.device_groups), inst.devices_per_node
     n_n = n_d // dpn
     m = cp_model.CpModel()
@@ -243,9 +240,9 @@ def solve_nodes(inst: NodeInstance, *, time_limit_s: float, seed: int, num_worke
     solver, stats, ok = _solve(m, time_limit_s=time_limit_s, seed=seed, num_workers=num_workers,
                                deterministic_limit=deterministic_limit, stop_gap=0.0)
     if not ok:
-        return tuple(range(n_d)), stats
+        return tuple(range(n_d)), stats, solver.deterministic_time
     order = [d for n in range(n_n) for d in range(n_d) if solver.boolean_value(a[d][n])]
-    return tuple(order), stats
+    return tuple(order), stats, solver.deterministic_time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,7 +256,15 @@ class LayerResult:
     lower_bound_tokens: float
     """The larger of the mean device load and the smallest achievable largest per-replica load."""
     stats: SolveStats
-    """Objective and bound in tokens: the CP-SAT max device load and :attr:`lower_bound_tokens`."""
+    """The layer's whole search: objective and bound in tokens (the CP-SAT max device load and
+    :attr:`lower_bound_tokens`); status OPTIMAL when the max load is at the bound, within quantization."""
+    solves: int
+    """CP-SAT solves behind it (sub-solves and the node solve)."""
+    deterministic_s: float
+    """CP-SAT deterministic seconds they used (reproducible, unlike ``stats.wall_s``)."""
+    stopped_by: str
+    """Why the search ended: ``bound`` (proven optimal), ``gap_limit``, ``no_progress``, ``effort``
+    (deterministic budget) or ``time_limit`` (wall clock: only this one makes a result timing-dependent)."""
 
     @property
     def bound_imbalance(self) -> float:
@@ -375,13 +380,14 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
         stopped_by = "time_limit"  # no time left for the node solve
     elif nodes > 1:
         device_groups = tuple(frozenset(group_of[e] for e in dev) for dev in best.placement.devices)
-        order, node_stats = solve_nodes(NodeInstance(device_groups=device_groups, devices_per_node=devices_per_node),
-                                        time_limit_s=left, seed=seed, num_workers=num_workers,
-                                        deterministic_limit=node_deterministic_s)
+        order, node_stats, node_work = _nodes(NodeInstance(device_groups=device_groups,
+                                                           devices_per_node=devices_per_node),
+                                              time_limit_s=left, seed=seed, num_workers=num_workers,
+                                              deterministic_limit=node_deterministic_s)
         grouped = score(LayerPlacement.from_devices([best.placement.devices[d] for d in order], n_exp))
         best = grouped if grouped.group_node_pairs < best.group_node_pairs else best
         search.solves += 1
-        search.work_s += node_stats.deterministic_s
+        search.work_s += node_work
         stopped_by = "time_limit" if node_stats.wall_s >= 0.99 * left else stopped_by
     if best.max_device_tokens > start.max_device_tokens * (1 + 1e-9):  # cannot happen: every move is re-costed
         raise AssertionError("search returned a placement worse than its greedy start")
@@ -390,10 +396,10 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
     at_bound = best.max_device_tokens <= bound + search.tolerance_tokens
     stats = SolveStats(status="OPTIMAL" if at_bound else "FEASIBLE", objective=best.max_device_tokens, bound=bound,
                        gap=(best.max_device_tokens - bound) / bound if bound else 0.0,
-                       wall_s=time.perf_counter() - t0, deterministic_s=search.work_s, solves=search.solves,
-                       stopped_by=stopped_by)
+                       wall_s=time.perf_counter() - t0)
     return LayerResult(layer=layer, cpsat=best, greedy_hierarchical=hier, greedy_global=glob,
-                       lower_bound_tokens=bound, stats=stats)
+                       lower_bound_tokens=bound, stats=stats, solves=search.solves, deterministic_s=search.work_s,
+                       stopped_by=stopped_by)
 
 
 def _split_fit_starts(tokens: tuple[float, ...], num_devices: int, slots: int) -> list[LayerPlacement]:
@@ -513,11 +519,11 @@ class _LayerSearch:
                               tokens_per_unit=self.tokens_per_unit,
                               floor_units=int(self.bound / self.tokens_per_unit))
         # the wall-clock limit is only the layer's safety net: the deterministic limit is what normally ends it
-        found, stats = solve_assignment(inst, hint, time_limit_s=self._left_s(),
+        found, _, work = _assign(inst, hint, time_limit_s=self._left_s(),
                                     seed=self.seed + it, num_workers=self.num_workers,
                                     deterministic_limit=self.SUB_DETERMINISTIC_S, stop_gap=self.spd)
         self.solves += 1
-        self.work_s += stats.deterministic_s
+        self.work_s += work
         if found is not None:
             self._apply(chosen, experts, found)
 
