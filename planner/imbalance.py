@@ -10,11 +10,15 @@ device's routed tokens (grouped GEMMs and the all-to-all receive side).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ModelSpec
 from planner.loads import ExpertLoads
 from planner.placement_greedy import greedy_global, score_placement
+
+if TYPE_CHECKING:
+    from planner.cpsat.placement import PlacementResult
 
 
 def _shape(model: ModelSpec, dims: ParallelDims, devices_per_node: int) -> tuple[int, int, int]:
@@ -49,15 +53,23 @@ def layout_imbalance_greedy(model: ModelSpec, dims: ParallelDims, loads: ExpertL
     return greedy_imbalance(loads, devices, dpn, slots)
 
 
-def layout_imbalance_cpsat(model: ModelSpec, dims: ParallelDims, loads: ExpertLoads, devices_per_node: int,
-                           *, time_limit_s: float = 1.0, seed: int = 0) -> float:
-    """Mean over layers of max/mean device load of the CP-SAT placement for the layout's EP group."""
+@functools.lru_cache(maxsize=8)
+def layout_placement_cpsat(model: ModelSpec, dims: ParallelDims, loads: ExpertLoads, devices_per_node: int,
+                           *, time_limit_s: float = 1.0, seed: int = 0) -> PlacementResult | None:
+    """The CP-SAT placement of every layer on the layout's EP group; None when EP is 1 (nothing to balance).
+    Cached: ``evaluate`` costs the plan with it and then reports the same placement."""
     from planner.cpsat.placement import place_all
 
     devices, dpn, slots = _shape(model, dims, devices_per_node)
     if devices == 1:
-        return 1.0
+        return None
     assert model.moe is not None
-    res = place_all(loads, num_devices=devices, devices_per_node=dpn, slots=slots, time_limit_s=time_limit_s,
-                    seed=seed, num_groups=model.moe.num_groups, topk_groups=model.moe.topk_groups)
-    return res.mean_imbalance("cpsat")
+    return place_all(loads, num_devices=devices, devices_per_node=dpn, slots=slots, time_limit_s=time_limit_s,
+                     seed=seed, num_groups=model.moe.num_groups, topk_groups=model.moe.topk_groups)
+
+
+def layout_imbalance_cpsat(model: ModelSpec, dims: ParallelDims, loads: ExpertLoads, devices_per_node: int,
+                           *, time_limit_s: float = 1.0, seed: int = 0) -> float:
+    """Mean over layers of max/mean device load of the CP-SAT placement for the layout's EP group."""
+    res = layout_placement_cpsat(model, dims, loads, devices_per_node, time_limit_s=time_limit_s, seed=seed)
+    return 1.0 if res is None else res.mean_imbalance("cpsat")

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from planner.cpsat.placement import METHODS, PlacementResult
-from planner.placement_greedy import PlacementScore
+from planner.loads import ExpertLoads
+from planner.placement_greedy import PlacementScore, device_tokens
 
 PLACE_SCHEMA = "moeplan.place/1"
 
@@ -86,3 +87,17 @@ def summary_lines(result: PlacementResult) -> list[str]:
     lines.append(f"mean gap to bound {result.mean_gap:.5f}; wall {result.wall_s:.1f} s "
                  f"({result.time_limit_s:g} s limit per layer)")
     return lines
+
+
+def heatmap_document(result: PlacementResult, loads: ExpertLoads, method: str = "cpsat") -> dict[str, Any]:
+    """Per layer, each EP device's routed tokens over the layer's mean device load (1.0 = perfectly even);
+    ``loads`` are the router counts ``result`` was placed from."""
+    rows = []
+    for r, tokens in zip(result.layers, loads.tokens, strict=True):
+        sc = getattr(r, method)
+        loads_per_device = device_tokens(sc.placement, tokens)
+        rows.append([x / sc.mean_device_tokens if sc.mean_device_tokens else 1.0 for x in loads_per_device])
+    return {"method": method, "num_devices": result.num_devices, "devices_per_node": result.devices_per_node,
+            "slots": result.slots, "layers": [r.layer for r in result.layers], "relative_load": rows,
+            "mean_imbalance": result.mean_imbalance(method), "worst_imbalance": result.worst_imbalance(method),
+            "source": result.source}

@@ -48,7 +48,8 @@ def plan_document(res: PlanResult) -> dict[str, Any]:
         "layouts_considered": res.layouts_considered,
         "pareto": [{"plan": c.dims.as_dict(), "decode_tok_s_per_device": c.decode_tok_s_per_device,
                     "user_tok_s": c.user_tok_s, "tpot_s": c.tpot_s} for c in res.pareto],
-        "chosen_breakdown": report.evaluate_document(sc, chosen.dims, chosen.result),
+        "chosen": 0,
+        "chosen_breakdown": report.full_evaluate_document(sc, chosen.dims, chosen.result),
     }
 
 

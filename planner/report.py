@@ -47,9 +47,24 @@ def _phase_doc(p: PhaseResult, phase: str) -> dict[str, Any]:
     }
 
 
-def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dict[str, Any]:
-    """The ``evaluate --json`` document (schema ``moeplan.evaluate/1``)."""
+def device_document(sc: Scenario) -> dict[str, Any]:
+    """The device numbers the prediction used, each with its source and confidence (scenario overrides marked)."""
+    return {"id": sc.cluster.device.id, "name": sc.cluster.device.name,
+            "sources": {k: {"value": v.value, "source": v.source, "confidence": v.confidence.value, "note": v.note}
+                        for k, v in sorted(sc.device_sources.items())}}
+
+
+def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, schedule: dict[str, Any] | None = None,
+                      placement: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``evaluate --json`` document (schema ``moeplan.evaluate/1``). ``schedule``: the decode overlap
+    schedule (:func:`planner.schedule_report.schedules_document`); ``placement``: the expert-placement heatmap
+    (:func:`planner.placement_report.heatmap_document`) when a load file was given."""
     wl = sc.workload
+    extra: dict[str, Any] = {"device": device_document(sc)}
+    if schedule is not None:
+        extra["schedule"] = schedule
+    if placement is not None:
+        extra["placement"] = placement
     return {
         "schema": EVALUATE_SCHEMA,
         "scenario": {"name": sc.name, "path": sc.path, "model": sc.model.id, "device": sc.cluster.device.id,
@@ -66,7 +81,20 @@ def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dic
         "slo": {"ttft_s": wl.ttft_slo_s, "tpot_s": wl.tpot_slo_s,
                 "ttft_met": None if wl.ttft_slo_s is None else r.prefill.latency_s <= wl.ttft_slo_s,
                 "tpot_met": None if wl.tpot_slo_s is None else r.decode.latency_s <= wl.tpot_slo_s},
-    }
+    } | extra
+
+
+def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dict[str, Any]:
+    """:func:`evaluate_document` with the plan's decode overlap schedule and, given router counts, the placement
+    heatmap (the same cached CP-SAT placement whose imbalance the prediction used)."""
+    from planner.schedule_report import schedules_document
+    placement = None
+    if sc.expert_loads is not None and sc.model.moe is not None:
+        from planner.imbalance import layout_placement_cpsat
+        from planner.placement_report import heatmap_document
+        res = layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
+        placement = None if res is None else heatmap_document(res, sc.expert_loads)
+    return evaluate_document(sc, dims, r, schedule=schedules_document(sc, dims), placement=placement)
 
 
 def _memory_table(r: ServingResult) -> Table:
@@ -180,4 +208,32 @@ def side_by_side(results: list[tuple[Scenario, ParallelDims, ServingResult]]) ->
             ratio = v / base[name] if base[name] else float("nan")
             cells.append(f"{fmt(v)} (x{ratio:.2f})")
         t.add_row(name, *cells)
+    return t
+
+
+def fmt_metric(value: float, unit: str) -> str:
+    """A compare metric in human units."""
+    if unit == "bytes":
+        return fmt_bytes(value)
+    if unit == "s":
+        return fmt_seconds(value)
+    if unit == "bytes/token":
+        return f"{fmt_bytes(value)}/token"
+    if unit == "devices":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def compare_table(base: Any, cand: Any, metrics: list[Any]) -> Table:
+    """``moeplan compare``: metric, both values, candidate / baseline and whether it improved."""
+    t = Table(title="Compare (ratio = candidate / baseline)")
+    t.add_column("metric")
+    for s in (base, cand):
+        t.add_column(f"{s.label}\n{s.mode}, {s.devices} x {s.scenario.cluster.device.id}", justify="right")
+    t.add_column("ratio", justify="right")
+    for m in metrics:
+        ratio = "-" if m.ratio is None else f"x{m.ratio:.2f}"
+        colour = {True: "green", False: "red", None: ""}[m.improved]
+        t.add_row(m.name, fmt_metric(m.baseline, m.unit), fmt_metric(m.candidate, m.unit),
+                  f"[{colour}]{ratio}[/{colour}]" if colour else ratio)
     return t

@@ -16,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cost_models.parallel import OverlapPolicy, ParallelDims
-from cost_models.specs import ClusterSpec, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
+from cost_models.specs import ClusterSpec, Confidence, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
 from planner import units
 from planner.catalog import devices, models
 from planner.catalog.errors import ConfigError, UnknownName
 from planner.catalog.hf_import import model_from_hf_config
+from planner.catalog.sourced import Sourced
 
 
 class ScenarioError(Exception):
@@ -295,7 +296,43 @@ def load_scenario(path: str | Path) -> Scenario:
         if sf.workload.expert_load else None
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=devices.device_sources(sf.cluster.device), expert_loads=loads)
+                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads)
+
+
+_OVERRIDE_KEYS = {"hbm_bytes": "cluster.device_overrides.hbm_capacity",
+                  "hbm_bytes_per_s": "cluster.device_overrides.hbm_bandwidth",
+                  "compute_units": "cluster.device_overrides.compute_units",
+                  "devices_per_node": "cluster.devices_per_node",
+                  **{f"peak_flop_per_s.{p.label}": f"cluster.device_overrides.peak_{p.label}" for p in Precision},
+                  **{f"{tier}.{f}": f"cluster.{tier}.{k}" for tier in ("scale_up", "scale_out")
+                     for f, k in (("bytes_per_s", "bandwidth"), ("latency_s", "latency"),
+                                  ("achievable_fraction", "achievable_fraction"))}}
+
+
+def _spec_value(dev: DeviceSpec, dpn: int, path: str) -> float | None:
+    """The value at a catalog source path (``scale_up.bytes_per_s``, ``peak_flop_per_s.fp8``) in ``dev``."""
+    head, _, tail = path.partition(".")
+    if head == "devices_per_node":
+        return float(dpn)
+    if head == "peak_flop_per_s":
+        v = dev.peak_flop_per_s.get(Precision.from_label(tail))
+        return None if v is None else float(v)
+    obj = getattr(dev, head, None)
+    return float(getattr(obj, tail)) if tail else (None if obj is None else float(obj))
+
+
+def _effective_sources(sec: ClusterSection, dev: DeviceSpec, dpn: int) -> dict[str, Any]:
+    """The catalog's sources for the device, with every number the scenario overrode replaced by the value
+    actually used and the YAML key it came from (so reports show the assumptions behind each number)."""
+    out = devices.device_sources(sec.device)
+    for path, key in _OVERRIDE_KEYS.items():
+        used = _spec_value(dev, dpn, path)
+        cat = out.get(path)
+        if used is None or (cat is not None and abs(used - cat.value) <= 1e-9 * max(1.0, abs(cat.value))):
+            continue
+        was = f"catalog {cat.value:.6g} ({cat.source})" if cat is not None else "not in the catalog"
+        out[path] = Sourced(used, f"scenario file: {key}", Confidence.ESTIMATED, f"user value; replaces {was}")
+    return out
 
 
 _PLAN_FIELDS = {f.name: f for f in dataclasses.fields(ParallelDims)}

@@ -145,8 +145,8 @@ def schedule_document(schedule: LayerSchedule) -> dict[str, Any]:
         "dependencies": [list(e) for e in sch.dependencies],
         "intervals": [_op_doc(o, o.start_s, o.end_s) for o in sch.intervals],
         "period_intervals": folded,
-        "solver": {"status": st.status, "objective_s": st.objective, "bound_s": st.bound, "gap": st.gap,
-                   "wall_s": st.wall_s},
+        # no wall time here: the solve is bounded by deterministic work, so the document is byte-stable
+        "solver": {"status": st.status, "objective_s": st.objective, "bound_s": st.bound, "gap": st.gap},
     }
 
 
@@ -190,3 +190,13 @@ def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int) -> di
                                   wl.weight_precision)
         out["dense"] = schedule_layer(att + ffn, micro_batches=micro_batches, comm_sm_fraction=f)
     return out
+
+
+def schedules_document(sc: Any, dims: Any, *, phase: str = "decode") -> dict[str, Any]:
+    """The overlap schedules of a plan as reports embed them: the plan's micro-batch count (1 without overlap)."""
+    from cost_models.parallel import OverlapPolicy
+
+    k = dims.micro_batches if dims.overlap is OverlapPolicy.TWO_BATCH else 1
+    return {"phase": phase, "micro_batches": k,
+            "layers": {kind: schedule_document(s)
+                       for kind, s in layer_schedules(sc, dims, phase=phase, micro_batches=k).items()}}

@@ -184,3 +184,19 @@ def test_evaluate_uses_measured_imbalance_from_a_load_file(tmp_path):
     doc = json.loads(res.output)
     # the CP-SAT placement of the real DeepSeek-V3 counts on 288 slots / 32 devices is within 1 % of perfect
     assert 1.0 <= doc["scenario"]["expert_imbalance"] <= 1.01
+
+
+def test_evaluate_document_lists_device_sources_with_scenario_overrides(tmp_path):
+    text = BASE.replace("cluster: {device: h200_sxm, nodes: 2, devices_per_node: 8}",
+                        "cluster: {device: h200_sxm, nodes: 2, devices_per_node: 8, "
+                        "scale_out: {bandwidth: 200 Gb/s}}")
+    assert text != BASE
+    r = run("evaluate", write(tmp_path, text), "--plan", "attn_dp=16,moe_ep=16", "--json")
+    assert r.exit_code == 0, r.output
+    src = json.loads(r.output)["device"]["sources"]
+    over = src["scale_out.bytes_per_s"]
+    assert over["value"] == 25e9 and over["source"] == "scenario file: cluster.scale_out.bandwidth"
+    assert "catalog 5e+10" in over["note"]
+    assert src["hbm_bytes_per_s"]["confidence"] == "datasheet"  # untouched numbers keep the catalog's source
+    doc = json.loads(r.output)
+    assert set(doc["schedule"]["layers"]) == {"moe", "dense"} and doc["schedule"]["micro_batches"] == 1
