@@ -24,6 +24,7 @@ from planner import __version__, report
 from planner.catalog import devices, models
 from planner.catalog.errors import UnknownName
 from planner.cpsat.deployment import OBJECTIVES
+from planner.export import ExportError, check_export, write_export
 from planner.scenario import Scenario, ScenarioError, load_scenario, parse_plan
 from planner.units import fmt_bytes
 
@@ -41,6 +42,48 @@ def _abort(code: int, message: str) -> NoReturn:
 
 def _emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+
+_EXPORT_HELP = "Also write the document to FILE: .json, .yaml, .md or self-contained .html (with charts)."
+
+
+def _check_export(export: str | None) -> None:
+    """Reject an --export path whose extension picks no format (exit 2), before any work is done."""
+    try:
+        if export:
+            check_export(export)
+    except ExportError as e:
+        _abort(EXIT_BAD_INPUT, f"--export: {e}")
+
+
+def _export(export: str | None, doc: dict[str, Any]) -> None:
+    """Write ``doc`` atomically (:func:`planner.export.write_export`); nothing half-written on failure."""
+    try:
+        if export:
+            write_export(export, doc)
+    except ExportError as e:
+        _abort(EXIT_BAD_INPUT, f"--export: {e}")
+
+
+_EMIT_HELP = "Also print the launch lines that realise the plan in this serving engine (README 'Launch configs')."
+_EMIT_ENGINES = click.Choice(["vllm", "sglang", "trtllm", "mindie"])
+
+
+def _launch(engine: str | None, build: Any) -> Any:
+    """``planner.emit`` launch plan of the spec ``build(emit_module)`` returns (None without --emit); exit 2 when
+    the engine cannot express the plan."""
+    if not engine:
+        return None
+    from planner import emit
+    try:
+        return emit.emit(build(emit), engine)
+    except emit.EmitError as e:
+        _abort(EXIT_BAD_INPUT, e.message())
+
+
+def _echo_launch(launch: Any) -> None:
+    from planner.emit import render_shell
+    click.echo("\n" + render_shell(launch), nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,24 +109,39 @@ def _load(path: str) -> Scenario:
 @click.option("--overlap-model", type=click.Choice(["schedule", "closed-form"]), default="schedule",
               show_default=True, help="Two-batch overlap from the CP-SAT layer schedule, or the closed form "
               "max(compute, communication) + SM share that plan's search uses.")
+@click.option("--export", type=click.Path(dir_okay=False), help=_EXPORT_HELP + " One scenario only.")
+@click.option("--emit", "emit_engine", type=_EMIT_ENGINES, help=_EMIT_HELP + " One scenario only.")
 def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool,
-             overlap_model: str) -> None:
+             overlap_model: str, export: str | None, emit_engine: str | None) -> None:
     """Predict memory, step time, throughput and latency of one plan for each SCENARIO.
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
+    _check_export(export)
+    if export and len(scenarios) > 1:
+        _abort(EXIT_BAD_INPUT, f"--export: got {export!r} with {len(scenarios)} scenarios; accepted: one scenario")
+    if emit_engine and len(scenarios) > 1:
+        _abort(EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} with {len(scenarios)} scenarios; accepted: one scenario")
     hook = None
     if overlap_model == "schedule":
         from planner.cpsat.schedule import overlapped_layer_time
         hook = overlapped_layer_time
     results = [_evaluate_one(path, plan_text, hook) for path in scenarios]
-    if as_json:
+    launch = _launch(emit_engine, lambda emit: emit.spec_from_evaluation(*results[0]))
+    if as_json or export:
         docs = [report.full_evaluate_document(sc, dims, r) for sc, dims, r in results]
+        if launch:
+            from planner.emit import launch_document
+            docs[0]["launch"] = launch_document(launch)
+        _export(export, docs[0])
+    if as_json:
         _emit_json(docs[0] if len(docs) == 1 else docs)
         return
     for sc, dims, r in results:
         report.render_evaluate(_out, sc, dims, r, verbose=verbose)
     if len(results) > 1:
         _out.print(report.side_by_side(results))
+    if launch:
+        _echo_launch(launch)
 
 
 def _evaluate_one(path: str, plan_text: str | None, hook):  # noqa: ANN001, ANN202
@@ -127,22 +185,19 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek
               help="CP-SAT time limit per solve, seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/1).")
-@click.option("--export", "export", type=click.Path(dir_okay=False), help="Write the document: .json, .yaml or .md.")
+@click.option("--export", "export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 @click.option("-v", "--verbose", is_flag=True)
+@click.option("--emit", "emit_engine", type=_EMIT_ENGINES, help=_EMIT_HELP + " For the chosen deployment.")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
-         export: str | None, verbose: bool) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
     from planner import plan_report
     from planner.plan import NoFeasiblePlan, run_plan
+    _check_export(export)
     sc = _load(scenario or str(DEFAULT_SCENARIO))
     if objective == "devices" and sc.workload.request_rate_per_s is None:
         _abort(EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
                "required by --objective devices")
-    export_fmt = None
-    if export:
-        export_fmt = Path(export).suffix.lower()
-        if export_fmt not in (".json", ".yaml", ".yml", ".md"):
-            _abort(EXIT_BAD_INPUT, f"--export: got {export!r}; accepted: a file ending in .json, .yaml or .md")
     try:
         if as_json:
             res = run_plan(sc, objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed)
@@ -156,26 +211,17 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
         _abort(EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it feasible: "
                + "; ".join(e.fixes))
     doc = plan_report.plan_document(res)
-    if export:
-        _write_export(Path(export), export_fmt or ".json", doc, plan_report.to_markdown)
+    launch = _launch(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
+    if launch:
+        from planner.emit import launch_document
+        doc["launch"] = launch_document(launch)
+    _export(export, doc)
     if as_json:
         _emit_json(doc)
     else:
         plan_report.render_plan(_out, res, verbose=verbose)
-
-
-def _write_export(path: Path, fmt: str, doc: dict[str, Any], to_markdown: Any) -> None:
-    """Write atomically: a temporary file renamed into place, so a failure leaves nothing half-written."""
-    from planner.scenario import dump_yaml
-    text = (json.dumps(doc, indent=2, default=str) + "\n" if fmt == ".json" else
-            dump_yaml(doc) if fmt in (".yaml", ".yml") else to_markdown(doc))
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        _abort(EXIT_BAD_INPUT, f"--export: got {str(path)!r}; accepted: a writable path ({e.strerror})")
+        if launch:
+            _echo_launch(launch)
 
 
 @main.command()
@@ -185,16 +231,20 @@ def _write_export(path: Path, fmt: str, doc: dict[str, Any], to_markdown: Any) -
 @click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True)
 @click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
+@click.option("--export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, width: int,
-             as_json: bool) -> None:
+             as_json: bool, export: str | None) -> None:
     """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""
     from planner import schedule_report
+    _check_export(export)
     sc, dims, _ = _evaluate_one(scenario, plan_text, None)
     schedules = schedule_report.layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
+    doc = {"schema": "moeplan.schedule/1", "scenario": sc.name, "plan": dims.as_dict(), "phase": phase,
+           "micro_batches": micro_batches,
+           "layers": {k: schedule_report.schedule_document(v) for k, v in schedules.items()}}
+    _export(export, doc)
     if as_json:
-        _emit_json({"schema": "moeplan.schedule/1", "scenario": sc.name, "plan": dims.as_dict(), "phase": phase,
-                    "micro_batches": micro_batches,
-                    "layers": {k: schedule_report.schedule_document(v) for k, v in schedules.items()}})
+        _emit_json(doc)
         return
     _out.print(f"[b]{sc.name}[/b]: {phase}, {micro_batches} micro-batches, plan {dims.label()}")
     for kind, sch in schedules.items():
@@ -212,7 +262,7 @@ def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: st
               help="CP-SAT time limit per layer, seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/1).")
-@click.option("--export", type=click.Path(dir_okay=False), help="Write the placement document as JSON.")
+@click.option("--export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float,
           seed: int, as_json: bool, export: str | None) -> None:
     """Place experts and redundant replicas on the plan's EP devices: CP-SAT vs the greedy balancers."""
@@ -220,6 +270,7 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
     from planner.cpsat.placement import place_all
     from planner.scenario import read_expert_loads
 
+    _check_export(export)
     sc, dims, _ = _evaluate_one(scenario, plan_text, None)
     if sc.model.moe is None:
         _abort(EXIT_BAD_INPUT, f"model: got {sc.model.id!r}; accepted: an MoE model (placement needs experts)")
@@ -239,9 +290,8 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
     dpn = max(1, min(sc.cluster.devices_per_node, dims.moe_ep))
     res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots, time_limit_s=time_limit,
                     seed=seed, num_groups=sc.model.moe.num_groups, topk_groups=sc.model.moe.topk_groups)
-    doc = placement_report.placement_document(res)
-    if export:
-        _write_export(Path(export), ".json", doc, None)
+    doc = placement_report.placement_document(res) | {"placement": placement_report.heatmap_document(res, loads)}
+    _export(export, doc)
     if as_json:
         _emit_json(doc)
         return
@@ -249,64 +299,6 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
     _out.print(layer_table(res))
     for line in placement_report.summary_lines(res):
         _out.print(line, highlight=False, markup=False)
-
-
-@main.command("compare")
-@click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--baseline", "baseline_spec", required=True,
-              help="PLAN on SCENARIO, FILE.yaml (another scenario and its plan) or FILE.yaml:PLAN.")
-@click.option("--candidate", "candidate_spec", help="Same forms; default: plan's best deployment on SCENARIO "
-              "(aggregated, or its prefill and decode pools).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.compare/1).")
-@click.option("-v", "--verbose", is_flag=True, help="Also show both sides' evaluate summaries.")
-def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, verbose: bool) -> None:
-    """Two deployments side by side: memory, throughput, latency, expert density, all-to-all, cross-node traffic."""
-    from planner import compare as cmp
-    from planner.cpsat.schedule import overlapped_layer_time
-
-    def side(label: str, spec: str) -> cmp.Side:
-        path, plan_text = cmp.parse_side(spec)
-        sc, dims, r = _evaluate_one(path or scenario, plan_text, overlapped_layer_time)
-        return cmp.Side.aggregated(f"{label}: {spec}", sc, dims, r)
-
-    base = side("baseline", baseline_spec)
-    cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
-    metrics = cmp.compare(base, cand)
-    if as_json:
-        _emit_json(cmp.compare_document(base, cand, metrics, lambda s, p: report.full_evaluate_document(
-            s.scenario, p.dims, p.result)))
-        return
-    if verbose:
-        for s in (base, cand):
-            for pool in (s.decode,) if s.mode == "aggregated" else (s.prefill, s.decode):
-                report.render_evaluate(_out, s.scenario, pool.dims, pool.result, verbose=False)
-    _out.print(report.compare_table(base, cand, metrics))
-
-
-def _best_deployment_side(scenario: str):  # noqa: ANN202
-    """``plan``'s best deployment on SCENARIO as a compare side: one pool (DP replicas folded into the plan)
-    when aggregated, else its prefill and decode pools; each pool re-costed with the CP-SAT overlap schedule,
-    as the baseline is, so the two sides differ only in the plan."""
-    from cost_models.serving import evaluate as evaluate_plan
-    from planner import compare as cmp
-    from planner.cpsat.schedule import overlapped_layer_time
-    from planner.plan import NoFeasiblePlan, run_plan
-    sc = _load(scenario)
-    try:
-        d = run_plan(sc, top_k=1).deployments[0]
-    except NoFeasiblePlan as e:
-        _abort(EXIT_INFEASIBLE, f"--candidate: no plan to default to ({e.constraint}: {e.detail}); pass one")
-
-    def pool(c, replicas: int) -> cmp.Pool:  # noqa: ANN001
-        r = evaluate_plan(sc.model, sc.cluster, c.dims, sc.workload, overlap_model=overlapped_layer_time)
-        return cmp.Pool(dims=dataclasses.replace(c.dims, dp=c.dims.dp * replicas), result=r,
-                        devices=c.devices * replicas)
-
-    label = f"candidate: plan's best ({d.mode})"
-    dec = pool(d.decode, d.decode_replicas)
-    if d.mode == "aggregated":
-        return cmp.Side.aggregated(label, sc, dec.dims, dec.result)
-    return cmp.Side.disaggregated(label, sc, pool(d.prefill, d.prefill_replicas), dec)
 
 
 @main.group()
@@ -441,3 +433,9 @@ def catalog_models(as_json: bool) -> None:
 
 
 __all__ = ["main", "models"]
+
+
+# Commands in their own modules (they use the helpers above, so they are imported last).
+from planner.cli_compare import compare_cmd  # noqa: E402
+
+main.add_command(compare_cmd)

@@ -1,4 +1,4 @@
-"""Rendering of `moeplan plan`: top-K table, Pareto front, chosen plan, rejections; JSON / YAML / Markdown."""
+"""Rendering of `moeplan plan`: top-K table, Pareto front, chosen plan, rejections (rich tables, JSON document)."""
 
 from __future__ import annotations
 
@@ -69,24 +69,26 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
                   f"{r.output_tok_s_per_device:,.0f}", f"{1 / r.tpot_s:,.1f}", f"{r.ttft_s * 1e3:,.0f} ms",
                   f"{r.tpot_s * 1e3:,.1f} ms", fmt_bytes(mem))
     console.print(t)
+    s = res.stats[0]
+    rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
+    console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
+    console.print(f"CP-SAT: {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
+                  f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
+    best = res.deployments[0]
+    console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
+    if not verbose:
+        console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and the chosen plan's breakdowns[/dim]")
+        return
     p = Table(title="Pareto front (decode): throughput per device vs tokens/s per user")
     for col in ("plan", "tok/s/dev", "tok/s/user", "TPOT"):
         p.add_column(col, justify="left" if col == "plan" else "right")
     for c in res.pareto[:12]:
         p.add_row(_short(c), f"{c.decode_tok_s_per_device:,.0f}", f"{c.user_tok_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
     console.print(p)
-    rj = Table(title=f"Layouts considered: {res.layouts_considered}; rejected by constraint")
-    rj.add_column("constraint")
-    rj.add_column("rejected", justify="right")
-    for k in ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"):
-        rj.add_row(k, str(res.rejected.get(k, 0)))
-    console.print(rj)
-    s = res.stats[0]
-    console.print(f"CP-SAT: {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
-                  f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
-    best = res.deployments[0]
-    console.print(f"\n[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
-    report.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=verbose)
+    report.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
+
+
+REJECTION_KEYS = ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain")
 
 
 def _short(c) -> str:  # noqa: ANN001
@@ -104,14 +106,6 @@ def _short(c) -> str:  # noqa: ANN001
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
-    lines = [f"# moeplan plan: {doc['scenario']['name']}", "", f"Objective: {doc['objective']}", "",
-             "| # | mode | devices | output tok/s | tok/s/device | TTFT s | TPOT s |", "|---|---|---|---|---|---|---|"]
-    for i, t in enumerate(doc["top"], 1):
-        lines.append(f"| {i} | {t['mode']} | {t['devices_used']} | {t['output_tok_s']:.0f} | "
-                     f"{t['output_tok_s_per_device']:.0f} | {t['ttft_s']:.3f} | {t['tpot_s']:.4f} |")
-    lines += ["", "## Rejected layouts", "", "| constraint | count |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in doc["rejected"].items()]
-    lines += ["", "## Pareto front (decode)", "", "| plan | tok/s/device | tok/s/user |", "|---|---|---|"]
-    lines += [f"| {','.join(f'{k}={v}' for k, v in p['plan'].items())} | {p['decode_tok_s_per_device']:.0f} | "
-              f"{p['user_tok_s']:.1f} |" for p in doc["pareto"]]
-    return "\n".join(lines) + "\n"
+    """Markdown of a plan document (kept for callers; :func:`planner.markdown_report.to_markdown` does every kind)."""
+    from planner.markdown_report import to_markdown as render
+    return render(doc)

@@ -94,7 +94,8 @@ def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -
         from planner.placement_report import heatmap_document
         res = layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
         placement = None if res is None else heatmap_document(res, sc.expert_loads)
-    return evaluate_document(sc, dims, r, schedule=schedules_document(sc, dims), placement=placement)
+    schedule = schedules_document(sc, dims, decode_batch=max(r.decode_batch_per_device, 1.0 / dims.attn_tp))
+    return evaluate_document(sc, dims, r, schedule=schedule, placement=placement)
 
 
 def _memory_table(r: ServingResult) -> Table:
@@ -151,17 +152,18 @@ def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: Servi
     s.add_row("expert density decode (tokens / local expert)", f"{r.decode.expert_tokens_per_local_expert:,.1f}")
     s.add_row("static memory / device", fmt_bytes(r.decode.memory.static_bytes))
     console.print(s)
+    if not verbose:
+        console.print("[dim]-v: per-device memory, step time by resource, per-layer and per-op breakdowns[/dim]")
+        return
     console.print(_memory_table(r))
     console.print(_resource_table(r))
-    if verbose:
-        console.print(_ops_table("Prefill step by op", r.prefill.step))
-        console.print(_ops_table("Decode step by op", r.decode.step))
-    else:
-        console.print(_layer_summary(r))
+    console.print(_layer_summary(r))
+    console.print(_ops_table("Prefill step by op", r.prefill.step))
+    console.print(_ops_table("Decode step by op", r.decode.step))
 
 
 def _layer_summary(r: ServingResult) -> Table:
-    t = Table(title="Per-layer time (use -v for every op)")
+    t = Table(title="Per-layer time")
     for col in ("phase", "layer", "x", "compute", "comm", "comm exposed", "comm overlapped", "layer time"):
         t.add_column(col, justify="left" if col in ("phase", "layer") else "right")
     for phase, p in (("prefill", r.prefill), ("decode", r.decode)):

@@ -150,11 +150,12 @@ def schedule_document(schedule: LayerSchedule) -> dict[str, Any]:
     }
 
 
-def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int) -> dict[str, LayerSchedule]:
+def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int, decode_batch: float | None = None,
+                    time_limit_s: float = 5.0) -> dict[str, LayerSchedule]:
     """Schedules of one MoE layer and one dense layer (where the model has them) for a scenario's plan.
 
     The tokens per attention rank are the ones ``evaluate`` uses for the phase (the scenario's prefill chunk,
-    or the decode batch it chooses); each micro-batch carries 1/K of them."""
+    or the decode batch it chooses, unless ``decode_batch`` gives it); each micro-batch carries 1/K of them."""
     from cost_models import ops as opmod
     from cost_models.parallel import ParallelDims
     from cost_models.serving import choose_decode_batch, decode_context
@@ -169,7 +170,8 @@ def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int) -> di
                                  sequences_per_rank=rank_tokens / seq_len / micro_batches, context_tokens=int(seq_len))
         f = COMM_SM_FRACTION_NORMAL
     else:
-        batch, _ = choose_decode_batch(model, cluster, dims, wl, overlapped_layer_time)
+        batch = decode_batch if decode_batch is not None else \
+            choose_decode_batch(model, cluster, dims, wl, overlapped_layer_time)[0]
         q = 1 + wl.mtp_tokens
         seqs = max(batch, 1.0 / dims.attn_tp) * dims.attn_tp
         shape = opmod.PhaseShape(phase="decode", rank_tokens=seqs * q / micro_batches,
@@ -184,19 +186,25 @@ def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int) -> di
                                 redundant_experts=dims.redundant_experts)
         moe = opmod.moe_ops(model, cluster, moe_dims, shape, weight_precision=wl.weight_precision,
                             dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
-        out["moe"] = schedule_layer(att + moe, micro_batches=micro_batches, comm_sm_fraction=f)
+        out["moe"] = schedule_layer(att + moe, micro_batches=micro_batches, comm_sm_fraction=f,
+                                    time_limit_s=time_limit_s)
     if model.num_dense_layers:
         ffn = opmod.dense_ffn_ops(model, cluster, ParallelDims(attn_tp=dims.attn_tp, dense_tp=dims.dense_tp), shape,
                                   wl.weight_precision)
-        out["dense"] = schedule_layer(att + ffn, micro_batches=micro_batches, comm_sm_fraction=f)
+        out["dense"] = schedule_layer(att + ffn, micro_batches=micro_batches, comm_sm_fraction=f,
+                                      time_limit_s=time_limit_s)
     return out
 
 
-def schedules_document(sc: Any, dims: Any, *, phase: str = "decode") -> dict[str, Any]:
-    """The overlap schedules of a plan as reports embed them: the plan's micro-batch count (1 without overlap)."""
+def schedules_document(sc: Any, dims: Any, *, decode_batch: float | None = None) -> dict[str, Any]:
+    """The decode overlap schedules of a plan as reports embed them: the plan's micro-batch count (1 without
+    overlap) at ``decode_batch`` sequences per device (default: the batch ``evaluate`` chooses), solved with
+    the limit ``evaluate``'s overlap hook uses, so a plan ``evaluate`` just costed is a cache hit."""
     from cost_models.parallel import OverlapPolicy
+    from planner.cpsat.schedule import HOOK_TIME_LIMIT_S
 
     k = dims.micro_batches if dims.overlap is OverlapPolicy.TWO_BATCH else 1
-    return {"phase": phase, "micro_batches": k,
-            "layers": {kind: schedule_document(s)
-                       for kind, s in layer_schedules(sc, dims, phase=phase, micro_batches=k).items()}}
+    schedules = layer_schedules(sc, dims, phase="decode", micro_batches=k, decode_batch=decode_batch,
+                                time_limit_s=HOOK_TIME_LIMIT_S)
+    return {"phase": "decode", "micro_batches": k,
+            "layers": {kind: schedule_document(s) for kind, s in schedules.items()}}

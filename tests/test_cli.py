@@ -50,10 +50,16 @@ def test_evaluate_default_scenario_json_has_schema_and_breakdowns():
     assert doc["decode"]["expert_tokens_per_local_expert"] > 0
 
 
-def test_evaluate_human_output_shows_summary_and_memory():
+def test_evaluate_human_output_is_compact_and_verbose_adds_breakdowns():
     res = run("evaluate", str(DEFAULT))
     assert res.exit_code == 0, res.output
-    assert "TPOT" in res.output and "Per-device memory" in res.output and "routed expert weight" in res.output
+    assert "TPOT" in res.output and "Summary" in res.output and "Per-device memory" not in res.output
+    assert "-v:" in res.output
+    res = run("evaluate", str(DEFAULT), "-v")
+    assert res.exit_code == 0, res.output
+    for title in ("Per-device memory", "routed expert weight", "Step time by resource", "Per-layer time",
+                  "Decode step by op"):
+        assert title in res.output
 
 
 def test_unknown_device_suggests_closest(tmp_path):

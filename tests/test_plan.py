@@ -85,3 +85,13 @@ def test_export_formats(tmp_path):
         assert "DeepSeek-V3" in text
     bad = CliRunner().invoke(main, ["plan", "--export", str(tmp_path / "plan.txt")])
     assert bad.exit_code == 2 and "--export" in bad.output
+
+
+def test_terminal_view_is_compact_and_verbose_adds_pareto_and_breakdowns():
+    short = CliRunner().invoke(main, ["plan"])
+    assert short.exit_code == 0, short.output
+    assert "Top 5 deployments" in short.output and "rejected by constraint: divisibility" in short.output
+    assert "Pareto front (decode)" not in short.output and "Per-device memory" not in short.output
+    full = CliRunner().invoke(main, ["plan", "-v"])
+    assert full.exit_code == 0, full.output
+    assert "Pareto front (decode)" in full.output and "Per-device memory" in full.output

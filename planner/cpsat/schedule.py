@@ -530,8 +530,12 @@ def schedule_layer(ops: tuple[OpCost, ...], *, micro_batches: int, comm_sm_fract
     return sch
 
 
+HOOK_TIME_LIMIT_S = 1.0
+"""Limit of the schedules behind ``evaluate``'s step times (and the reports that show them)."""
+
+
 def overlapped_layer_time(micro_batch_ops: tuple[OpCost, ...], micro_batches: int, comm_sm_fraction: float,
-                          *, time_limit_s: float = 1.0) -> float:
+                          *, time_limit_s: float = HOOK_TIME_LIMIT_S) -> float:
     """Steady-state seconds per layer: what ``cost_models.step`` calls instead of its closed form."""
     return schedule_layer(micro_batch_ops, micro_batches=micro_batches, comm_sm_fraction=comm_sm_fraction,
                           time_limit_s=time_limit_s).makespan_s

@@ -1,0 +1,143 @@
+"""SGLang (``python3 -m sglang.launch_server``) launch lines.
+
+Mapping: the instance's devices -> ``--tp-size`` (attention TP x DP); attention DP -> ``--dp-size`` with
+``--enable-dp-attention``; expert parallelism -> ``--ep-size`` (expert TP = tp / ep), with the DeepEP all-to-all
+(``--moe-a2a-backend deepep``, ``--deepep-mode``) when EP covers the instance; dense FFN data-parallel ->
+``--moe-dense-tp-size 1``; redundant experts -> ``--ep-num-redundant-experts`` + ``--enable-eplb``; two-batch
+overlap -> ``--enable-two-batch-overlap``; multi-node -> ``--dist-init-addr`` / ``--nnodes`` / ``--node-rank``;
+disaggregation -> ``--disaggregation-mode prefill|decode`` and an ``sglang_router`` front end.
+"""
+
+from __future__ import annotations
+
+from planner.emit import common
+from planner.emit.spec import place
+from planner.emit.types import EmitError, EngineSource, Instance, LaunchCommand, LaunchPlan, LaunchSpec
+
+_DOCS = "sgl-project/sglang@004813e1 docs/advanced_features/server_arguments.md (https://docs.sglang.io/)"
+SOURCE = EngineSource(
+    engine="sglang", version="0.5.x",
+    sources={
+        "args": _DOCS,
+        "pd": "sgl-project/sglang@08edc506 docs/advanced_features/pd_disaggregation.md",
+        "ep": "sgl-project/sglang@020017c4 docs/advanced_features/expert_parallelism.md",
+    },
+    flags={f: "args" for f in (
+        "-m", "--model-path", "--tp-size", "--pp-size", "--dp-size", "--enable-dp-attention", "--ep-size",
+        "--moe-a2a-backend", "--deepep-mode", "--moe-dense-tp-size", "--ep-num-redundant-experts", "--enable-eplb",
+        "--enable-two-batch-overlap", "--context-length", "--mem-fraction-static", "--max-running-requests",
+        "--chunked-prefill-size", "--kv-cache-dtype", "--trust-remote-code", "--host", "--port", "--base-gpu-id",
+        "--device", "--dist-init-addr", "--nnodes", "--node-rank", "--disaggregation-mode",
+        "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port")}
+    | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd"},
+)
+_DIST_PORT = 5000
+"""The port pd_disaggregation.md uses in ``--dist-init-addr``."""
+
+
+def _check(spec: LaunchSpec, inst: Instance) -> None:
+    d, model = inst.dims, spec.model
+    unit = d.unit_devices
+    if d.attn_dp > 1 and model.moe is None:
+        raise EmitError("sglang", "plan.attn_dp", d.attn_dp,
+                        "1 for a dense model (--enable-dp-attention is for MoE models: DeepSeek, Qwen MoE)")
+    if model.moe and model.num_dense_layers and d.dense_tp not in (1, unit):
+        raise EmitError("sglang", "plan.dense_tp", d.dense_tp,
+                        f"1 (--moe-dense-tp-size 1) or {unit} (the instance's --tp-size)")
+    common.refuse_pp_with_dp_or_ep("sglang", SOURCE.version, inst.spec)
+    common.refuse_redundant_without_ep("sglang", inst.spec)
+    if spec.kv_precision.label not in ("bf16", "fp8"):
+        raise EmitError("sglang", "model.kv_precision", spec.kv_precision.label, "bf16 or fp8")
+
+
+def _trusts_remote_code(spec: LaunchSpec) -> bool:
+    return spec.model.id.startswith(("deepseek", "kimi"))
+
+
+def _port(inst: Instance) -> int:
+    return 30000 + inst.slot
+
+
+def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
+    d, role = inst.dims, inst.spec
+    unit = d.unit_devices
+    argv = ["python3", "-m", "sglang.launch_server", "--model-path", common.model_ref(spec), "--tp-size", str(unit)]
+    if spec.device.vendor == "huawei":
+        argv += ["--device", "npu"]
+    if d.pp > 1:
+        argv += ["--pp-size", str(d.pp)]
+    if d.attn_dp > 1:
+        argv += ["--dp-size", str(d.attn_dp), "--enable-dp-attention"]
+    deepep = False
+    if spec.model.moe and d.moe_ep > 1:
+        argv += ["--ep-size", str(d.moe_ep)]
+        if d.moe_ep == unit:
+            deepep = True
+            mode = {"prefill": "normal", "decode": "low_latency"}.get(role.role, "auto")
+            argv += ["--moe-a2a-backend", "deepep", "--deepep-mode", mode]
+        if d.redundant_experts:
+            argv += ["--ep-num-redundant-experts", str(d.redundant_experts), "--enable-eplb"]
+    if spec.model.moe and spec.model.num_dense_layers and d.dense_tp == 1 and unit > 1:
+        argv += ["--moe-dense-tp-size", "1"]
+    if deepep and common.two_batch(role):
+        argv.append("--enable-two-batch-overlap")
+    argv += ["--context-length", str(spec.context_tokens),
+             "--mem-fraction-static", f"{common.static_fraction(role.memory):.2f}"]
+    if spec.kv_precision.label == "fp8":
+        argv += ["--kv-cache-dtype", "fp8_e4m3"]
+    if role.role != "prefill":
+        # instance-wide: SGLang divides it by --dp-size under DP attention
+        argv += ["--max-running-requests", str(common.seqs_per_rank(role) * d.attn_dp)]
+    if role.role != "decode":
+        # instance-wide: SGLang divides --chunked-prefill-size by --dp-size under DP attention
+        argv += ["--chunked-prefill-size", str(common.prefill_tokens_per_rank(role) * d.attn_dp)]
+    if spec.disaggregated:
+        argv += ["--disaggregation-mode", role.role]
+        if spec.device.vendor == "huawei":
+            argv += ["--disaggregation-transfer-backend", "ascend"]
+        if role.role == "prefill" and inst.slot:
+            argv += ["--disaggregation-bootstrap-port", str(8998 + inst.slot)]
+    if _trusts_remote_code(spec):
+        argv.append("--trust-remote-code")
+    argv += ["--host", "0.0.0.0", "--port", str(_port(inst))]
+    if inst.local_devices[0]:
+        argv += ["--base-gpu-id", str(inst.local_devices[0])]
+    return argv
+
+
+def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
+    base = _base(spec, inst)
+    if inst.num_nodes == 1:
+        return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=0, node=inst.nodes[0],
+                              argv=tuple(base))]
+    return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node,
+                          argv=tuple(base + ["--dist-init-addr", f"{common.ref(inst.head_var)}:{_DIST_PORT}",
+                                             "--nnodes", str(inst.num_nodes), "--node-rank", str(rank)]))
+            for rank, node in enumerate(inst.nodes)]
+
+
+def _router(instances: tuple[Instance, ...]) -> LaunchCommand:
+    argv = ["python3", "-m", "sglang_router.launch_router", "--pd-disaggregation"]
+    for inst in instances:
+        argv += [f"--{inst.role}", f"http://{common.ref(inst.head_var)}:{_port(inst)}"]
+    argv += ["--host", "0.0.0.0", "--port", "8000"]
+    first = next(i for i in instances if i.role == "prefill")
+    shared = [i for i in instances if i.role == "prefill" and i.slot]
+    notes = (f"prefill instances sharing a node use bootstrap ports {sorted(8998 + i.slot for i in shared)}; give "
+             "them to the router as your sglang-router release documents",) if shared else ()
+    return LaunchCommand(role="router", replica=0, node_rank=0, node=first.nodes[0], argv=tuple(argv), notes=notes)
+
+
+def emit(spec: LaunchSpec) -> LaunchPlan:
+    common.require_vendor("sglang", spec, ("nvidia", "amd", "huawei"), "an NVIDIA or AMD GPU or an Ascend NPU")
+    instances = place(spec, "sglang")
+    for inst in instances:
+        _check(spec, inst)
+    deepep_roles = {r.role for r in spec.roles if r.dims.moe_ep > 1 and r.dims.moe_ep == r.dims.unit_devices}
+    notes = common.not_expressed(spec, "sglang", two_batch_ok=all(
+        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=False)
+    commands = [c for inst in instances for c in _commands(spec, inst)]
+    if spec.disaggregated:
+        commands.append(_router(instances))
+    return LaunchPlan(engine="sglang", version=SOURCE.version, sources=SOURCE.cited(), commands=tuple(commands),
+                      notes=notes)
