@@ -211,15 +211,25 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
     counts = local_expert_tokens(model, dims, device_tokens, imbalance)
     per_group = counts[0]
     local = len(counts)
+    rows = per_group * local
     width = moe.expert_ffn_dim // dims.moe_tp
+    # Normal dispatch delivers tokens in source-rank order; the contiguous-layout grouped GEMM (DeepGEMM README,
+    # "contiguous layout") needs them grouped by expert, so prefill pays a scatter into expert order (read + write
+    # the dispatched rows) and a gather back before the combine (read + write the BF16 expert outputs). The
+    # low-latency (decode) dispatch receives straight into per-expert buffers (masked layout): no permutation.
+    permute = normal and dims.moe_ep > 1
+    if permute:
+        ops.append(_elementwise(cluster, "moe.permute", 2 * rows * h * dispatch_precision.bytes_per_element))
     ops.append(_kernel("moe.experts_up_gate", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=h, n=2 * width,
                                                                         precision=p)))
-    ops.append(_elementwise(cluster, "moe.experts_act", per_group * local * 3 * width * 2))
+    ops.append(_elementwise(cluster, "moe.experts_act", rows * 3 * width * 2))
     ops.append(_kernel("moe.experts_down", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=width, n=h,
                                                                      precision=p)))
+    if permute:
+        ops.append(_elementwise(cluster, "moe.unpermute", 2 * rows * h * Precision.BF16.bytes_per_element))
     if dims.moe_tp > 1:
         ops.append(_collective("moe.tp_all_reduce", comm.all_reduce(
-            cluster, bytes=per_group * local * h * 2, group_size=dims.moe_tp,
+            cluster, bytes=rows * h * 2, group_size=dims.moe_tp,
             group_devices_per_node=group_devices_per_node(cluster, dims.moe_tp))))
     if dims.moe_ep > 1:
         ops.append(_collective("moe.combine", comm.ep_combine(

@@ -35,13 +35,7 @@ def _evaluate(path: Path) -> dict:
 
 # Rows the model does not yet reach within tolerance, each with what it is missing. strict=True: a row that
 # starts passing fails here until it is removed from this list, so the README table stays honest.
-KNOWN_GAPS = {
-    ("ds_prof_p_h800_prefill_ep32", "prefill.throughput_tok_s_per_device"):
-        "DeepSeek's own prefill trace is predicted 26 % fast (limit 25 %) with the CP-SAT overlap schedule: the "
-        "compute model is calibrated on per-tensor-scaled cuBLAS GEMMs and FlashAttention with head dim 128, "
-        "not on DeepGEMM's fine-grained-scaled FP8 GEMMs or MLA prefill attention (qk 192 / v 128); no measured "
-        "kernel data for those exists in the project yet",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _case(p: Path, e) -> object:
