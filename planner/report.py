@@ -84,9 +84,11 @@ def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, sch
     } | extra
 
 
-def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -> dict[str, Any]:
+def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *,
+                           schedule_time_limit_s: float | None = None) -> dict[str, Any]:
     """:func:`evaluate_document` with the plan's decode overlap schedule and, given router counts, the placement
-    heatmap (the same cached CP-SAT placement whose imbalance the prediction used)."""
+    heatmap (the same cached CP-SAT placement whose imbalance the prediction used). ``schedule_time_limit_s``:
+    the schedule solve's limit (default: the one ``evaluate``'s overlap model used, so it is a cache hit)."""
     from planner.schedule_report import schedules_document
     placement = None
     if sc.expert_loads is not None and sc.model.moe is not None:
@@ -94,7 +96,8 @@ def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult) -
         from planner.placement_report import heatmap_document
         res = layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
         placement = None if res is None else heatmap_document(res, sc.expert_loads)
-    schedule = schedules_document(sc, dims, decode_batch=max(r.decode_batch_per_device, 1.0 / dims.attn_tp))
+    schedule = schedules_document(sc, dims, decode_batch=max(r.decode_batch_per_device, 1.0 / dims.attn_tp),
+                                  time_limit_s=schedule_time_limit_s)
     return evaluate_document(sc, dims, r, schedule=schedule, placement=placement)
 
 

@@ -196,7 +196,8 @@ def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int, decod
     return out
 
 
-def schedules_document(sc: Any, dims: Any, *, decode_batch: float | None = None) -> dict[str, Any]:
+def schedules_document(sc: Any, dims: Any, *, decode_batch: float | None = None,
+                       time_limit_s: float | None = None) -> dict[str, Any]:
     """The decode overlap schedules of a plan as reports embed them: the plan's micro-batch count (1 without
     overlap) at ``decode_batch`` sequences per device (default: the batch ``evaluate`` chooses), solved with
     the limit ``evaluate``'s overlap hook uses, so a plan ``evaluate`` just costed is a cache hit."""
@@ -205,6 +206,6 @@ def schedules_document(sc: Any, dims: Any, *, decode_batch: float | None = None)
 
     k = dims.micro_batches if dims.overlap is OverlapPolicy.TWO_BATCH else 1
     schedules = layer_schedules(sc, dims, phase="decode", micro_batches=k, decode_batch=decode_batch,
-                                time_limit_s=HOOK_TIME_LIMIT_S)
+                                time_limit_s=HOOK_TIME_LIMIT_S if time_limit_s is None else time_limit_s)
     return {"phase": "decode", "micro_batches": k,
             "layers": {kind: schedule_document(s) for kind, s in schedules.items()}}

@@ -70,6 +70,11 @@ returns the same schedule on every machine (a single-worker solve usually spends
 second here, so the work limit, not the wall clock, ends it); the wall-clock limit stays the hard cap.
 Measured on DeepSeek-V3 prefill EP32 (DS-prof-P): 0.05 stops at a period 12 % above what 0.2 finds, and
 0.2, 1 and 10 all stop at the same period."""
+WALL_CAP_FACTOR = 10.0
+"""The wall-clock cap is this many times ``time_limit_s``: only a safety net. At 0.2 units per second of limit
+the work limit ends a solve after about as many wall seconds as the limit on an idle core, so a cap equal to
+the limit let a loaded machine stop solves early and change the schedule (measured: evaluate's bytes
+differed between concurrent runs); with 10x headroom the work limit, which is machine-independent, ends it."""
 _TOL_S = 1e-12
 
 
@@ -316,7 +321,7 @@ def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: i
     model = _Model(inst, max_period_ns=max_period_ns, max_span_ns=max_span_ns)
     model.hint(hint or sequential(inst, SolveStats(status="HINT", objective=0.0, bound=0.0, gap=0.0, wall_s=0.0)))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.max_time_in_seconds = time_limit_s * WALL_CAP_FACTOR
     solver.parameters.max_deterministic_time = time_limit_s * WORK_UNITS_PER_S
     solver.parameters.random_seed = seed
     solver.parameters.num_workers = workers  # 1: same instance + seed -> same schedule, when solved to the end

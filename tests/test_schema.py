@@ -1,0 +1,245 @@
+"""Every ``--json`` document validates against its JSON Schema in docs/schema/, and the schemas can fail.
+
+The schemas reference each other by relative file name (``evaluate.schema.json#/$defs/document`` inside plan
+and compare, ``common.schema.json#/$defs/...`` everywhere); the registry below resolves those names to the
+files beside them, as a schema tool reading them from disk would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+
+from planner.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_DIR = ROOT / "docs" / "schema"
+DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
+ASCEND_16 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_16cards.yaml"
+ASCEND_64 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_64cards.yaml"
+ROUTING_COUNTS = ROOT / "planner" / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
+DOCUMENTS = ("evaluate", "plan", "schedule", "place", "compare")
+"""Schema file stems of the documents; ``common`` holds their shared ``$defs``."""
+
+DENSE_SCENARIO = """
+name: Llama 3.1 70B on 8 x H200 (dense)
+model: {catalog: llama-3.1-70b, weight_precision: bf16}
+cluster: {device: h200_sxm, nodes: 1, devices_per_node: 8}
+workload:
+  input_tokens: 2000
+  output_tokens: 500
+plan: attn_tp=8,dense_tp=8
+"""
+
+
+def _retrieve(uri: str) -> Resource:
+    """A relative ``$ref`` names a schema file in docs/schema/; nothing else is fetched."""
+    path = SCHEMA_DIR / uri
+    if "/" in uri or ":" in uri or not path.is_file():
+        raise NoSuchResource(ref=uri)
+    return Resource.from_contents(json.loads(path.read_text()))
+
+
+REGISTRY = Registry(retrieve=_retrieve)
+
+
+def schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+
+
+def problems(name: str, doc: Any) -> list[str]:
+    """Validation errors of ``doc`` against ``docs/schema/<name>.schema.json`` (empty: valid). A ``oneOf`` error
+    is reported through its most relevant sub-error, with the JSON path of the bad value."""
+    v = Draft202012Validator(schema(name), registry=REGISTRY)
+    out = []
+    for err in v.iter_errors(doc):
+        e = best_match([err])
+        out.append(f"{e.json_path}: {e.message[:300]}")
+    return out
+
+
+def run_json(*args: str | Path) -> Any:
+    res = CliRunner().invoke(main, [*map(str, args), "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+# --- the schema files themselves
+
+
+def _objects(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every sub-schema that declares ``properties``, with its JSON-pointer-ish location."""
+    if isinstance(node, dict):
+        if "properties" in node:
+            yield where, node
+        for k, v in node.items():
+            yield from _objects(v, f"{where}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _objects(v, f"{where}/{i}")
+
+
+@pytest.mark.parametrize("name", [*DOCUMENTS, "common"])
+def test_schema_is_draft_2020_12_with_every_key_described_and_closed(name):
+    s = schema(name)
+    assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(s)
+    assert s.get("description")
+    for key, sub in s.get("$defs", {}).items():
+        assert sub.get("description"), f"{name}: $defs/{key} has no description"
+    for where, obj in _objects(s):
+        assert obj.get("additionalProperties") is False, f"{name}{where}: fixed-shape object left open"
+        for key, sub in obj["properties"].items():
+            assert sub.get("description"), f"{name}{where}/properties/{key} has no description"
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_schema_id_is_a_const_matching_the_title(name):
+    s = schema(name)
+    root = s["$defs"]["document"] if name == "evaluate" else s
+    assert root["properties"]["schema"]["const"] == s["title"] == f"moeplan.{name}/1"
+
+
+# --- documents from the shipped scenarios
+
+
+@pytest.fixture(scope="module")
+def loads_4_layers(tmp_path_factory) -> Path:
+    """The shipped router counts cut to 4 MoE layers (its '#' source line kept), to keep placement fast."""
+    lines = ROUTING_COUNTS.read_text().splitlines(keepends=True)
+    assert lines[0].startswith("#")
+    path = tmp_path_factory.mktemp("loads") / "deepseek_v3_4_layers.csv"
+    path.write_text("".join(lines[:5]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def evaluate_doc() -> dict[str, Any]:
+    return run_json("evaluate", DEFAULT)
+
+
+@pytest.fixture(scope="module")
+def plan_doc() -> dict[str, Any]:
+    return run_json("plan", DEFAULT, "--seed", "0")
+
+
+@pytest.fixture(scope="module")
+def schedule_doc() -> dict[str, Any]:
+    return run_json("schedule", DEFAULT)
+
+
+@pytest.fixture(scope="module")
+def place_doc(loads_4_layers) -> dict[str, Any]:
+    return run_json("place", DEFAULT, "--expert-load", loads_4_layers, "--time-limit", "0.05")
+
+
+@pytest.fixture(scope="module")
+def compare_doc() -> dict[str, Any]:
+    return run_json("compare", ASCEND_16, "--baseline", ASCEND_16, "--candidate", ASCEND_64)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_document_validates(name, request):
+    doc = request.getfixturevalue(f"{name}_doc")
+    assert doc["schema"] == f"moeplan.{name}/1"
+    assert problems(name, doc) == []
+
+
+def test_evaluate_of_a_dense_model_validates(tmp_path):
+    path = tmp_path / "dense.yaml"
+    path.write_text(DENSE_SCENARIO)
+    doc = run_json("evaluate", path)
+    assert set(doc["schedule"]["layers"]) == {"dense"} and doc["slo"]["ttft_met"] is None
+    assert problems("evaluate", doc) == []
+
+
+def test_evaluate_with_a_load_file_validates_with_its_placement(tmp_path, loads_4_layers):
+    text = DEFAULT.read_text()
+    assert text.count("\nworkload:\n") == 1
+    path = tmp_path / "with_loads.yaml"
+    path.write_text(text.replace("\nworkload:\n", f"\nworkload:\n  expert_load: {loads_4_layers}\n"))
+    doc = run_json("evaluate", path)
+    assert doc["placement"]["layers"] == [0, 1, 2, 3]
+    assert problems("evaluate", doc) == []
+
+
+def test_evaluate_with_launch_lines_validates():
+    doc = run_json("evaluate", DEFAULT, "--emit", "sglang")
+    assert doc["launch"]["engine"] == "sglang"
+    assert problems("evaluate", doc) == []
+
+
+def test_evaluate_of_several_scenarios_is_an_array_of_documents(evaluate_doc):
+    assert problems("evaluate", [evaluate_doc, evaluate_doc]) == []
+
+
+# --- the schemas reject what they should (one bad change each; the rest of the document stays valid)
+
+
+def _drop(*path: str | int) -> Callable[[Any], None]:
+    def apply(doc: Any) -> None:
+        for key in path[:-1]:
+            doc = doc[key]
+        del doc[path[-1]]
+    return apply
+
+
+def _set(value: Any, *path: str | int) -> Callable[[Any], None]:
+    def apply(doc: Any) -> None:
+        for key in path[:-1]:
+            doc = doc[key]
+        doc[path[-1]] = value
+    return apply
+
+
+BAD = {
+    "evaluate": [
+        ("required key dropped", _drop("decode")),
+        ("degree as a string", _set("1", "plan", "attn_tp")),
+        ("unknown key", _set(1.0, "prefill", "ttft_ms")),
+        ("other schema id", _set("moeplan.evaluate/2", "schema")),
+        ("unknown confidence", _set("guess", "device", "sources", "hbm_bytes", "confidence")),
+        ("schedule status (common.schema.json)", _set("DONE", "schedule", "layers", "moe", "solver", "status")),
+    ],
+    "plan": [
+        ("required key dropped", _drop("top")),
+        ("count as a string", _set("16", "top", 0, "devices_used")),
+        ("unknown rejection", _set(3, "rejected", "vibes")),
+        ("embedded evaluate (evaluate.schema.json)", _set("a lot", "chosen_breakdown", "decode", "memory_bytes",
+                                                          "kv_cache_bytes")),
+    ],
+    "schedule": [
+        ("required key dropped", _drop("layers")),
+        ("fractional micro-batches", _set(2.5, "micro_batches")),
+        ("unknown resource", _set("pcie", "layers", "moe", "intervals", 0, "resource")),
+    ],
+    "place": [
+        ("required key dropped", _drop("max_replicas")),
+        ("slot id as a string", _set(["3"], "layers", 0, "physical_to_logical")),
+        ("unknown stop reason", _set("bored", "layers", 0, "stopped_by")),
+    ],
+    "compare": [
+        ("required key dropped", _drop("metrics")),
+        ("ratio as a string", _set("x2", "metrics", 0, "ratio")),
+        ("embedded evaluate (evaluate.schema.json)", _drop("candidate", "evaluate", "slo")),
+    ],
+}
+
+
+@pytest.mark.parametrize(("name", "what", "mutate"),
+                         [(name, what, mutate) for name, cases in BAD.items() for what, mutate in cases],
+                         ids=[f"{name}-{what}" for name, cases in BAD.items() for what, _ in cases])
+def test_schema_rejects_a_broken_document(name, what, mutate, request):
+    doc = copy.deepcopy(request.getfixturevalue(f"{name}_doc"))
+    mutate(doc)
+    assert problems(name, doc), f"{name}: {what} passed validation"
