@@ -188,8 +188,11 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek
 @click.option("--export", "export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--emit", "emit_engine", type=_EMIT_ENGINES, help=_EMIT_HELP + " For the chosen deployment.")
+@click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
+              show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
+              "CP-SAT layer schedule before the deployment solve (slower: ~0.7 s per layout).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
     from planner import plan_report
     from planner.plan import NoFeasiblePlan, run_plan
@@ -199,14 +202,14 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
         _abort(EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
                "required by --objective devices")
     try:
+        kw = dict(objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed, overlap_model=overlap_model)
         if as_json:
-            res = run_plan(sc, objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed)
+            res = run_plan(sc, **kw)
         else:
             from rich.progress import Progress
             with Progress(console=_err, transient=True) as prog:
                 task = prog.add_task("costing layouts", total=None)
-                res = run_plan(sc, objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed,
-                               progress=lambda i, n: prog.update(task, completed=i, total=n))
+                res = run_plan(sc, **kw, progress=lambda i, n: prog.update(task, completed=i, total=n))
     except NoFeasiblePlan as e:
         _abort(EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it feasible: "
                + "; ".join(e.fixes))

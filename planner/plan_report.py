@@ -45,6 +45,7 @@ def plan_document(res: PlanResult) -> dict[str, Any]:
                      "output_tokens": sc.workload.output_tokens, "ttft_slo_s": sc.workload.ttft_slo_s,
                      "tpot_slo_s": sc.workload.tpot_slo_s},
         "objective": res.objective,
+        "overlap_model": res.overlap_model,
         "top": [_deployment_doc(d, r) for d, r in zip(res.deployments, res.recosts, strict=True)],
         "solver": [{"status": s.status, "objective": s.objective, "bound": s.bound, "gap": s.gap}
                    for s in res.stats],

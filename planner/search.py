@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from cost_models.parallel import OverlapPolicy, ParallelDims, check_dims
 from cost_models.serving import ServingResult, evaluate
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, ServingWorkload
+from cost_models.step import OverlapModel
 
 MAX_TP = 16
 """Largest tensor-parallel degree searched: beyond 16 every layer pays an all-reduce over more devices than any
@@ -131,9 +132,10 @@ def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: in
                                    micro_batches=2 if overlap is OverlapPolicy.TWO_BATCH else 1, overlap=overlap)
 
 
-def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload) -> Candidate:
+def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+                overlap_model: OverlapModel | None = None) -> Candidate:
     """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``)."""
-    r = evaluate(model, cluster, dims, wl)
+    r = evaluate(model, cluster, dims, wl, overlap_model=overlap_model)
     pre_fits = r.prefill.memory.free_bytes >= 0
     dec_fits = r.decode.memory.free_bytes >= 0 and r.decode_batch_per_device > 0
     ttft_ok = wl.ttft_slo_s is None or r.prefill.latency_s <= wl.ttft_slo_s
