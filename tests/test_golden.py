@@ -9,7 +9,7 @@ The documents store the scenario path as given on the command line, so the comma
 root with a relative path. Every CP-SAT solve behind them runs on one worker with a fixed seed, so the bytes
 repeat as long as each overlap-schedule solve that stops early (status FEASIBLE) is stopped by its
 deterministic-work limit (``planner.cpsat.schedule.WORK_UNITS_PER_S``) and not by its wall-clock cap
-(``HOOK_TIME_LIMIT_S``). A diff confined to one phase's step times (``layer_s``, ``exposed_comm_s``,
+(``WALL_CAP_FACTOR`` x the limit, a safety net). A diff confined to one phase's step times (``layer_s``, ``exposed_comm_s``,
 ``ttft_s`` ...) that comes and goes with machine load means a wall-clock cap ended a schedule solve: fix the
 limits, not this test.
 """

@@ -243,3 +243,10 @@ def test_schema_rejects_a_broken_document(name, what, mutate, request):
     doc = copy.deepcopy(request.getfixturevalue(f"{name}_doc"))
     mutate(doc)
     assert problems(name, doc), f"{name}: {what} passed validation"
+
+
+@pytest.mark.parametrize(("golden", "name"), [("evaluate_deepseek_v3_h200_16.json", "evaluate"),
+                                              ("plan_deepseek_v3_h200_16.json", "plan")])
+def test_golden_files_validate_against_their_schema(golden, name):
+    doc = json.loads((Path(__file__).resolve().parent / "golden" / golden).read_text())
+    assert problems(name, doc) == []
