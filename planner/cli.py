@@ -190,7 +190,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek
 @click.option("--emit", "emit_engine", type=_EMIT_ENGINES, help=_EMIT_HELP + " For the chosen deployment.")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
-              "CP-SAT layer schedule before the deployment solve (slower: ~0.7 s per layout).")
+              "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
          export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""

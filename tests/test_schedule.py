@@ -24,7 +24,7 @@ US = 1e-6
 def inst(ops: list[tuple[str, str, int]], *, k: int = 1, w: int = 1, c: int = 0) -> ScheduleInstance:
     """ops: (name, resource, ns)."""
     return ScheduleInstance(names=tuple(o[0] for o in ops), resources=tuple(o[1] for o in ops),
-                            duration_ns=tuple(o[2] for o in ops), micro_batches=k, comm_demand=c, window_layers=w)
+                            duration_ticks=tuple(o[2] for o in ops), micro_batches=k, comm_demand=c, window_layers=w)
 
 
 def feasible(i: ScheduleInstance, **bound: int) -> bool:
@@ -61,46 +61,46 @@ DENSE_TP = (comp("attn.norm", 2), comp("attn.qkv_proj", 40), comp("attn.core", 6
 def test_link_carries_one_op_at_a_time():
     # two micro-batches' dispatches (100 ns each) on one link within one layer: span >= 100 + 100
     i = inst([("moe.dispatch", "scale_out", 100)], k=2)
-    assert feasible(i, max_span_ns=200)
-    assert not feasible(i, max_span_ns=199)
+    assert feasible(i, max_span_ticks=200)
+    assert not feasible(i, max_span_ticks=199)
 
 
 def test_compute_stream_runs_one_kernel_at_a_time():
     i = inst([("attn.core", "compute", 100)], k=2)
-    assert feasible(i, max_span_ns=200)
-    assert not feasible(i, max_span_ns=199)
+    assert feasible(i, max_span_ticks=200)
+    assert not feasible(i, max_span_ticks=199)
 
 
 def test_ops_on_different_resources_overlap():
     # compute 100 -> comm 100, two micro-batches: mb1 computes [100, 200] while mb0 sends; span 300, not 400
     i = inst([("a", "compute", 100), ("d", "scale_out", 100)], k=2)
-    assert feasible(i, max_span_ns=300)
-    assert not feasible(i, max_span_ns=299)
+    assert feasible(i, max_span_ticks=300)
+    assert not feasible(i, max_span_ticks=299)
 
 
 def test_precedence_within_a_micro_batch():
     # the two ops are on different resources, so only the chain keeps them apart: 100 + 100
     i = inst([("d", "scale_out", 100), ("e", "compute", 100)])
-    assert feasible(i, max_span_ns=200)
-    assert not feasible(i, max_span_ns=199)
+    assert feasible(i, max_span_ticks=200)
+    assert not feasible(i, max_span_ticks=199)
 
 
 def test_next_layer_waits_for_its_own_micro_batch():
     # one micro-batch, compute 100 -> comm 100, two layers in flight: without the cross-layer edge layer i+1
     # could compute during layer i's comm (period 100 = the busiest resource); with it the period is 200
     i = inst([("a", "compute", 100), ("d", "scale_out", 100)], w=2)
-    assert feasible(i, max_period_ns=200)
-    assert not feasible(i, max_period_ns=199)
+    assert feasible(i, max_period_ticks=200)
+    assert not feasible(i, max_period_ticks=199)
 
 
 def test_window_one_is_a_layer_in_isolation_two_lets_layers_overlap():
     # compute 100 -> comm 100, two micro-batches: in isolation the layer takes 300 (mb1's comm is exposed);
     # with two layers in flight mb0's next attention runs during mb1's comm: period = compute work = 200
     ops = [("a", "compute", 100), ("d", "scale_out", 100)]
-    assert feasible(inst(ops, k=2, w=1), max_period_ns=300)
-    assert not feasible(inst(ops, k=2, w=1), max_period_ns=299)
-    assert feasible(inst(ops, k=2, w=2), max_period_ns=200)
-    assert not feasible(inst(ops, k=2, w=2), max_period_ns=199)
+    assert feasible(inst(ops, k=2, w=1), max_period_ticks=300)
+    assert not feasible(inst(ops, k=2, w=1), max_period_ticks=299)
+    assert feasible(inst(ops, k=2, w=2), max_period_ticks=200)
+    assert not feasible(inst(ops, k=2, w=2), max_period_ticks=199)
 
 
 def test_shared_expert_runs_beside_dispatch():
@@ -109,8 +109,8 @@ def test_shared_expert_runs_beside_dispatch():
     ops = [("moe.norm", "compute", 10), ("moe.dispatch", "scale_out", 100), ("moe.experts", "compute", 50),
            ("moe.combine", "scale_out", 100), ("moe.shared.up_gate", "compute", 100)]
     assert sc.dependencies([o[0] for o in ops]) == ((), (0,), (1,), (2,), (0,))
-    assert feasible(inst(ops), max_span_ns=260)
-    assert not feasible(inst(ops), max_span_ns=259)
+    assert feasible(inst(ops), max_span_ticks=260)
+    assert not feasible(inst(ops), max_span_ticks=259)
 
 
 def test_comm_kernel_takes_compute_units():
@@ -118,11 +118,11 @@ def test_comm_kernel_takes_compute_units():
     # a full-width compute block cannot run beside a comm kernel, a half-width one takes 100 x 1000/500 = 200:
     # mb0 compute [0, 100], comm [100, 200]; mb1 compute (half) [100, 300] or (full) [200, 300]; comm [300, 400]
     ops = [("a", "compute", 100), ("d", "scale_out", 100)]
-    assert feasible(inst(ops, k=2, c=500), max_span_ns=400)
-    assert not feasible(inst(ops, k=2, c=500), max_span_ns=399)
+    assert feasible(inst(ops, k=2, c=500), max_span_ticks=400)
+    assert not feasible(inst(ops, k=2, c=500), max_span_ticks=399)
     # c = 250: half mode takes ceil(100 x 1000/750) = 134: mb1 compute [100, 234], comm [234, 334]
-    assert feasible(inst(ops, k=2, c=250), max_span_ns=334)
-    assert not feasible(inst(ops, k=2, c=250), max_span_ns=333)
+    assert feasible(inst(ops, k=2, c=250), max_span_ticks=334)
+    assert not feasible(inst(ops, k=2, c=250), max_span_ticks=333)
 
 
 # --- the DeepSeek-V3 decode layer (acceptance) ----------------------------------------------------------------
