@@ -144,7 +144,11 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         _echo_launch(launch)
 
 
-def _evaluate_one(path: str, plan_text: str | None, hook):  # noqa: ANN001, ANN202
+def _evaluate_one(path: str, plan_text: str | None, hook, *, measure_imbalance: bool = True):  # noqa: ANN001, ANN202
+    """Load, check the plan, cost it (exit 2 / 1 on bad input / no fit). ``measure_imbalance``: replace the
+    assumed expert imbalance by the CP-SAT placement's on the scenario's router counts (``place`` skips it: it
+    places them itself and uses nothing from here but the fit check: weights and prefill memory do not depend on
+    imbalance, and the decode batch is chosen to fit)."""
     sc = _load(path)
     try:
         dims = parse_plan(plan_text) if plan_text else sc.plan
@@ -157,7 +161,7 @@ def _evaluate_one(path: str, plan_text: str | None, hook):  # noqa: ANN001, ANN2
     if problems:
         _abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
     wl = sc.workload
-    if sc.expert_loads is not None:
+    if sc.expert_loads is not None and measure_imbalance:
         from planner.imbalance import layout_imbalance_cpsat
         wl = dataclasses.replace(wl, expert_imbalance=layout_imbalance_cpsat(
             sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node))
@@ -274,7 +278,7 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
     from planner.scenario import read_expert_loads
 
     _check_export(export)
-    sc, dims, _ = _evaluate_one(scenario, plan_text, None)
+    sc, dims, _ = _evaluate_one(scenario, plan_text, None, measure_imbalance=False)
     if sc.model.moe is None:
         _abort(EXIT_BAD_INPUT, f"model: got {sc.model.id!r}; accepted: an MoE model (placement needs experts)")
     try:
