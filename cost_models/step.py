@@ -99,6 +99,15 @@ def _half(shape: opmod.PhaseShape) -> opmod.PhaseShape:
                             query_tokens_per_sequence=shape.query_tokens_per_sequence)
 
 
+def closed_form_overlap_s(micro_batch_ops: tuple[opmod.OpCost, ...], micro_batches: int,
+                          comm_sm_fraction: float) -> float:
+    """The closed-form overlapped layer time (an :data:`OverlapModel`): ``max(compute + SM share, comm)``, where
+    the SM share stretches compute by ``f / (1 - f)`` of the communication it hides."""
+    c = micro_batches * sum(o.seconds for o in micro_batch_ops if o.kind == "compute")
+    m = micro_batches * sum(o.seconds for o in micro_batch_ops if o.kind == "comm")
+    return max(c + min(c, m) * comm_sm_fraction / (1 - comm_sm_fraction), m)
+
+
 def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], half_ops: tuple[opmod.OpCost, ...] | None,
                   dims: ParallelDims, phase: str, overlap_model: OverlapModel | None = None) -> LayerCost:
     """Apply the overlap policy to one layer's ops (``half_ops``: the same ops at half the tokens)."""
@@ -114,12 +123,9 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
     overlapped = min(c2, m2)
     sm_penalty = overlapped * f / (1 - f)
     switch = STREAM_SWITCH_S * len(half_ops)
-    if overlap_model is not None:
-        # the schedule accounts for the SM share itself (compute blocks stretched while comm kernels hold SMs)
-        layer_s = overlap_model(half_ops, 2, f) + switch
+    layer_s = (overlap_model or closed_form_overlap_s)(half_ops, 2, f) + switch
+    if overlap_model is not None:  # the schedule accounts for the SM share itself (stretched compute blocks)
         sm_penalty = 0.0
-    else:
-        layer_s = max(c2 + sm_penalty, m2) + switch
     exposed = max(0.0, layer_s - c2 - sm_penalty - switch)
     doubled = tuple(
         opmod.OpCost(name=o.name, kind=o.kind, seconds=2 * o.seconds, flops=2 * o.flops, hbm_bytes=2 * o.hbm_bytes,

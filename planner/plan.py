@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cost_models.ops import OpCost
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
+from cost_models.step import closed_form_overlap_s
 from planner import validate
 from planner.cpsat.deployment import Deployment, DeploymentInstance, solve_top_k
 from planner.cpsat.stats import SolveStats
@@ -57,9 +58,8 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
     kernels). The two agree within 0.1 % on decode (measured on the shortlists of the 16 x H200 and 96 x H800
     scenarios) and differ by 7-11 % on prefill, and decode's batch search would need a schedule per batch
     size tried."""
-    if comm_sm_fraction == 0.0:  # the closed form of cost_models.step at f = 0, exactly
-        return max(micro_batches * sum(o.seconds for o in micro_batch_ops if o.kind == "compute"),
-                   micro_batches * sum(o.seconds for o in micro_batch_ops if o.kind == "comm"))
+    if comm_sm_fraction == 0.0:
+        return closed_form_overlap_s(micro_batch_ops, micro_batches, comm_sm_fraction)
     from planner.cpsat.schedule import overlapped_layer_time
     return overlapped_layer_time(micro_batch_ops, micro_batches, comm_sm_fraction)
 
