@@ -48,7 +48,7 @@ def run(name: str, loads: ExpertLoads, args: argparse.Namespace) -> bool:
     for slots, devices, per_node in CONFIGS:
         load_avg = os.getloadavg()[0]
         res = place_all(loads, num_devices=devices, devices_per_node=per_node, slots=slots,
-                        time_limit_s=args.time_limit, effort_s=args.effort, seed=args.seed, num_groups=8,
+                        time_limit_s=args.time_limit, work_limit_units=args.effort, seed=args.seed, num_groups=8,
                         topk_groups=4)
         print(f"\n== {name}: " + summary_lines(res)[0] + f" (load average {load_avg:.2f} at start)")
         for line in summary_lines(res)[1:]:
@@ -61,7 +61,7 @@ def run(name: str, loads: ExpertLoads, args: argparse.Namespace) -> bool:
               + ("" if "time_limit" in stops else " (no layer hit the wall clock: reproducible for this seed)"))
         if args.repeat:
             again = place_all(loads, num_devices=devices, devices_per_node=per_node, slots=slots,
-                              time_limit_s=args.time_limit, effort_s=args.effort, seed=args.seed, num_groups=8,
+                              time_limit_s=args.time_limit, work_limit_units=args.effort, seed=args.seed, num_groups=8,
                               topk_groups=4)
             same = all(a.cpsat.placement == b.cpsat.placement for a, b in zip(res.layers, again.layers, strict=True))
             print(f"   [{'PASS' if same else 'FAIL'}] a second run with the same seed gives the same placements")

@@ -29,8 +29,11 @@ class PhaseResult:
     step: StepCost
     memory: memory.MemoryBreakdown
     tokens_per_device_per_step: float
-    """Input tokens (prefill) or sequences (decode) one device carries per step."""
-    throughput_tok_s_per_device: float
+    """Tokens one device pushes through one step: input tokens (prefill) or sequences x query tokens per
+    sequence (decode: 1 + speculative tokens)."""
+    sequences_per_device: float
+    """Sequences one device holds in the step (prefill: prompts or prompt chunks; decode: the decode batch)."""
+    throughput_tok_per_s_per_device: float
     latency_s: float
     """TTFT (prefill) or TPOT (decode)."""
     expert_tokens_per_local_expert: float
@@ -41,8 +44,8 @@ class PhaseResult:
 class ServingResult:
     prefill: PhaseResult
     decode: PhaseResult
-    aggregated_output_tok_s_per_device: float
-    aggregated_user_tok_s: float
+    aggregated_output_tok_per_s_per_device: float
+    aggregated_user_tok_per_s: float
     decode_batch_per_device: float
     decode_batch_limit: str
     """What set the decode batch: ``workload`` (given), ``memory`` or ``tpot_slo``."""
@@ -73,7 +76,8 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
         context_tokens=int(seq_len), tokens_per_device=device_tokens)
     chunks = math.ceil(wl.input_tokens / rank_tokens)
     return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=device_tokens,
-                       throughput_tok_s_per_device=device_tokens / step.step_s / dims.pp,
+                       sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
+                       throughput_tok_per_s_per_device=device_tokens / step.step_s / dims.pp,
                        latency_s=chunks * step.latency_s,
                        expert_tokens_per_local_expert=_expert_density(model, dims, device_tokens))
 
@@ -94,8 +98,9 @@ def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: S
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
         dispatch_precision=wl.dispatch_precision, sequences_per_device=seqs_per_device,
         context_tokens=wl.input_tokens + wl.output_tokens, tokens_per_device=seqs_per_device * q)
-    return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=seqs_per_device,
-                       throughput_tok_s_per_device=seqs_per_device * accepted / step.step_s / dims.pp,
+    return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=seqs_per_device * q,
+                       sequences_per_device=seqs_per_device,
+                       throughput_tok_per_s_per_device=seqs_per_device * accepted / step.step_s / dims.pp,
                        latency_s=step.latency_s / accepted,
                        expert_tokens_per_local_expert=_expert_density(model, dims, seqs_per_device * q))
 
@@ -200,11 +205,11 @@ def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Ser
     pre = prefill(model, cluster, dims, wl, overlap_model)
     batch, why = choose_decode_batch(model, cluster, dims, wl, overlap_model)
     dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp), overlap_model)
-    b = dec.tokens_per_device_per_step
+    b = dec.sequences_per_device
     accepted_steps = wl.output_tokens / (1 + wl.mtp_tokens * wl.mtp_acceptance)
-    prefill_s = b * wl.input_tokens / pre.throughput_tok_s_per_device
+    prefill_s = b * wl.input_tokens / pre.throughput_tok_per_s_per_device
     cycle_s = prefill_s * aggregated_prefill_stall(dims, wl) + accepted_steps * dec.step.step_s * dims.pp
     return ServingResult(prefill=pre, decode=dec,
-                         aggregated_output_tok_s_per_device=b * wl.output_tokens / cycle_s,
-                         aggregated_user_tok_s=wl.output_tokens / cycle_s,
+                         aggregated_output_tok_per_s_per_device=b * wl.output_tokens / cycle_s,
+                         aggregated_user_tok_per_s=wl.output_tokens / cycle_s,
                          decode_batch_per_device=batch, decode_batch_limit=why)

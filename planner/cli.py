@@ -103,7 +103,7 @@ def _load(path: str) -> Scenario:
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32'; "
               "unnamed degrees are 1. Default: the scenario's plan.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/1; "
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/2; "
               "a list of them for several scenarios).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every op of the prefill and decode steps.")
 @click.option("--overlap-model", type=click.Choice(["schedule", "closed-form"]), default="schedule",
@@ -188,7 +188,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "deepseek
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="CP-SAT time limit per solve, seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/2).")
 @click.option("--export", "export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--emit", "emit_engine", type=_EMIT_ENGINES, help=_EMIT_HELP + " For the chosen deployment.")
@@ -268,7 +268,7 @@ def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: st
 @click.option("--time-limit", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="CP-SAT time limit per layer, seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/2).")
 @click.option("--export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
 def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float,
           seed: int, as_json: bool, export: str | None) -> None:

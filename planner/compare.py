@@ -17,7 +17,7 @@ from cost_models.serving import ServingResult
 from cost_models.step import StepCost
 from planner.scenario import Scenario
 
-COMPARE_SCHEMA = "moeplan.compare/1"
+COMPARE_SCHEMA = "moeplan.compare/2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +41,7 @@ class Side:
     """``aggregated`` or ``disaggregated``."""
     prefill: Pool
     decode: Pool
-    output_tok_s: float
+    output_tok_per_s: float
     """Output tokens per second of the whole deployment."""
 
     @property
@@ -53,16 +53,16 @@ class Side:
         n = scenario.cluster.num_devices
         pool = Pool(dims=dims, result=result, devices=n)
         return cls(label=label, scenario=scenario, mode="aggregated", prefill=pool, decode=pool,
-                   output_tok_s=result.aggregated_output_tok_s_per_device * n)
+                   output_tok_per_s=result.aggregated_output_tok_per_s_per_device * n)
 
     @classmethod
     def disaggregated(cls, label: str, scenario: Scenario, prefill: Pool, decode: Pool) -> Side:
         """Output rate: the decode pool's, or what the prefill pool feeds it if that is less."""
         wl = scenario.workload
-        pre_tok_s = prefill.result.prefill.throughput_tok_s_per_device * prefill.devices
-        dec_tok_s = decode.result.decode.throughput_tok_s_per_device * decode.devices
+        pre_tok_per_s = prefill.result.prefill.throughput_tok_per_s_per_device * prefill.devices
+        dec_tok_per_s = decode.result.decode.throughput_tok_per_s_per_device * decode.devices
         return cls(label=label, scenario=scenario, mode="disaggregated", prefill=prefill, decode=decode,
-                   output_tok_s=min(dec_tok_s, pre_tok_s * wl.output_tokens / wl.input_tokens))
+                   output_tok_per_s=min(dec_tok_per_s, pre_tok_per_s * wl.output_tokens / wl.input_tokens))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +109,7 @@ def _e2e_s(s: Side) -> float:
 
 
 def _decode_tokens_per_device(s: Side) -> float:
-    return s.decode.result.decode.tokens_per_device_per_step * (1 + s.scenario.workload.mtp_tokens)
+    return s.decode.result.decode.tokens_per_device_per_step
 
 
 def _dec(s: Side):  # noqa: ANN202
@@ -125,10 +125,10 @@ _ROWS: tuple[tuple[str, str, str, Callable[[Side], float]], ...] = (
     ("static memory per device (weights, buffers, reserve)", "bytes", "lower",
      lambda s: max(_dec(s).memory.static_bytes, _pre(s).memory.static_bytes)),
     ("weights per device", "bytes", "lower", lambda s: max(_dec(s).memory.weight_bytes, _pre(s).memory.weight_bytes)),
-    ("throughput, total (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_s),
-    ("throughput per device (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_s / s.devices),
-    ("decode throughput per decode device", "tok/s", "higher", lambda s: _dec(s).throughput_tok_s_per_device),
-    ("prefill throughput per prefill device", "tok/s", "higher", lambda s: _pre(s).throughput_tok_s_per_device),
+    ("throughput, total (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_per_s),
+    ("throughput per device (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_per_s / s.devices),
+    ("decode throughput per decode device", "tok/s", "higher", lambda s: _dec(s).throughput_tok_per_s_per_device),
+    ("prefill throughput per prefill device", "tok/s", "higher", lambda s: _pre(s).throughput_tok_per_s_per_device),
     ("TTFT", "s", "lower", lambda s: _pre(s).latency_s),
     ("TPOT", "s", "lower", lambda s: _dec(s).latency_s),
     ("end-to-end latency (TTFT + output x TPOT)", "s", "lower", _e2e_s),
@@ -154,7 +154,7 @@ def compare(baseline: Side, candidate: Side) -> list[Metric]:
 def _side_doc(s: Side, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     pools = [("aggregated", s.decode)] if s.mode == "aggregated" else [("prefill", s.prefill), ("decode", s.decode)]
     return {"label": s.label, "scenario": s.scenario.name, "path": s.scenario.path, "mode": s.mode,
-            "devices": s.devices, "device": s.scenario.cluster.device.id, "output_tok_s": s.output_tok_s,
+            "devices": s.devices, "device": s.scenario.cluster.device.id, "output_tok_per_s": s.output_tok_per_s,
             "plan": s.decode.dims.as_dict(),
             "pools": [{"role": role, "plan": p.dims.as_dict(), "devices": p.devices} for role, p in pools],
             "evaluate": docs["decode"], **({"prefill_evaluate": docs["prefill"]} if s.mode != "aggregated" else {})}
@@ -162,7 +162,7 @@ def _side_doc(s: Side, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def compare_document(baseline: Side, candidate: Side, metrics: list[Metric],
                      evaluate_doc: Callable[[Side, Pool], dict[str, Any]]) -> dict[str, Any]:
-    """The ``compare --json`` document (schema ``moeplan.compare/1``): both sides with their pools' evaluate
+    """The ``compare --json`` document (schema ``moeplan.compare/2``): both sides with their pools' evaluate
     documents (``evaluate``: the decode or aggregated pool; ``prefill_evaluate`` for disaggregated sides) and
     the metric rows (values in SI units, ratio = candidate / baseline)."""
     def docs(s: Side) -> dict[str, dict[str, Any]]:

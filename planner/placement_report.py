@@ -1,6 +1,6 @@
 """Expert placement results as a JSON document and as a plain-text summary.
 
-The document (schema ``moeplan.place/1``) carries, per layer, the three arrays that serving engines'
+The document (schema ``moeplan.place/2``) carries, per layer, the three arrays that serving engines'
 expert-load balancers load (DeepSeek EPLB's ``phy2log`` / ``log2phy`` / ``logcnt``; vLLM and SGLang read
 the same):
 
@@ -22,7 +22,7 @@ from planner.cpsat.placement import METHODS, PlacementResult
 from planner.loads import ExpertLoads
 from planner.placement_greedy import PlacementScore, device_tokens
 
-PLACE_SCHEMA = "moeplan.place/1"
+PLACE_SCHEMA = "moeplan.place/2"
 
 
 def _score_doc(s: PlacementScore) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def placement_document(result: PlacementResult) -> dict[str, Any]:
             "gap": r.stats.gap,
             "status": r.stats.status,
             "solves": r.solves,
-            "deterministic_s": r.deterministic_s,
+            "work_units": r.work_units,
             "stopped_by": r.stopped_by,
             "wall_s": r.stats.wall_s,
             "methods": {m: _score_doc(getattr(r, m)) for m in METHODS},
@@ -58,7 +58,7 @@ def placement_document(result: PlacementResult) -> dict[str, Any]:
         "config": {"num_devices": result.num_devices, "devices_per_node": result.devices_per_node,
                    "slots": result.slots, "slots_per_device": result.slots // result.num_devices,
                    "num_groups": result.num_groups, "topk_groups": result.topk_groups,
-                   "time_limit_s_per_layer": result.time_limit_s, "effort_s_per_layer": result.effort_s,
+                   "time_limit_s_per_layer": result.time_limit_s, "work_limit_units_per_layer": result.work_limit_units,
                    "seed": result.seed},
         "max_replicas": width,
         "summary": {

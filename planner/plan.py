@@ -17,7 +17,7 @@ from planner.cpsat.stats import SolveStats
 from planner.scenario import Scenario
 from planner.search import Candidate, cost_layout, pareto_front, search_space
 
-PLAN_SCHEMA = "moeplan.plan/1"
+PLAN_SCHEMA = "moeplan.plan/2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +91,7 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
     inst = DeploymentInstance(candidates=tuple(shortlist),
                               devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
-                              required_output_tok_s=required)
+                              required_output_tok_per_s=required)
     found, stats = solve_top_k(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
     if not found:
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
@@ -110,8 +110,8 @@ def prune_dominated(cands: list[Candidate], k: int) -> list[Candidate]:
     at a fixed device count, so a layout outside the K best of its (role, devices) group is matched or beaten by
     K others in every combination it could join (tests/test_plan.py checks against the unpruned space)."""
     keep: dict[int, Candidate] = {}
-    roles = (("prefill_ok", "prefill_tok_s_per_device"), ("decode_ok", "decode_tok_s_per_device"),
-             ("aggregated_ok", "aggregated_tok_s_per_device"))
+    roles = (("prefill_ok", "prefill_tok_per_s_per_device"), ("decode_ok", "decode_tok_per_s_per_device"),
+             ("aggregated_ok", "aggregated_tok_per_s_per_device"))
     for ok, rate in roles:
         groups: dict[int, list[Candidate]] = {}
         for c in cands:
@@ -168,15 +168,15 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
                               ["more devices", "a lower workload.request_rate"])
     n = cl.num_devices
     smallest = min(c.devices for c in fits)
-    agg = [c for c in fits if c.prefill_ok and c.aggregated_user_tok_s > 0]
+    agg = [c for c in fits if c.prefill_ok and c.aggregated_user_tok_per_s > 0]
     parts = []
     fixes = []
     if agg:
-        best = max(agg, key=lambda c: c.aggregated_user_tok_s)
+        best = max(agg, key=lambda c: c.aggregated_user_tok_per_s)
         parts.append(f"aggregated: the best layout ({best.dims.label()}) gives an effective TPOT of "
-                     f"{1e3 / best.aggregated_user_tok_s:.1f} ms once prompt phases stall decoding"
+                     f"{1e3 / best.aggregated_user_tok_per_s:.1f} ms once prompt phases stall decoding"
                      + (f" > SLO {wl.tpot_slo_s * 1e3:.0f} ms" if wl.tpot_slo_s else ""))
-        fixes.append(f"loosen the TPOT SLO to >= {1.05e3 / best.aggregated_user_tok_s:.0f} ms for aggregated serving")
+        fixes.append(f"loosen the TPOT SLO to >= {1.05e3 / best.aggregated_user_tok_per_s:.0f} ms for aggregated serving")
     if 2 * smallest > n:
         parts.append(f"disaggregated: the smallest layout that fits holds {smallest} devices, so two pools need "
                      f"{2 * smallest} > {n}")

@@ -17,16 +17,16 @@ from planner.validate import Recost
 def _deployment_doc(d: Deployment, r: Recost) -> dict[str, Any]:
     def pool(c, replicas: int, role: str) -> dict[str, Any]:
         return {"role": role, "plan": c.dims.as_dict(), "devices_per_replica": c.devices, "replicas": replicas,
-                "devices": c.devices * replicas, "prefill_tok_s_per_device": c.prefill_tok_s_per_device,
-                "decode_tok_s_per_device": c.decode_tok_s_per_device, "ttft_s": c.ttft_s, "tpot_s": c.tpot_s,
+                "devices": c.devices * replicas, "prefill_tok_per_s_per_device": c.prefill_tok_per_s_per_device,
+                "decode_tok_per_s_per_device": c.decode_tok_per_s_per_device, "ttft_s": c.ttft_s, "tpot_s": c.tpot_s,
                 "decode_batch_per_device": c.decode_batch_per_device, "memory_used_bytes": c.memory_used_bytes,
                 "static_bytes": c.static_bytes}
     pools = ([pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [pool(d.prefill, d.prefill_replicas, "prefill"), pool(d.decode, d.decode_replicas, "decode")])
-    return {"mode": d.mode, "pools": pools, "devices_used": r.devices_used, "output_tok_s": r.output_tok_s,
-            "output_tok_s_per_device": r.output_tok_s_per_device, "user_tok_s": 1 / r.tpot_s if r.tpot_s else 0.0,
-            "ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "prefill_input_tok_s": r.prefill_input_tok_s,
-            "decode_output_tok_s": r.decode_output_tok_s, "solver_objective_units": d.output_tok_s_units}
+    return {"mode": d.mode, "pools": pools, "devices_used": r.devices_used, "output_tok_per_s": r.output_tok_per_s,
+            "output_tok_per_s_per_device": r.output_tok_per_s_per_device, "user_tok_per_s": 1 / r.tpot_s if r.tpot_s else 0.0,
+            "ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "prefill_input_tok_per_s": r.prefill_input_tok_per_s,
+            "decode_output_tok_per_s": r.decode_output_tok_per_s, "solver_objective_units": d.output_tok_per_s_units}
 
 
 REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
@@ -52,8 +52,8 @@ def plan_document(res: PlanResult) -> dict[str, Any]:
         "quantization_ranking_preserved": res.ranking_preserved,
         "rejected": dict(sorted(res.rejected.items())),
         "layouts_considered": res.layouts_considered,
-        "pareto": [{"plan": c.dims.as_dict(), "decode_tok_s_per_device": c.decode_tok_s_per_device,
-                    "user_tok_s": c.user_tok_s, "tpot_s": c.tpot_s} for c in res.pareto],
+        "pareto": [{"plan": c.dims.as_dict(), "decode_tok_per_s_per_device": c.decode_tok_per_s_per_device,
+                    "user_tok_per_s": c.user_tok_per_s, "tpot_s": c.tpot_s} for c in res.pareto],
         "chosen": 0,
         # the search costs overlap in closed form, so this schedule is not cached: a short (deterministic) solve
         "chosen_breakdown": report.full_evaluate_document(sc, chosen.dims, chosen.result,
@@ -73,8 +73,8 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
         pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
                  f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
         mem = max(d.decode.memory_used_bytes, d.prefill.memory_used_bytes if d.prefill else 0.0)
-        t.add_row(str(i), d.mode, pools, str(r.devices_used), f"{r.output_tok_s:,.0f}",
-                  f"{r.output_tok_s_per_device:,.0f}", f"{1 / r.tpot_s:,.1f}", f"{r.ttft_s * 1e3:,.0f} ms",
+        t.add_row(str(i), d.mode, pools, str(r.devices_used), f"{r.output_tok_per_s:,.0f}",
+                  f"{r.output_tok_per_s_per_device:,.0f}", f"{1 / r.tpot_s:,.1f}", f"{r.ttft_s * 1e3:,.0f} ms",
                   f"{r.tpot_s * 1e3:,.1f} ms", fmt_bytes(mem))
     console.print(t)
     s = res.stats[0]
@@ -91,7 +91,7 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
     for col in ("plan", "tok/s/dev", "tok/s/user", "TPOT"):
         p.add_column(col, justify="left" if col == "plan" else "right")
     for c in res.pareto[:12]:
-        p.add_row(_short(c), f"{c.decode_tok_s_per_device:,.0f}", f"{c.user_tok_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
+        p.add_row(_short(c), f"{c.decode_tok_per_s_per_device:,.0f}", f"{c.user_tok_per_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
     console.print(p)
     report.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
 

@@ -13,7 +13,7 @@ from cost_models.step import StepCost
 from planner.scenario import Scenario
 from planner.units import fmt_bytes, fmt_seconds
 
-EVALUATE_SCHEMA = "moeplan.evaluate/1"
+EVALUATE_SCHEMA = "moeplan.evaluate/2"
 """Version of the ``evaluate --json`` document; bump on any incompatible change (README "JSON output")."""
 
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
@@ -38,8 +38,9 @@ def _step_doc(step: StepCost) -> dict[str, Any]:
 
 def _phase_doc(p: PhaseResult, phase: str) -> dict[str, Any]:
     return {
-        "tokens_per_device_per_step" if phase == "prefill" else "sequences_per_device": p.tokens_per_device_per_step,
-        "throughput_tok_s_per_device": p.throughput_tok_s_per_device,
+        **({"tokens_per_device_per_step": p.tokens_per_device_per_step} if phase == "prefill"
+           else {"sequences_per_device": p.sequences_per_device}),
+        "throughput_tok_per_s_per_device": p.throughput_tok_per_s_per_device,
         "ttft_s" if phase == "prefill" else "tpot_s": p.latency_s,
         "expert_tokens_per_local_expert": p.expert_tokens_per_local_expert,
         "memory_bytes": p.memory.as_dict(),
@@ -56,7 +57,7 @@ def device_document(sc: Scenario) -> dict[str, Any]:
 
 def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, schedule: dict[str, Any] | None = None,
                       placement: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``evaluate --json`` document (schema ``moeplan.evaluate/1``). ``schedule``: the decode overlap
+    """The ``evaluate --json`` document (schema ``moeplan.evaluate/2``). ``schedule``: the decode overlap
     schedule (:func:`planner.schedule_report.schedules_document`); ``placement``: the expert-placement heatmap
     (:func:`planner.placement_report.heatmap_document`) when a load file was given."""
     wl = sc.workload
@@ -76,8 +77,8 @@ def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, sch
         "plan": dims.as_dict(),
         "prefill": _phase_doc(r.prefill, "prefill"),
         "decode": _phase_doc(r.decode, "decode") | {"batch_limit": r.decode_batch_limit},
-        "aggregated": {"output_tok_s_per_device": r.aggregated_output_tok_s_per_device,
-                       "user_tok_s": r.aggregated_user_tok_s},
+        "aggregated": {"output_tok_per_s_per_device": r.aggregated_output_tok_per_s_per_device,
+                       "user_tok_per_s": r.aggregated_user_tok_per_s},
         "slo": {"ttft_s": wl.ttft_slo_s, "tpot_s": wl.tpot_slo_s,
                 "ttft_met": None if wl.ttft_slo_s is None else r.prefill.latency_s <= wl.ttft_slo_s,
                 "tpot_met": None if wl.tpot_slo_s is None else r.decode.latency_s <= wl.tpot_slo_s},
@@ -144,13 +145,13 @@ def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: Servi
     s = Table(title="Summary")
     s.add_column("metric")
     s.add_column("value", justify="right")
-    s.add_row("prefill tokens / s / device", f"{r.prefill.throughput_tok_s_per_device:,.0f}")
+    s.add_row("prefill tokens / s / device", f"{r.prefill.throughput_tok_per_s_per_device:,.0f}")
     s.add_row("TTFT", fmt_seconds(r.prefill.latency_s) + _slo(r.prefill.latency_s, wl.ttft_slo_s))
-    s.add_row("decode tokens / s / device", f"{r.decode.throughput_tok_s_per_device:,.0f}")
+    s.add_row("decode tokens / s / device", f"{r.decode.throughput_tok_per_s_per_device:,.0f}")
     s.add_row("TPOT", fmt_seconds(r.decode.latency_s) + _slo(r.decode.latency_s, wl.tpot_slo_s))
-    s.add_row("decode sequences / device", f"{r.decode.tokens_per_device_per_step:.1f} (set by {r.decode_batch_limit})")
-    s.add_row("aggregated output tokens / s / device", f"{r.aggregated_output_tok_s_per_device:,.0f}")
-    s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_s:,.1f}")
+    s.add_row("decode sequences / device", f"{r.decode.sequences_per_device:.1f} (set by {r.decode_batch_limit})")
+    s.add_row("aggregated output tokens / s / device", f"{r.aggregated_output_tok_per_s_per_device:,.0f}")
+    s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_per_s:,.1f}")
     s.add_row("expert density prefill (tokens / local expert)", f"{r.prefill.expert_tokens_per_local_expert:,.1f}")
     s.add_row("expert density decode (tokens / local expert)", f"{r.decode.expert_tokens_per_local_expert:,.1f}")
     s.add_row("static memory / device", fmt_bytes(r.decode.memory.static_bytes))
@@ -190,21 +191,21 @@ def side_by_side(results: list[tuple[Scenario, ParallelDims, ServingResult]]) ->
         t.add_column(f"{sc.name}\n({sc.cluster.num_devices} x {sc.cluster.device.id})", justify="right")
     rows: list[tuple[str, Any, Any]] = [
         ("static memory / device", lambda r: r.decode.memory.static_bytes, fmt_bytes),
-        ("decode tok/s / device", lambda r: r.decode.throughput_tok_s_per_device, lambda v: f"{v:,.0f}"),
+        ("decode tok/s / device", lambda r: r.decode.throughput_tok_per_s_per_device, lambda v: f"{v:,.0f}"),
         ("decode tok/s total", None, lambda v: f"{v:,.0f}"),
         ("TPOT", lambda r: r.decode.latency_s, fmt_seconds),
         ("TTFT", lambda r: r.prefill.latency_s, fmt_seconds),
         ("end-to-end latency (TTFT + output x TPOT)", None, fmt_seconds),
         ("decode expert density (tokens / local expert)", lambda r: r.decode.expert_tokens_per_local_expert,
          lambda v: f"{v:,.1f}"),
-        ("prefill tok/s / device", lambda r: r.prefill.throughput_tok_s_per_device, lambda v: f"{v:,.0f}"),
+        ("prefill tok/s / device", lambda r: r.prefill.throughput_tok_per_s_per_device, lambda v: f"{v:,.0f}"),
     ]
     base: dict[str, float] = {}
     for name, get, fmt in rows:
         cells = []
         for sc, _, r in results:
             if name == "decode tok/s total":
-                v = r.decode.throughput_tok_s_per_device * sc.cluster.num_devices
+                v = r.decode.throughput_tok_per_s_per_device * sc.cluster.num_devices
             elif name.startswith("end-to-end"):
                 v = r.prefill.latency_s + sc.workload.output_tokens * r.decode.latency_s
             else:

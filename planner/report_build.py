@@ -1,6 +1,6 @@
 """One :class:`~planner.report_sections.Report` per document kind, dispatched on ``doc["schema"]``.
 
-Pure functions of the JSON documents (``moeplan.evaluate/1``, ``plan/1``, ``schedule/1``, ``place/1``,
+Pure functions of the JSON documents (``moeplan.evaluate/2``, ``plan/1``, ``schedule/1``, ``place/1``,
 ``compare/1``); sections whose keys a document lacks are left out, so older documents still render.
 """
 
@@ -36,11 +36,11 @@ def _decode_pool(top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _chosen_section(top: dict[str, Any]) -> Section:
-    rows = [[p["role"], p["replicas"], p["devices"], plan_label(p["plan"]), num(p["prefill_tok_s_per_device"]),
-             num(p["decode_tok_s_per_device"]), secs(p["ttft_s"]), secs(p["tpot_s"]),
+    rows = [[p["role"], p["replicas"], p["devices"], plan_label(p["plan"]), num(p["prefill_tok_per_s_per_device"]),
+             num(p["decode_tok_per_s_per_device"]), secs(p["ttft_s"]), secs(p["tpot_s"]),
              num(p["decode_batch_per_device"], 1), fmt_bytes(p["memory_used_bytes"])] for p in top["pools"]]
-    head = (f"{top['mode']} deployment on {top['devices_used']} devices: {num(top['output_tok_s'])} output tok/s "
-            f"({num(top['output_tok_s_per_device'])} per device), TTFT {secs(top['ttft_s'])}, "
+    head = (f"{top['mode']} deployment on {top['devices_used']} devices: {num(top['output_tok_per_s'])} output tok/s "
+            f"({num(top['output_tok_per_s_per_device'])} per device), TTFT {secs(top['ttft_s'])}, "
             f"TPOT {secs(top['tpot_s'])}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
                    "batch/dev", "memory/dev"), rows)
@@ -55,7 +55,7 @@ def _top_section(doc: dict[str, Any], chosen: int) -> Section:
     for i, t in enumerate(doc["top"]):
         pools = "; ".join(f"{p['role'][0].upper()} {p['replicas']} x {plan_label(p['plan'])}" for p in t["pools"])
         rows.append([f"{i + 1}{' (chosen)' if i == chosen else ''}", t["mode"], pools, t["devices_used"],
-                     num(t["output_tok_s"]), num(t["output_tok_s_per_device"]), num(t["user_tok_s"], 1),
+                     num(t["output_tok_per_s"]), num(t["output_tok_per_s_per_device"]), num(t["user_tok_per_s"], 1),
                      secs(t["ttft_s"]), secs(t["tpot_s"])])
     return Section(f"Top {len(rows)} deployments", (table(
         ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT", "TPOT"),
@@ -63,24 +63,24 @@ def _top_section(doc: dict[str, Any], chosen: int) -> Section:
 
 
 def _pareto_section(doc: dict[str, Any], chosen_top: dict[str, Any]) -> Section:
-    front = sorted(doc["pareto"], key=lambda p: p["user_tok_s"])
+    front = sorted(doc["pareto"], key=lambda p: p["user_tok_per_s"])
     pool = _decode_pool(chosen_top)
     on_front = next((i for i, p in enumerate(front) if p.get("plan") == pool["plan"]), None)
     user = 1 / pool["tpot_s"] if pool.get("tpot_s") else 0.0
-    mark_xy = ((front[on_front]["user_tok_s"], front[on_front]["decode_tok_s_per_device"]) if on_front is not None
-               else (user, pool["decode_tok_s_per_device"]))
+    mark_xy = ((front[on_front]["user_tok_per_s"], front[on_front]["decode_tok_per_s_per_device"]) if on_front is not None
+               else (user, pool["decode_tok_per_s_per_device"]))
     where = "on the front" if on_front is not None else "off the front"
-    labels = tuple(f"{plan_label(p['plan'])}: {num(p['decode_tok_s_per_device'])} tok/s/device, "
-                   f"{num(p['user_tok_s'], 1)} tok/s/user" for p in front)
+    labels = tuple(f"{plan_label(p['plan'])}: {num(p['decode_tok_per_s_per_device'])} tok/s/device, "
+                   f"{num(p['user_tok_per_s'], 1)} tok/s/user" for p in front)
     series = [svg.Series("Pareto front (decode layouts)",
-                         tuple((p["user_tok_s"], p["decode_tok_s_per_device"]) for p in front), labels)]
+                         tuple((p["user_tok_per_s"], p["decode_tok_per_s_per_device"]) for p in front), labels)]
     marked = svg.Marked(mark_xy[0], mark_xy[1], f"chosen: {plan_label(pool['plan'])} ({where})")
     drawn = svg.line_chart(title="Decode: throughput per device vs tokens/s per user", series=series,
                            x_label="tokens / s per user", y_label="tokens / s per device", marked=marked, y_min=0.0)
-    rows = [[plan_label(p["plan"]) + (" (chosen)" if i == on_front else ""), num(p["decode_tok_s_per_device"]),
-             num(p["user_tok_s"], 1), secs(p["tpot_s"])] for i, p in enumerate(front)]
+    rows = [[plan_label(p["plan"]) + (" (chosen)" if i == on_front else ""), num(p["decode_tok_per_s_per_device"]),
+             num(p["user_tok_per_s"], 1), secs(p["tpot_s"])] for i, p in enumerate(front)]
     if on_front is None:
-        rows.append([plan_label(pool["plan"]) + " (chosen, off the front)", num(pool["decode_tok_s_per_device"]),
+        rows.append([plan_label(pool["plan"]) + " (chosen, off the front)", num(pool["decode_tok_per_s_per_device"]),
                      num(user, 1), secs(pool.get("tpot_s"))])
     data = table(("plan", "tok/s/device", "tok/s/user", "TPOT"), rows)
     return Section("Pareto front", (f"The chosen decode layout is {where}.",
@@ -186,7 +186,7 @@ def compare_report(doc: dict[str, Any]) -> Report:
     sides = [(k, doc[k]) for k in ("baseline", "candidate")]
     rows = [[k, s.get("label", k), s.get("scenario", "-"), s.get("mode", "-"), s.get("devices", "-"),
              "; ".join(f"{p['role']}: {plan_label(p['plan'])}" for p in s.get("pools", []))
-             or plan_label(s.get("plan") or s["evaluate"]["plan"]), num(s.get("output_tok_s"))] for k, s in sides]
+             or plan_label(s.get("plan") or s["evaluate"]["plan"]), num(s.get("output_tok_per_s"))] for k, s in sides]
     plans = Section("Compared plans", (table(("side", "label", "scenario", "mode", "devices", "plan",
                                               "output tok/s"), rows),))
     metrics = doc.get("metrics", [])
@@ -214,8 +214,8 @@ def compare_report(doc: dict[str, Any]) -> Report:
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], Report]] = {
-    "moeplan.evaluate/1": evaluate_report, "moeplan.plan/1": plan_report, "moeplan.schedule/1": schedule_report,
-    "moeplan.place/1": place_report, "moeplan.compare/1": compare_report}
+    "moeplan.evaluate/2": evaluate_report, "moeplan.plan/2": plan_report, "moeplan.schedule/1": schedule_report,
+    "moeplan.place/2": place_report, "moeplan.compare/2": compare_report}
 
 
 def build_report(doc: dict[str, Any]) -> Report:

@@ -120,13 +120,13 @@ def summary_section(doc: dict[str, Any]) -> Section:
     def met(flag: Any, limit: Any) -> str:
         return "" if flag is None else f" ({'meets' if flag else 'misses'} SLO {secs(limit)})"
 
-    rows = [["prefill tokens / s / device", num(pf["throughput_tok_s_per_device"])],
+    rows = [["prefill tokens / s / device", num(pf["throughput_tok_per_s_per_device"])],
             ["TTFT", secs(pf["ttft_s"]) + met(slo.get("ttft_met"), slo.get("ttft_s"))],
-            ["decode tokens / s / device", num(dc["throughput_tok_s_per_device"])],
+            ["decode tokens / s / device", num(dc["throughput_tok_per_s_per_device"])],
             ["TPOT", secs(dc["tpot_s"]) + met(slo.get("tpot_met"), slo.get("tpot_s"))],
             ["decode sequences / device", f"{num(dc['sequences_per_device'], 1)} (set by {dc.get('batch_limit', '-')})"],
-            ["aggregated output tokens / s / device", num(ag.get("output_tok_s_per_device"))],
-            ["aggregated tokens / s / user", num(ag.get("user_tok_s"), 1)],
+            ["aggregated output tokens / s / device", num(ag.get("output_tok_per_s_per_device"))],
+            ["aggregated tokens / s / user", num(ag.get("user_tok_per_s"), 1)],
             ["static memory / device", fmt_bytes(dc["memory_bytes"]["static_bytes"])]]
     return Section("Predicted performance", (table(("metric", "value"), rows),))
 

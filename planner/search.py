@@ -40,13 +40,13 @@ class Candidate:
     dims: ParallelDims
     devices: int
     """Devices of one replica (unit x pp)."""
-    prefill_tok_s_per_device: float
+    prefill_tok_per_s_per_device: float
     ttft_s: float
-    decode_tok_s_per_device: float
+    decode_tok_per_s_per_device: float
     tpot_s: float
     decode_batch_per_device: float
-    aggregated_tok_s_per_device: float
-    aggregated_user_tok_s: float
+    aggregated_tok_per_s_per_device: float
+    aggregated_user_tok_per_s: float
     memory_used_bytes: float
     static_bytes: float
     prefill_ok: bool
@@ -58,7 +58,7 @@ class Candidate:
     result: ServingResult = field(repr=False, compare=False)
 
     @property
-    def user_tok_s(self) -> float:
+    def user_tok_per_s(self) -> float:
         return 1.0 / self.tpot_s if self.tpot_s > 0 else 0.0
 
 
@@ -142,15 +142,15 @@ def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: 
     tpot_ok = wl.tpot_slo_s is None or r.decode.latency_s <= wl.tpot_slo_s
     # aggregated: a user's tokens also wait while the device prefills other prompts, so the TPOT a user sees is
     # the whole cycle over its output tokens
-    agg_tpot_ok = wl.tpot_slo_s is None or (r.aggregated_user_tok_s > 0 and 1 / r.aggregated_user_tok_s
+    agg_tpot_ok = wl.tpot_slo_s is None or (r.aggregated_user_tok_per_s > 0 and 1 / r.aggregated_user_tok_per_s
                                             <= wl.tpot_slo_s)
     return Candidate(
         dims=dims, devices=dims.unit_devices * dims.pp,
-        prefill_tok_s_per_device=r.prefill.throughput_tok_s_per_device, ttft_s=r.prefill.latency_s,
-        decode_tok_s_per_device=r.decode.throughput_tok_s_per_device if dec_fits else 0.0,
+        prefill_tok_per_s_per_device=r.prefill.throughput_tok_per_s_per_device, ttft_s=r.prefill.latency_s,
+        decode_tok_per_s_per_device=r.decode.throughput_tok_per_s_per_device if dec_fits else 0.0,
         tpot_s=r.decode.latency_s, decode_batch_per_device=r.decode_batch_per_device,
-        aggregated_tok_s_per_device=r.aggregated_output_tok_s_per_device if dec_fits else 0.0,
-        aggregated_user_tok_s=r.aggregated_user_tok_s,
+        aggregated_tok_per_s_per_device=r.aggregated_output_tok_per_s_per_device if dec_fits else 0.0,
+        aggregated_user_tok_per_s=r.aggregated_user_tok_per_s,
         memory_used_bytes=max(r.prefill.memory.used_bytes, r.decode.memory.used_bytes),
         static_bytes=r.decode.memory.static_bytes,
         prefill_ok=pre_fits and ttft_ok, decode_ok=dec_fits and tpot_ok,
@@ -200,11 +200,11 @@ def _why(c: Candidate, wl: ServingWorkload) -> str:
 
 def pareto_front(cands: list[Candidate]) -> list[Candidate]:
     """Decode candidates not beaten on both throughput per device and tokens/s per user."""
-    pts = sorted((c for c in cands if c.decode_ok), key=lambda c: (-c.decode_tok_s_per_device, -c.user_tok_s))
+    pts = sorted((c for c in cands if c.decode_ok), key=lambda c: (-c.decode_tok_per_s_per_device, -c.user_tok_per_s))
     front: list[Candidate] = []
     best_user = -math.inf
     for c in pts:
-        if c.user_tok_s > best_user:
+        if c.user_tok_per_s > best_user:
             front.append(c)
-            best_user = c.user_tok_s
+            best_user = c.user_tok_per_s
     return front

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.cpsat.deployment import Deployment, DeploymentInstance
-from planner.cpsat.quantize import max_rounding_error_tok_s
+from planner.cpsat.quantize import max_rounding_error_tok_per_s
 from planner.search import Candidate
 
 
@@ -17,10 +17,10 @@ from planner.search import Candidate
 class Recost:
     """A deployment's delivered figures in floats."""
 
-    output_tok_s: float
-    output_tok_s_per_device: float
-    prefill_input_tok_s: float
-    decode_output_tok_s: float
+    output_tok_per_s: float
+    output_tok_per_s_per_device: float
+    prefill_input_tok_per_s: float
+    decode_output_tok_per_s: float
     devices_used: int
     tpot_s: float
     ttft_s: float
@@ -30,27 +30,27 @@ def recost(d: Deployment, inst: DeploymentInstance) -> Recost:
     """Output rate of a deployment in floats: min(decode rate, what prefill feeds) for disaggregated pools."""
     dec = d.decode
     if d.mode == "aggregated":
-        out = d.decode_replicas * dec.devices * dec.aggregated_tok_s_per_device
+        out = d.decode_replicas * dec.devices * dec.aggregated_tok_per_s_per_device
         pre = out * inst.input_tokens / inst.output_tokens
         dec_rate = out
         ttft = dec.ttft_s
     else:
         assert d.prefill is not None
-        pre = d.prefill_replicas * d.prefill.devices * d.prefill.prefill_tok_s_per_device
-        dec_rate = d.decode_replicas * dec.devices * dec.decode_tok_s_per_device
+        pre = d.prefill_replicas * d.prefill.devices * d.prefill.prefill_tok_per_s_per_device
+        dec_rate = d.decode_replicas * dec.devices * dec.decode_tok_per_s_per_device
         out = min(dec_rate, pre * inst.output_tokens / inst.input_tokens)
         ttft = d.prefill.ttft_s
     used = d.devices_used
-    tpot = 1 / dec.aggregated_user_tok_s if d.mode == "aggregated" else dec.tpot_s
-    return Recost(output_tok_s=out, output_tok_s_per_device=out / used if used else 0.0, prefill_input_tok_s=pre,
-                  decode_output_tok_s=dec_rate, devices_used=used, tpot_s=tpot, ttft_s=ttft)
+    tpot = 1 / dec.aggregated_user_tok_per_s if d.mode == "aggregated" else dec.tpot_s
+    return Recost(output_tok_per_s=out, output_tok_per_s_per_device=out / used if used else 0.0, prefill_input_tok_per_s=pre,
+                  decode_output_tok_per_s=dec_rate, devices_used=used, tpot_s=tpot, ttft_s=ttft)
 
 
 def ranking_preserved(found: list[Deployment], inst: DeploymentInstance) -> bool:
     """True when the float totals of the solver's top-K are in the same order as its integer objectives,
     up to the quantization's worst-case rounding (throughput objective)."""
-    tol = max_rounding_error_tok_s(inst.devices) * 2
-    totals = [recost(d, inst).output_tok_s for d in found]
+    tol = max_rounding_error_tok_per_s(inst.devices) * 2
+    totals = [recost(d, inst).output_tok_per_s for d in found]
     return all(a + tol >= b for a, b in zip(totals, totals[1:], strict=False))
 
 
@@ -73,18 +73,18 @@ def brute_force_best(inst: DeploymentInstance) -> tuple[float, list[tuple[str, C
         for c in cands:
             if c.aggregated_ok and c.devices <= n:
                 r = n // c.devices
-                consider(r * c.devices * c.aggregated_tok_s_per_device, ("aggregated", None, c, 0, r))
+                consider(r * c.devices * c.aggregated_tok_per_s_per_device, ("aggregated", None, c, 0, r))
     if inst.allow_disaggregated:
         pres = [c for c in cands if c.prefill_ok and c.devices < n]
         decs = [c for c in cands if c.decode_ok and c.devices < n]
         for p in pres:
             for x in range(1, n // p.devices + 1):
                 left = n - x * p.devices
-                feed = x * p.devices * p.prefill_tok_s_per_device * inst.output_tokens / inst.input_tokens
+                feed = x * p.devices * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
                 for d in decs:
                     y = left // d.devices
                     if y >= 1:
-                        consider(min(y * d.devices * d.decode_tok_s_per_device, feed), ("disaggregated", p, d, x, y))
+                        consider(min(y * d.devices * d.decode_tok_per_s_per_device, feed), ("disaggregated", p, d, x, y))
     return best, arg
 
 
@@ -96,7 +96,7 @@ def brute_force_top_k(inst: DeploymentInstance, k: int) -> list[float]:
     if inst.allow_aggregated:
         for c in inst.candidates:
             if c.aggregated_ok and c.devices <= n:
-                values.append((n // c.devices) * c.devices * c.aggregated_tok_s_per_device)
+                values.append((n // c.devices) * c.devices * c.aggregated_tok_per_s_per_device)
     if inst.allow_disaggregated:
         pres = [c for c in inst.candidates if c.prefill_ok and c.devices < n]
         decs = [c for c in inst.candidates if c.decode_ok and c.devices < n]
@@ -107,8 +107,8 @@ def brute_force_top_k(inst: DeploymentInstance, k: int) -> list[float]:
                     y = (n - x * p.devices) // d.devices
                     if y < 1:
                         break
-                    feed = x * p.devices * p.prefill_tok_s_per_device * inst.output_tokens / inst.input_tokens
-                    best = max(best, min(y * d.devices * d.decode_tok_s_per_device, feed))
+                    feed = x * p.devices * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
+                    best = max(best, min(y * d.devices * d.decode_tok_per_s_per_device, feed))
                 if best > 0:
                     values.append(best)
     return sorted(values, reverse=True)[:k]

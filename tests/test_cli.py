@@ -38,11 +38,11 @@ def test_evaluate_default_scenario_json_has_schema_and_breakdowns():
     res = run("evaluate", str(DEFAULT), "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
-    assert doc["schema"] == "moeplan.evaluate/1"
+    assert doc["schema"] == "moeplan.evaluate/2"
     assert doc["plan"]["moe_ep"] == 16
     for phase in ("prefill", "decode"):
         ph = doc[phase]
-        assert ph["throughput_tok_s_per_device"] > 0
+        assert ph["throughput_tok_per_s_per_device"] > 0
         assert ph["memory_bytes"]["used_bytes"] <= ph["memory_bytes"]["capacity_bytes"]
         names = {o["name"] for layer in ph["step"]["layers"] for o in layer["ops"]}
         assert {"attn.core", "moe.dispatch", "moe.experts_up_gate", "moe.combine"} <= names

@@ -40,7 +40,7 @@ def ascend_doc():
 
 def test_cross_node_ep_compare_document(ascend_doc):
     doc = ascend_doc
-    assert doc["schema"] == "moeplan.compare/1"
+    assert doc["schema"] == "moeplan.compare/2"
     assert doc["baseline"]["devices"] == 16 and doc["candidate"]["devices"] == 64
     m = {row["name"]: row for row in doc["metrics"]}
     for row in doc["metrics"]:  # the ratio is exactly candidate / baseline
@@ -84,7 +84,7 @@ def test_candidate_defaults_to_plans_best_deployment():
         assert plan["attn_tp"] * plan["attn_dp"] * plan["pp"] * plan["dp"] == p["devices"]
     m = {row["name"]: row for row in doc["metrics"]}
     assert m["throughput per device (output tok/s)"]["candidate"] == pytest.approx(
-        cand["output_tok_s"] / cand["devices"])
+        cand["output_tok_per_s"] / cand["devices"])
     if cand["mode"] == "disaggregated":  # the prefill pool's figures come from its own evaluation
         assert m["TTFT"]["candidate"] == cand["prefill_evaluate"]["prefill"]["ttft_s"]
         assert m["TPOT"]["candidate"] == cand["evaluate"]["decode"]["tpot_s"]

@@ -16,8 +16,8 @@ from planner.validate import brute_force_best, ranking_preserved, recost
 def cand(devices: int, *, pre: float = 0.0, dec: float = 0.0, agg: float = 0.0, tpot: float = 0.05,
          pre_ok: bool = True, dec_ok: bool = True, agg_ok: bool = True, tag: int = 0) -> Candidate:
     return Candidate(dims=ParallelDims(attn_dp=devices, moe_ep=devices, dense_tp=1 + tag), devices=devices,
-                     prefill_tok_s_per_device=pre, ttft_s=1.0, decode_tok_s_per_device=dec, tpot_s=tpot,
-                     decode_batch_per_device=1.0, aggregated_tok_s_per_device=agg, aggregated_user_tok_s=1 / tpot,
+                     prefill_tok_per_s_per_device=pre, ttft_s=1.0, decode_tok_per_s_per_device=dec, tpot_s=tpot,
+                     decode_batch_per_device=1.0, aggregated_tok_per_s_per_device=agg, aggregated_user_tok_per_s=1 / tpot,
                      memory_used_bytes=0.0, static_bytes=0.0, prefill_ok=pre_ok, decode_ok=dec_ok,
                      aggregated_ok=agg_ok, result=None)  # type: ignore[arg-type]
 
@@ -43,7 +43,7 @@ def test_prefill_rate_feeds_decode_rate():
     d = cand(8, dec=1000.0, pre_ok=False, agg_ok=False, tag=1)
     found, _ = solve_top_k(inst([p, d]), k=1)
     assert found[0].mode == "disaggregated"
-    assert quantize.from_tok_s(found[0].output_tok_s_units) == pytest.approx(800.0)
+    assert quantize.from_tok_per_s(found[0].output_tok_per_s_units) == pytest.approx(800.0)
 
 
 def test_disaggregated_needs_both_pools():
@@ -63,10 +63,10 @@ def test_exactly_one_mode():
 
 def test_devices_objective_meets_rate_with_fewest_devices():
     c = cand(4, agg=100.0)
-    found, _ = solve_top_k(inst([c], devices=16, objective="devices", required_output_tok_s=750.0), k=1)
+    found, _ = solve_top_k(inst([c], devices=16, objective="devices", required_output_tok_per_s=750.0), k=1)
     # 750 tok/s at 400 per replica needs 2 replicas = 8 devices
     assert found[0].devices_used == 8
-    found, stats = solve_top_k(inst([c], devices=16, objective="devices", required_output_tok_s=2000.0), k=1)
+    found, stats = solve_top_k(inst([c], devices=16, objective="devices", required_output_tok_per_s=2000.0), k=1)
     assert not found and stats[0].status == "INFEASIBLE"
 
 
@@ -91,9 +91,9 @@ def test_cpsat_matches_brute_force(rows, devices):
     best, _ = brute_force_best(instance)
     found, stats = solve_top_k(instance, k=3)
     if best == 0.0:
-        assert not found or recost(found[0], instance).output_tok_s == pytest.approx(0.0, abs=1.0)
+        assert not found or recost(found[0], instance).output_tok_per_s == pytest.approx(0.0, abs=1.0)
         return
     assert stats[0].status == "OPTIMAL"
-    got = recost(found[0], instance).output_tok_s
-    assert got == pytest.approx(best, abs=quantize.max_rounding_error_tok_s(devices) * 2 + 1e-6)
+    got = recost(found[0], instance).output_tok_per_s
+    assert got == pytest.approx(best, abs=quantize.max_rounding_error_tok_per_s(devices) * 2 + 1e-6)
     assert ranking_preserved(found, instance)

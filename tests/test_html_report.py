@@ -121,7 +121,7 @@ def test_optional_sections_follow_their_keys():
 
 
 def test_unknown_schema_names_the_value_and_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"schema: got 'moeplan.nope/9'; accepted: moeplan.evaluate/1"):
+    with pytest.raises(ValueError, match=r"schema: got 'moeplan.nope/9'; accepted: moeplan.evaluate/2"):
         to_html({"schema": "moeplan.nope/9"})
 
 

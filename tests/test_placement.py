@@ -219,7 +219,7 @@ def test_document_is_json_and_the_maps_agree():
     res = place_all(loads, num_devices=4, devices_per_node=2, slots=20, time_limit_s=0.5, num_groups=4,
                     topk_groups=2)
     doc = json.loads(json.dumps(placement_document(res)))
-    assert doc["schema"] == "moeplan.place/1" and len(doc["layers"]) == 2
+    assert doc["schema"] == "moeplan.place/2" and len(doc["layers"]) == 2
     for layer in doc["layers"]:
         p2l, l2p, cnt = layer["physical_to_logical"], layer["logical_to_physical"], layer["replica_counts"]
         assert len(p2l) == 20 and len(l2p) == 16 and all(len(s) == doc["max_replicas"] for s in l2p)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli import main
-from planner.cpsat.quantize import max_rounding_error_tok_s
+from planner.cpsat.quantize import max_rounding_error_tok_per_s
 from planner.plan import run_plan
 from planner.scenario import load_scenario
 from planner.validate import brute_force_top_k, recost
@@ -30,8 +30,8 @@ def test_plan_matches_full_enumeration(name):
     full = dataclasses.replace(res.instance, candidates=tuple(res.candidates))
     assert len(full.candidates) >= len(res.instance.candidates)
     ref = brute_force_top_k(full, 5)
-    got = [recost(d, res.instance).output_tok_s for d in res.deployments]
-    tol = max_rounding_error_tok_s(res.instance.devices) * 2 + 1e-6
+    got = [recost(d, res.instance).output_tok_per_s for d in res.deployments]
+    tol = max_rounding_error_tok_per_s(res.instance.devices) * 2 + 1e-6
     assert got[0] == pytest.approx(ref[0], abs=tol)
     assert len(got) == len(ref)
     for g, r in zip(got, ref, strict=True):
@@ -46,7 +46,7 @@ def test_same_seed_gives_byte_identical_json():
     assert a.exit_code == 0, a.output
     assert a.output == b.output
     doc = json.loads(a.output)
-    assert doc["schema"] == "moeplan.plan/1"
+    assert doc["schema"] == "moeplan.plan/2"
     assert doc["top"] and doc["pareto"] and "memory" in doc["rejected"] or doc["rejected"] == {}
 
 
@@ -126,10 +126,10 @@ def test_plan_with_schedule_overlap_costs_shortlisted_two_batch_prefill_with_the
     assert tbo, "the default scenario shortlists two-batch layouts"
     for c in tbo[:2]:  # the instance holds the schedule-costed figures
         ref = cost_layout(sc.model, sc.cluster, c.dims, sc.workload, schedule_prefill_overlap)
-        assert c.prefill_tok_s_per_device == ref.prefill_tok_s_per_device
-        assert c.decode_tok_s_per_device == ref.decode_tok_s_per_device
+        assert c.prefill_tok_per_s_per_device == ref.prefill_tok_per_s_per_device
+        assert c.decode_tok_per_s_per_device == ref.decode_tok_per_s_per_device
     by_dims = {c.dims: c for c in closed.instance.candidates}
     # decode is costed identically (closed form at f = 0); only two-batch prefill moves
-    assert all(c.decode_tok_s_per_device == by_dims[c.dims].decode_tok_s_per_device for c in tbo if c.dims in by_dims)
-    assert any(c.prefill_tok_s_per_device != by_dims[c.dims].prefill_tok_s_per_device for c in tbo
+    assert all(c.decode_tok_per_s_per_device == by_dims[c.dims].decode_tok_per_s_per_device for c in tbo if c.dims in by_dims)
+    assert any(c.prefill_tok_per_s_per_device != by_dims[c.dims].prefill_tok_per_s_per_device for c in tbo
                if c.dims in by_dims)

@@ -42,7 +42,7 @@ class Deployment:
     """For aggregated: the layout that serves both phases."""
     decode_replicas: int
     devices_used: int
-    output_tok_s_units: int
+    output_tok_per_s_units: int
     """Z, the delivered output rate in quantized units."""
 
     @property
@@ -59,7 +59,7 @@ class DeploymentInstance:
     input_tokens: int
     output_tokens: int
     objective: str = "throughput"
-    required_output_tok_s: float | None = None
+    required_output_tok_per_s: float | None = None
     allow_disaggregated: bool = True
     allow_aggregated: bool = True
 
@@ -92,12 +92,12 @@ class _Model:
                 + sum(r * c[k].devices for k, r in self.yd.items()))
         self.used = m.new_int_var(0, n, "devices_used")
         m.add(self.used == used)
-        hi = sum(quantize.tok_s(x.decode_tok_s_per_device + x.aggregated_tok_s_per_device) for x in c) * n + 1
+        hi = sum(quantize.tok_per_s(x.decode_tok_per_s_per_device + x.aggregated_tok_per_s_per_device) for x in c) * n + 1
         self.zmax = hi
         self.z = m.new_int_var(0, hi, "output_rate")
-        agg_rate = sum(r * c[k].devices * quantize.tok_s(c[k].aggregated_tok_s_per_device) for k, r in self.ra.items())
-        dec_rate = sum(r * c[k].devices * quantize.tok_s(c[k].decode_tok_s_per_device) for k, r in self.yd.items())
-        pre_rate = sum(r * c[k].devices * quantize.tok_s(c[k].prefill_tok_s_per_device) for k, r in self.xp.items())
+        agg_rate = sum(r * c[k].devices * quantize.tok_per_s(c[k].aggregated_tok_per_s_per_device) for k, r in self.ra.items())
+        dec_rate = sum(r * c[k].devices * quantize.tok_per_s(c[k].decode_tok_per_s_per_device) for k, r in self.yd.items())
+        pre_rate = sum(r * c[k].devices * quantize.tok_per_s(c[k].prefill_tok_per_s_per_device) for k, r in self.xp.items())
         m.add(self.z <= agg_rate + dec_rate)
         # Z * input <= prefill input-rate * output  (+ the aggregated rate, which feeds itself)
         m.add(self.z * inst.input_tokens <= pre_rate * inst.output_tokens + agg_rate * inst.input_tokens)
@@ -115,7 +115,7 @@ class _Model:
                        + sum(b * round(c[k].tpot_s * 1e6) for k, b in self.dec.items()))
             m.minimize(tpot_us * (self.zmax + 1) - self.z)
         elif inst.objective == "devices":
-            need = quantize.tok_s(inst.required_output_tok_s or 0.0)
+            need = quantize.tok_per_s(inst.required_output_tok_per_s or 0.0)
             m.add(self.z >= need)
             m.minimize(self.used * (self.zmax + 1) - self.z)
         else:
@@ -126,7 +126,7 @@ class _Model:
         c, n = self.inst.candidates, self.inst.devices
         if not self.agg:
             return
-        k = max(self.agg, key=lambda k: (n // c[k].devices) * c[k].devices * c[k].aggregated_tok_s_per_device)
+        k = max(self.agg, key=lambda k: (n // c[k].devices) * c[k].devices * c[k].aggregated_tok_per_s_per_device)
         self.m.add_hint(self.agg[k], 1)
         self.m.add_hint(self.ra[k], n // c[k].devices)
 
@@ -146,11 +146,11 @@ class _Model:
         for k, b in self.agg.items():
             if s.boolean_value(b):
                 return Deployment(mode="aggregated", prefill=None, prefill_replicas=0, decode=c[k],
-                                  decode_replicas=s.value(self.ra[k]), devices_used=used, output_tok_s_units=z)
+                                  decode_replicas=s.value(self.ra[k]), devices_used=used, output_tok_per_s_units=z)
         p = next(k for k, b in self.pre.items() if s.boolean_value(b))
         d = next(k for k, b in self.dec.items() if s.boolean_value(b))
         return Deployment(mode="disaggregated", prefill=c[p], prefill_replicas=s.value(self.xp[p]), decode=c[d],
-                          decode_replicas=s.value(self.yd[d]), devices_used=used, output_tok_s_units=z)
+                          decode_replicas=s.value(self.yd[d]), devices_used=used, output_tok_per_s_units=z)
 
 
 def solve_top_k(inst: DeploymentInstance, *, k: int = 5, time_limit_s: float = 10.0,

@@ -31,7 +31,7 @@ solved on neighbourhoods (large-neighbourhood search): start from the best greed
 most-loaded device and one partner (the least-loaded partners in turn, fixed counts), and after a run of
 failed pairs four devices with replica counts free; every sub-solve is hinted with the current placement,
 so it never returns worse. Stop within ``gap_limit`` of the lower bound, after ``max_failures`` sub-solves in
-a row without progress, once the sub-solves have used ``effort_s`` of CP-SAT deterministic time, or at the
+a row without progress, once the sub-solves have used ``work_limit_units`` of CP-SAT deterministic time, or at the
 wall-clock limit; then the node model. Every sub-solve has a deterministic limit, ``num_workers=1`` and a seed,
 so the result depends only on the inputs and the seed unless the wall-clock limit is what stopped it
 (``LayerResult.stopped_by == "time_limit"``, which the benchmark counts).
@@ -260,7 +260,7 @@ class LayerResult:
     :attr:`lower_bound_tokens`); status OPTIMAL when the max load is at the bound, within quantization."""
     solves: int
     """CP-SAT solves behind it (sub-solves and the node solve)."""
-    deterministic_s: float
+    work_units: float
     """CP-SAT deterministic seconds they used (reproducible, unlike ``stats.wall_s``)."""
     stopped_by: str
     """Why the search ended: ``bound`` (proven optimal), ``gap_limit``, ``no_progress``, ``effort``
@@ -288,7 +288,7 @@ class PlacementResult:
     topk_groups: int
     time_limit_s: float
     """Wall-clock cap per layer."""
-    effort_s: float
+    work_limit_units: float
     """CP-SAT deterministic seconds per layer for the balance search."""
     seed: int
     source: str = ""
@@ -321,34 +321,34 @@ class PlacementResult:
 
 def place_all(loads: ExpertLoads, *, num_devices: int, devices_per_node: int, slots: int,
               time_limit_s: float = 1.5, seed: int = 0, num_groups: int = 1, topk_groups: int = 1,
-              num_workers: int = 1, effort_s: float = 0.1) -> PlacementResult:
-    """:func:`place_layer` on every layer of ``loads``; ``time_limit_s`` and ``effort_s`` are per layer."""
+              num_workers: int = 1, work_limit_units: float = 0.1) -> PlacementResult:
+    """:func:`place_layer` on every layer of ``loads``; ``time_limit_s`` and ``work_limit_units`` are per layer."""
     t0 = time.perf_counter()
     layers = tuple(place_layer(row, layer=i, num_devices=num_devices, devices_per_node=devices_per_node,
                                slots=slots, time_limit_s=time_limit_s, seed=seed, num_groups=num_groups,
-                               topk_groups=topk_groups, num_workers=num_workers, effort_s=effort_s)
+                               topk_groups=topk_groups, num_workers=num_workers, work_limit_units=work_limit_units)
                    for i, row in enumerate(loads.tokens))
     return PlacementResult(layers=layers, num_devices=num_devices, devices_per_node=devices_per_node, slots=slots,
                            num_groups=num_groups, topk_groups=topk_groups, time_limit_s=time_limit_s,
-                           effort_s=effort_s, seed=seed, source=loads.source, wall_s=time.perf_counter() - t0)
+                           work_limit_units=work_limit_units, seed=seed, source=loads.source, wall_s=time.perf_counter() - t0)
 
 
 def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: int, devices_per_node: int,
                 slots: int, time_limit_s: float = 1.5, seed: int = 0, num_groups: int = 1, topk_groups: int = 1,
-                num_workers: int = 1, layer: int = 0, effort_s: float = 0.1, gap_limit: float = 1e-3,
+                num_workers: int = 1, layer: int = 0, work_limit_units: float = 0.1, gap_limit: float = 1e-3,
                 max_failures: int = 20,
-                node_time_limit_s: float = 0.2, node_deterministic_s: float = 0.05) -> LayerResult:
+                node_time_limit_s: float = 0.2, node_work_limit_units: float = 0.05) -> LayerResult:
     """Place one layer (see the module docstring); ``expert_tokens`` is its row of the load matrix.
 
     ``time_limit_s``: wall-clock cap for the layer (a safety net: stopping there makes the result depend on
-    machine speed). ``effort_s``: CP-SAT deterministic time for the balance search, the budget that normally
+    machine speed). ``work_limit_units``: CP-SAT deterministic time for the balance search, the budget that normally
     ends it, so that a seed gives the same placement on any machine.
 
     ``num_workers``: CP-SAT workers per solve; 1 is reproducible, 2 is allowed but not.
     ``gap_limit``: stop balancing once the max load is within this fraction of the lower bound (and strictly
     below the hierarchical baseline, when that is above the bound).
     ``node_time_limit_s``: wall seconds reserved out of ``time_limit_s`` for the node solve, whose CP-SAT
-    deterministic limit is ``node_deterministic_s`` (0.05 took 0.1-0.2 s on 64 devices, measured).
+    deterministic limit is ``node_work_limit_units`` (0.05 took 0.1-0.2 s on 64 devices, measured).
     """
     t0 = time.perf_counter()
     tokens = tuple(float(t) for t in expert_tokens)
@@ -373,7 +373,7 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
                           deadline=t0 + time_limit_s - node_s)
     # within gap_limit of the bound is done, but never stop on a tie with the baseline when it is above the bound
     goal = max(min(bound * (1 + gap_limit), hier.max_device_tokens * (1 - 1e-9)), bound + search.tolerance_tokens)
-    stopped_by = search.balance(max_failures, goal, effort_s)
+    stopped_by = search.balance(max_failures, goal, work_limit_units)
     best = score(LayerPlacement.from_devices(search.devices, n_exp))
     left = t0 + time_limit_s - time.perf_counter()
     if nodes > 1 and left <= 0:
@@ -383,11 +383,11 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
         order, node_stats, node_work = _nodes(NodeInstance(device_groups=device_groups,
                                                            devices_per_node=devices_per_node),
                                               time_limit_s=left, seed=seed, num_workers=num_workers,
-                                              deterministic_limit=node_deterministic_s)
+                                              deterministic_limit=node_work_limit_units)
         grouped = score(LayerPlacement.from_devices([best.placement.devices[d] for d in order], n_exp))
         best = grouped if grouped.group_node_pairs < best.group_node_pairs else best
         search.solves += 1
-        search.work_s += node_work
+        search.work_units += node_work
         stopped_by = "time_limit" if node_stats.wall_s >= 0.99 * left else stopped_by
     if best.max_device_tokens > start.max_device_tokens * (1 + 1e-9):  # cannot happen: every move is re-costed
         raise AssertionError("search returned a placement worse than its greedy start")
@@ -398,7 +398,7 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
                        gap=(best.max_device_tokens - bound) / bound if bound else 0.0,
                        wall_s=time.perf_counter() - t0)
     return LayerResult(layer=layer, cpsat=best, greedy_hierarchical=hier, greedy_global=glob,
-                       lower_bound_tokens=bound, stats=stats, solves=search.solves, deterministic_s=search.work_s,
+                       lower_bound_tokens=bound, stats=stats, solves=search.solves, work_units=search.work_units,
                        stopped_by=stopped_by)
 
 
@@ -438,7 +438,7 @@ class _LayerSearch:
         self.rng = random.Random(seed)
         self.seed, self.num_workers, self.deadline = seed, num_workers, deadline
         self.solves = 0
-        self.work_s = 0.0
+        self.work_units = 0.0
         """CP-SAT deterministic time spent so far."""
 
     def _load(self, d: int) -> float:
@@ -447,7 +447,7 @@ class _LayerSearch:
     def _left_s(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def balance(self, max_failures: int, goal_tokens: float, effort_s: float) -> str:
+    def balance(self, max_failures: int, goal_tokens: float, work_limit_units: float) -> str:
         """Move until the max load is at most ``goal_tokens``; returns why it stopped (see
         :attr:`SolveStats.stopped_by`). Progress: the max load, or the number of devices at it, drops."""
         failures, it = 0, 0
@@ -459,7 +459,7 @@ class _LayerSearch:
                 return "gap_limit"
             if failures >= max_failures:
                 return "no_progress"
-            if self.work_s >= effort_s:
+            if self.work_units >= work_limit_units:
                 return "effort"
             if self._left_s() <= 0:
                 return "time_limit"
@@ -523,7 +523,7 @@ class _LayerSearch:
                                     seed=self.seed + it, num_workers=self.num_workers,
                                     deterministic_limit=self.SUB_DETERMINISTIC_S, stop_gap=self.spd)
         self.solves += 1
-        self.work_s += work
+        self.work_units += work
         if found is not None:
             self._apply(chosen, experts, found)
 

@@ -12,15 +12,15 @@ TOKENS_PER_S_SCALE = 100
 """Integer units per token/s."""
 
 
-def tok_s(value: float) -> int:
+def tok_per_s(value: float) -> int:
     """Tokens/s -> integer units (round half to even; never negative)."""
     return max(0, round(value * TOKENS_PER_S_SCALE))
 
 
-def from_tok_s(units: int | float) -> float:
+def from_tok_per_s(units: int | float) -> float:
     return units / TOKENS_PER_S_SCALE
 
 
-def max_rounding_error_tok_s(devices: int) -> float:
+def max_rounding_error_tok_per_s(devices: int) -> float:
     """Largest difference between a plan's float total and its integer objective, in tokens/s."""
     return devices * 0.5 / TOKENS_PER_S_SCALE
