@@ -340,8 +340,9 @@ def test_group_of_one_costs_nothing(up, out, size):
 def test_low_latency_kernels_match_deepep_ep128():
     """DeepEP V1 low-latency kernels, H800 + CX7 400G, 128 tokens per rank, hidden 7168, top-8, EP128
     (specs.md §1.3, deepseek-ai/DeepEP legacy README): dispatch 192 us, combine 369 us. Tolerance 25 %."""
-    from cost_models import comm
     from _clusters import h800_cluster
+
+    from cost_models import comm
 
     cluster = h800_cluster(16)
     kw = dict(tokens_per_device=128, hidden_size=7168, top_k=8, ep_size=128, ep_devices_per_node=8,
