@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from cost_models import ops
-from planner.plan import NoFeasiblePlan, run_plan
-from planner.scenario import load_scenario
+from planner.inputs.scenario import load_scenario
+from planner.search.plan import NoFeasiblePlan, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

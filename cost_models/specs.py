@@ -2,7 +2,7 @@
 
 All quantities are SI base units and say so in their names (``hbm_bytes``, ``hbm_bytes_per_s``,
 ``peak_flop_per_s``, ``latency_s``).  Parsing of human units ("80 GiB", "400 Gb/s") happens once, at
-the YAML edge (``planner/scenario.py``); formatting happens at the report edge.
+the YAML edge (``planner/inputs/scenario.py``); formatting happens at the report edge.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Real moeplan documents for the report tests, each made once per test session through the CLI.
 
 Every kind is produced the way a user would: ``moeplan <command> --json --export <kind>.html``; ``compare``
-(which has no --export) goes through :func:`planner.export.write_export`. Kept fast: an explicit plan for
+(which has no --export) goes through :func:`planner.render.export.write_export`. Kept fast: an explicit plan for
 evaluate and schedule, placement of a 4-layer slice of the real router counts with a 0.05 s limit per layer,
 and one ``plan`` run shared by every module that asks for it.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from planner.cli import main
-from planner.export import write_export
+from planner.render.export import write_export
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = str(ROOT / "scenarios" / "deepseek_v3_h200_16.yaml")

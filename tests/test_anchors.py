@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli import main
-from planner.scenario import load_scenario
+from planner.inputs.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))

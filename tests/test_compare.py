@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from planner.analysis.compare import parse_side
 from planner.cli import main
-from planner.compare import parse_side
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = str(ROOT / "scenarios" / "deepseek_v3_h200_16.yaml")

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from cost_models.parallel import ParallelDims
 from planner.cpsat import quantize
 from planner.cpsat.deployment import DeploymentInstance, solve_top_k
-from planner.search import Candidate
-from planner.validate import brute_force_best, ranking_preserved, recost
+from planner.search.layouts import Candidate
+from planner.search.validate import brute_force_best, ranking_preserved, recost
 
 
 def cand(devices: int, *, pre: float = 0.0, dec: float = 0.0, agg: float = 0.0, tpot: float = 0.05,

@@ -17,7 +17,7 @@ from planner import emit as E
 from planner.cli import main
 from planner.emit import common
 from planner.emit.spec import _role
-from planner.scenario import load_scenario, parse_plan
+from planner.inputs.scenario import load_scenario, parse_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 H200_16 = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
@@ -63,7 +63,7 @@ def leaf_keys(obj: object, prefix: str = "") -> set[str]:
 
 def simple_yaml(text: str) -> dict:
     """Parse the YAML subset the TensorRT-LLM emitter writes (2-space mappings, '- ' lists, JSON scalars);
-    yaml itself is only imported by planner/scenario.py."""
+    yaml itself is only imported by planner/inputs/scenario.py."""
     root: dict = {}
     stack: list = [(-1, root, None, None)]
     for line in text.splitlines():

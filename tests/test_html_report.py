@@ -9,13 +9,12 @@ import pytest
 from _report_docs import CHART_TITLES, KINDS, SCENARIO, document, expected
 from click.testing import CliRunner
 
-from planner import svg_charts as svg
 from planner.cli import main
-from planner.export import ExportError, write_export
-from planner.html_report import to_html
-from planner.markdown_report import to_markdown
-from planner.plan_report import to_markdown as plan_to_markdown
-from planner.report_build import build_report
+from planner.render import svg as svg
+from planner.render.export import ExportError, write_export
+from planner.render.html import to_html
+from planner.render.markdown import to_markdown
+from planner.render.report_build import build_report
 
 EXTERNAL = re.compile(r"""(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
@@ -105,7 +104,6 @@ def test_plan_report_marks_the_chosen_point_on_or_off_the_front():
     doc["pareto"] = [p for p in doc["pareto"] if p["plan"] != doc["chosen_breakdown"]["plan"]]
     off = to_markdown(doc)
     assert "(chosen, off the front)" in off and "is off the front" in off
-    assert plan_to_markdown(doc) == off  # plan_report's old name renders the same report
 
 
 def test_optional_sections_follow_their_keys():
@@ -154,7 +152,7 @@ def test_cli_rejects_a_bad_export_before_any_work(tmp_path, monkeypatch, command
     def no_work(path):  # noqa: ANN001, ANN202
         raise AssertionError("the scenario was loaded before --export was checked")
 
-    monkeypatch.setattr("planner.cli._load", no_work)
+    monkeypatch.setattr("planner.cli.app.load", no_work)
     for bad in (tmp_path / "report.pdf", tmp_path / "missing" / "report.html"):
         res = CliRunner().invoke(main, command + ["--export", str(bad)])
         assert res.exit_code == 2, res.output

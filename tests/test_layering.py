@@ -1,31 +1,115 @@
-"""Imports point one way (STYLE.md): cost_models is pure and imports no YAML, CLI, rendering or solver code,
-and nothing under cost_models imports planner."""
+"""Imports point one way (STYLE.md, README "Layout"):
+
+cost_models <- planner.catalog <- planner.inputs <- planner.cpsat <- planner.analysis <- planner.search
+<- planner.documents <- planner.render / planner.emit <- planner.cli
+
+A module may import its own package and the packages to its left, never to its right; imports under
+``if TYPE_CHECKING:`` are for annotations only and are not counted. cost_models is pure (no YAML, CLI, rendering,
+solver or planner imports), YAML is read in one module, and documents and renderers never reach a solver:
+they import only the solver-free result modules of planner.cpsat, so drawing a result cannot start a solve.
+"""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BANNED = {"yaml", "click", "rich", "ortools", "planner", "pydantic"}
+RANK = {"planner.catalog": 1, "planner.inputs": 2, "planner.cpsat": 3, "planner.analysis": 4, "planner.search": 5,
+        "planner.documents": 6, "planner.render": 7, "planner.emit": 7, "planner.cli": 8}
+SOLVER_FREE_CPSAT = {"planner.cpsat.schedule_result", "planner.cpsat.placement_result", "planner.cpsat.stats",
+                     "planner.cpsat.placement_greedy", "planner.cpsat.deployment_instance", "planner.cpsat.quantize"}
+"""The planner.cpsat modules that import no solver: results, instances and the greedy baselines."""
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _package(module: str) -> str | None:
+    return next((p for p in RANK if module == p or module.startswith(p + ".")), None)
+
+
+def _runtime_imports(path: Path) -> list[str]:
+    """Every imported module name, except inside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for b in node.body for n in ast.walk(b)}
+    names = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+PLANNER = sorted((ROOT / "planner").rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "cost_models").glob("*.py")), ids=lambda p: p.name)
 def test_cost_models_import_nothing_impure(path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        for name in names:
-            assert name.split(".")[0] not in BANNED, f"{path.name} imports {name}"
+    for name in _runtime_imports(path):
+        assert name.split(".")[0] not in BANNED, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("path", PLANNER, ids=lambda p: _module_name(p))
+def test_imports_point_one_way(path):
+    me = _module_name(path)
+    mine = _package(me)
+    if mine is None:
+        return  # planner/__init__.py
+    for name in _runtime_imports(path):
+        other = _package(name)
+        if other is None or other == mine:
+            continue
+        assert RANK[other] < RANK[mine], f"{me} (rank {RANK[mine]}) imports {name} (rank {RANK[other]})"
+
+
+@pytest.mark.parametrize("path", [p for p in PLANNER if _package(_module_name(p)) in ("planner.documents",
+                                                                                      "planner.render")],
+                         ids=lambda p: _module_name(p))
+def test_documents_and_renderers_never_reach_a_solver(path):
+    for name in _runtime_imports(path):
+        if name.startswith("planner.cpsat."):
+            module = ".".join(name.split(".")[:3])
+            assert module in SOLVER_FREE_CPSAT, f"{_module_name(path)} imports {name}"
+        assert not name.startswith(("planner.analysis", "planner.search", "ortools")), \
+            f"{_module_name(path)} imports {name}"
+
+
+def test_solver_free_cpsat_modules_import_no_solver():
+    for module in sorted(SOLVER_FREE_CPSAT):
+        path = ROOT / (module.replace(".", "/") + ".py")
+        for name in _runtime_imports(path):
+            assert not name.startswith("ortools"), f"{module} imports {name}"
+            if name.startswith("planner.cpsat."):
+                assert ".".join(name.split(".")[:3]) in SOLVER_FREE_CPSAT, f"{module} imports {name}"
+
+
+def test_help_catalog_and_cost_do_not_import_the_solver():
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
+            "for args in (['--help'], ['plan', '--help'], ['catalog', 'devices', '--json'], ['catalog', 'models'],\n"
+            "             ['cost', 'gemm', '--device', 'h200_sxm', '--m', '64', '--k', '7168', '--n', '4096']):\n"
+            "    r = CliRunner().invoke(main, args)\n"
+            "    assert r.exit_code == 0, (args, r.output)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ortools', 'numpy', 'pandas')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:500]
 
 
 def test_yaml_is_read_only_in_scenario_module():
     users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "planner").rglob("*.py")
              if "import yaml" in p.read_text()]
-    assert users == ["planner/scenario.py"]
+    assert users == ["planner/inputs/scenario.py"]

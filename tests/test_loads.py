@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.loads import (
+from planner.inputs.loads import (
     DEEPSEEK_V3_SAMPLE,
     ExpertLoads,
     LoadFileError,

@@ -10,20 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner import placement_greedy as greedy
+from planner.cpsat import placement_greedy as greedy
 from planner.cpsat.placement import (
-    METHODS,
     AssignInstance,
     NodeInstance,
-    PlacementResult,
     place_all,
     place_layer,
     solve_assignment,
     solve_nodes,
 )
-from planner.loads import DEEPSEEK_V3_SAMPLE, ExpertLoads, read_loads, synth_loads
-from planner.placement_greedy import LayerPlacement
-from planner.placement_report import placement_document, summary_lines
+from planner.cpsat.placement_greedy import LayerPlacement
+from planner.cpsat.placement_result import METHODS, PlacementResult
+from planner.documents.place import placement_document
+from planner.inputs.loads import DEEPSEEK_V3_SAMPLE, ExpertLoads, read_loads, synth_loads
+from planner.render.place_view import summary_lines
 
 
 def assign(tokens, lo, hi=None, *, devices=2, spd=2, cap=None):

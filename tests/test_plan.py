@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from planner.cli import main
 from planner.cpsat.quantize import max_rounding_error_tok_per_s
-from planner.plan import run_plan
-from planner.scenario import load_scenario
-from planner.validate import brute_force_top_k, recost
+from planner.inputs.scenario import load_scenario
+from planner.search.plan import run_plan
+from planner.search.validate import brute_force_top_k, recost
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["deepseek_v3_h200_16.yaml", "qwen3_235b_h200_8.yaml", "mixtral_8x7b_a100_8.yaml"]
@@ -101,7 +101,7 @@ def test_schedule_overlap_model_is_the_closed_form_where_comm_uses_no_compute_un
     from cost_models import ops as opmod
     from cost_models.parallel import OverlapPolicy, ParallelDims
     from cost_models.step import compose_layer
-    from planner.plan import schedule_prefill_overlap
+    from planner.search.plan import schedule_prefill_overlap
     sc = load_scenario(ROOT / "scenarios" / "deepseek_v3_h200_16.yaml")
     dims = ParallelDims(attn_dp=16, moe_ep=16, redundant_experts=16, micro_batches=2, overlap=OverlapPolicy.TWO_BATCH)
     shape = opmod.PhaseShape(phase="decode", rank_tokens=32, sequences_per_rank=32, context_tokens=4500)
@@ -116,8 +116,8 @@ def test_schedule_overlap_model_is_the_closed_form_where_comm_uses_no_compute_un
 
 def test_plan_with_schedule_overlap_costs_shortlisted_two_batch_prefill_with_the_schedule():
     from cost_models.parallel import OverlapPolicy
-    from planner.plan import schedule_prefill_overlap
-    from planner.search import cost_layout
+    from planner.search.layouts import cost_layout
+    from planner.search.plan import schedule_prefill_overlap
     sc = load_scenario(ROOT / "scenarios" / "deepseek_v3_h200_16.yaml")
     closed = run_plan(sc, top_k=3)
     sched = run_plan(sc, top_k=3, overlap_model="schedule")

@@ -1,4 +1,4 @@
-"""CP-SAT layer schedule (planner/cpsat/schedule.py) and its report (planner/schedule_report.py).
+"""CP-SAT layer schedule (planner/cpsat/schedule.py) and its document and chart (planner/documents/schedule.py, planner/render/gantt.py).
 
 Micro-models: one feasible and one infeasible tiny instance per constraint, durations in ns with the optimum
 derived by hand in the comments.  Then the DeepSeek-V3 decode layer from hand-made OpCosts (the acceptance
@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from cost_models.ops import OpCost
 from planner.cpsat import schedule as sc
 from planner.cpsat.schedule import ScheduleInstance, check_schedule, schedule_layer, solve_instance
-from planner.schedule_report import gantt_text, schedule_document
+from planner.cpsat.schedule_result import ScheduledOp, fold
+from planner.documents.schedule import schedule_document
+from planner.render.gantt import gantt_text
 
 US = 1e-6
 
@@ -127,9 +129,9 @@ def test_comm_kernel_takes_compute_units():
 
 # --- the DeepSeek-V3 decode layer (acceptance) ----------------------------------------------------------------
 
-def _overlap_s(a: list[sc.ScheduledOp], b: list[sc.ScheduledOp], period: float) -> float:
-    pa = [p for o in a for p in sc.fold(o.start_s, o.end_s, period)]
-    pb = [p for o in b for p in sc.fold(o.start_s, o.end_s, period)]
+def _overlap_s(a: list[ScheduledOp], b: list[ScheduledOp], period: float) -> float:
+    pa = [p for o in a for p in fold(o.start_s, o.end_s, period)]
+    pb = [p for o in b for p in fold(o.start_s, o.end_s, period)]
     return sum(max(0.0, min(y, v) - max(x, u)) for x, y in pa for u, v in pb)
 
 

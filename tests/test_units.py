@@ -2,7 +2,7 @@
 
 import pytest
 
-from planner import units
+from planner.inputs import units
 
 
 @pytest.mark.parametrize(("text", "expected"), [

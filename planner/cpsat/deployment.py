@@ -19,50 +19,14 @@ at most the decode pool's output rate and at most what the prefill pool's input 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from planner.cpsat import quantize
+from planner.cpsat.deployment_instance import OBJECTIVES, Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
-from planner.search import Candidate
 
-OBJECTIVES = ("throughput", "latency", "devices")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Deployment:
-    """One solution: a mode, its layouts and replica counts, and the integer objective it scored."""
-
-    mode: str
-    """``aggregated`` or ``disaggregated``."""
-    prefill: Candidate | None
-    prefill_replicas: int
-    decode: Candidate
-    """For aggregated: the layout that serves both phases."""
-    decode_replicas: int
-    devices_used: int
-    output_tok_per_s_units: int
-    """Z, the delivered output rate in quantized units."""
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return (self.mode, id(self.prefill), id(self.decode))
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeploymentInstance:
-    """Everything the model is built from (typed instance, no solver objects)."""
-
-    candidates: tuple[Candidate, ...]
-    devices: int
-    input_tokens: int
-    output_tokens: int
-    objective: str = "throughput"
-    required_output_tok_per_s: float | None = None
-    allow_disaggregated: bool = True
-    allow_aggregated: bool = True
-
+__all__ = ["OBJECTIVES", "Deployment", "DeploymentInstance", "solve_top_k"]
 
 class _Model:
     def __init__(self, inst: DeploymentInstance) -> None:

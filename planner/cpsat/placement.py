@@ -1,6 +1,6 @@
 """CP-SAT expert placement: replica counts and replica-to-device assignment for each MoE layer.
 
-Output per layer (:class:`planner.placement_greedy.LayerPlacement`) is the slot map that serving engines'
+Output per layer (:class:`planner.cpsat.placement_greedy.LayerPlacement`) is the slot map that serving engines'
 expert-load balancers load (DeepSeek EPLB's ``phy2log`` / ``log2phy`` / ``logcnt``, as used by vLLM and SGLang):
 ``physical_to_logical`` (slot -> expert), ``logical_to_physical`` (expert -> its slots, padded with -1) and
 ``replica_counts`` (expert -> replicas). Slot ``s`` lives on device ``s // slots_per_device``.
@@ -45,10 +45,11 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from planner import placement_greedy as greedy
+from planner.cpsat import placement_greedy as greedy
+from planner.cpsat.placement_greedy import LayerPlacement, PlacementScore
+from planner.cpsat.placement_result import LayerResult, PlacementResult
 from planner.cpsat.stats import SolveStats
-from planner.loads import ExpertLoads
-from planner.placement_greedy import LayerPlacement, PlacementScore
+from planner.inputs.loads import ExpertLoads
 
 UNITS_PER_MEAN_DEVICE = 100_000
 """Integer load units per mean device load of the layer (the quantization resolution)."""
@@ -201,7 +202,7 @@ class NodeInstance:
     """Which devices share a node, with every device's contents fixed."""
 
     device_groups: tuple[frozenset[int], ...]
-    """Per device, the groups (see :func:`planner.placement_greedy.routing_groups`) it holds a replica of."""
+    """Per device, the groups (see :func:`planner.cpsat.placement_greedy.routing_groups`) it holds a replica of."""
     devices_per_node: int
 
 
@@ -243,80 +244,6 @@ def _nodes(inst: NodeInstance, *, time_limit_s: float, seed: int, num_workers: i
         return tuple(range(n_d)), stats, solver.deterministic_time
     order = [d for n in range(n_n) for d in range(n_d) if solver.boolean_value(a[d][n])]
     return tuple(order), stats, solver.deterministic_time
-
-
-@dataclass(frozen=True, kw_only=True)
-class LayerResult:
-    """One layer: the CP-SAT placement beside the two greedy baselines, the lower bound and the search stats."""
-
-    layer: int
-    cpsat: PlacementScore
-    greedy_hierarchical: PlacementScore
-    greedy_global: PlacementScore
-    lower_bound_tokens: float
-    """The larger of the mean device load and the smallest achievable largest per-replica load."""
-    stats: SolveStats
-    """The layer's whole search: objective and bound in tokens (the CP-SAT max device load and
-    :attr:`lower_bound_tokens`); status OPTIMAL when the max load is at the bound, within quantization."""
-    solves: int
-    """CP-SAT solves behind it (sub-solves and the node solve)."""
-    work_units: float
-    """CP-SAT deterministic seconds they used (reproducible, unlike ``stats.wall_s``)."""
-    stopped_by: str
-    """Why the search ended: ``bound`` (proven optimal), ``gap_limit``, ``no_progress``, ``effort``
-    (deterministic budget) or ``time_limit`` (wall clock: only this one makes a result timing-dependent)."""
-
-    @property
-    def bound_imbalance(self) -> float:
-        mean = self.cpsat.mean_device_tokens
-        return self.lower_bound_tokens / mean if mean else 1.0
-
-
-METHODS = ("greedy_hierarchical", "greedy_global", "cpsat")
-"""Field names of the three placements in :class:`LayerResult`, baseline first."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlacementResult:
-    """Every layer's placements and the summary over layers."""
-
-    layers: tuple[LayerResult, ...]
-    num_devices: int
-    devices_per_node: int
-    slots: int
-    num_groups: int
-    topk_groups: int
-    time_limit_s: float
-    """Wall-clock cap per layer."""
-    work_limit_units: float
-    """CP-SAT deterministic seconds per layer for the balance search."""
-    seed: int
-    source: str = ""
-    wall_s: float = 0.0
-
-    def imbalances(self, method: str = "cpsat") -> tuple[float, ...]:
-        """Per layer, max / mean device load of ``method`` (one of :data:`METHODS`)."""
-        return tuple(getattr(r, method).imbalance for r in self.layers)
-
-    def mean_imbalance(self, method: str = "cpsat") -> float:
-        v = self.imbalances(method)
-        return sum(v) / len(v)
-
-    def worst_imbalance(self, method: str = "cpsat") -> float:
-        return max(self.imbalances(method))
-
-    @property
-    def mean_bound_imbalance(self) -> float:
-        return sum(r.bound_imbalance for r in self.layers) / len(self.layers)
-
-    @property
-    def mean_gap(self) -> float:
-        return sum(r.stats.gap for r in self.layers) / len(self.layers)
-
-    @property
-    def max_replicas(self) -> int:
-        """The most replicas any expert has in any layer (the width of the padded logical-to-physical map)."""
-        return max(max(r.cpsat.placement.replica_counts) for r in self.layers)
 
 
 def place_all(loads: ExpertLoads, *, num_devices: int, devices_per_node: int, slots: int,
@@ -403,7 +330,7 @@ def place_layer(expert_tokens: tuple[float, ...] | list[float], *, num_devices: 
 
 
 def _split_fit_starts(tokens: tuple[float, ...], num_devices: int, slots: int) -> list[LayerPlacement]:
-    """:func:`planner.placement_greedy.split_fit_placement` keeping back all, 1/2, 1/4 and 1/8 of the spare
+    """:func:`planner.cpsat.placement_greedy.split_fit_placement` keeping back all, 1/2, 1/4 and 1/8 of the spare
     slots (which one packs best varies by layer; measured on the DeepSeek-V3 matrix)."""
     spare = slots - len(tokens)
     found = (greedy.split_fit_placement(tokens, num_devices=num_devices, slots=slots, reserve=k)

@@ -3,7 +3,7 @@
 Resolution: throughput in units of ``1 / TOKENS_PER_S_SCALE`` tokens/s per device (0.01 tok/s), so the largest
 cluster total (1,024 devices x 1e5 tok/s x 100) stays far below CP-SAT's 2^62 bound while the rounding error of
 any plan's total is at most ``devices * 0.005`` tok/s, i.e. below 1e-6 of any realistic objective. Every plan
-the solver returns is re-costed in floats (:mod:`planner.validate`) and the ranking re-checked there.
+the solver returns is re-costed in floats (:mod:`planner.search.validate`) and the ranking re-checked there.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
+from planner.cpsat.schedule_result import _TOL_S, RESOURCES, LayerSchedule, ScheduledOp, _union, fold
 from planner.cpsat.stats import SolveStats
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ NS_PER_S = 1_000_000_000
 """Nanoseconds per second (ticks are whole nanoseconds: :data:`TICKS_PER_MICRO_BATCH`)."""
 SM_CAPACITY = 1000
 """Compute units, per mille (the resolution of the comm-kernel SM fraction)."""
-RESOURCES = ("compute", "scale_up", "scale_out")
 SIDE_BRANCHES: Mapping[str, str] = {"moe.shared.": "moe.norm"}
 """Op-name prefix of an independent branch -> the op it forks from."""
 WORK_UNITS_PER_S = 0.2
@@ -80,7 +80,6 @@ WALL_CAP_FACTOR = 10.0
 the work limit ends a solve after about as many wall seconds as the limit on an idle core, so a cap equal to
 the limit let a loaded machine stop solves early and change the schedule (measured: evaluate's bytes
 differed between concurrent runs); with 10x headroom the work limit, which is machine-independent, ends it."""
-_TOL_S = 1e-12
 
 
 def to_ns(seconds: float) -> int:
@@ -404,67 +403,6 @@ def solve_layer(inst: ScheduleInstance, *, time_limit_s: float, seed: int) -> In
     stats = SolveStats(status="UNKNOWN", objective=inst.seconds(best.period_ticks), bound=inst.seconds(lb),
                        gap=(best.period_ticks - lb) / max(1, best.period_ticks), wall_s=time.perf_counter() - t0)
     return dataclasses.replace(best, stats=stats)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScheduledOp:
-    """One op of one micro-batch of layer 0; layer i runs it ``i x period`` later."""
-
-    micro_batch: int
-    name: str
-    kind: str
-    resource: str
-    start_s: float
-    end_s: float
-    sm_shared: bool = False
-    """Launched on the compute units a comm kernel leaves free (so stretched)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LayerSchedule:
-    """A layer's periodic schedule, re-costed in floats."""
-
-    makespan_s: float
-    """Steady-state seconds per layer: the period (``window_layers = 1``: one layer's makespan)."""
-    layer_latency_s: float
-    """One layer from its first start to its last end (what the first layer of a step costs: pipeline fill)."""
-    no_overlap_s: float
-    """All ops of all micro-batches back to back."""
-    busiest_resource: str
-    busiest_resource_s: float
-    """Its work per layer (compute: including the SM share of comm kernels): a lower bound on the makespan."""
-    work_s: Mapping[str, float]
-    busy_s: Mapping[str, float]
-    """Seconds each resource is held per layer as scheduled (stretched compute included)."""
-    exposed_comm_s: float
-    """Seconds per period with a comm op in flight and no compute running."""
-    intervals: tuple[ScheduledOp, ...]
-    dependencies: tuple[tuple[str, str], ...]
-    """Op-level (predecessor, successor) edges within a micro-batch."""
-    micro_batches: int
-    comm_sm_fraction: float
-    """As quantized (per mille)."""
-    window_layers: int
-    stats: SolveStats
-
-
-def fold(start: float, end: float, period: float) -> list[tuple[float, float]]:
-    """An interval of a periodic schedule as pieces of ``[0, period)``."""
-    if end - start <= _TOL_S:
-        return []
-    a = start % period
-    b = a + (end - start)
-    return [(a, b)] if b <= period + _TOL_S else [(a, period), (0.0, b - period)]
-
-
-def _union(pieces: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(pieces):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def _float_period(inst: ScheduleInstance, sol: IntSolution, ivs: Sequence[ScheduledOp]) -> float:

@@ -11,7 +11,7 @@ from planner.emit.types import EmitError, Instance, LaunchSpec, RoleSpec
 
 if TYPE_CHECKING:
     from planner.cpsat.deployment import Deployment
-    from planner.scenario import Scenario
+    from planner.inputs.scenario import Scenario
 
 HF_REPOS = {
     "deepseek-v3": "deepseek-ai/DeepSeek-V3",

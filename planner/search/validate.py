@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from planner.cpsat.deployment import Deployment, DeploymentInstance
 from planner.cpsat.quantize import max_rounding_error_tok_per_s
-from planner.search import Candidate
+from planner.search.layouts import Candidate
 
 
 @dataclass(frozen=True, kw_only=True)

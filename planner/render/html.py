@@ -1,6 +1,6 @@
 """Self-contained HTML report of any moeplan document: inline CSS, inline SVG charts, no script, no URL.
 
-``to_html(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.report_build.build_report`). The page loads
+``to_html(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.render.report_build.build_report`). The page loads
 nothing: a Content-Security-Policy of ``default-src 'none'`` (inline styles only) makes that explicit, so the
 file can be mailed, attached to a ticket or opened offline. Each chart sits in a
 ``<figure data-chart="...">`` with a visible ``<h3>`` title and its numbers in a collapsible table.
@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from planner import __version__
-from planner.report_build import build_report
-from planner.report_sections import Chart, Report, Section, Table
-from planner.svg_charts import esc
+from planner.render.report_build import build_report
+from planner.render.sections import Chart, Report, Section, Table
+from planner.render.svg import esc
 
 CSS = """
 :root { color-scheme: light; }

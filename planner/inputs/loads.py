@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from cost_models.specs import ModelSpec
+
 
 class LoadFileError(ValueError):
     """A load file that cannot be read: ``str(err)`` is ``<path>: <location>: got <value>, expected <accepted>``."""
@@ -49,7 +51,7 @@ class LoadFileError(ValueError):
 
 _NUMBER = "a finite number >= 0 (a token count)"
 
-DEEPSEEK_V3_SAMPLE = Path(__file__).parent / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
+DEEPSEEK_V3_SAMPLE = Path(__file__).resolve().parents[1] / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
 """The shipped real matrix: DeepSeek-V3, 58 layers x 256 experts (provenance in the README beside it)."""
 
 
@@ -179,6 +181,24 @@ def loads_to_json(loads: ExpertLoads) -> dict[str, Any]:
 
 HOT_BOOST_SIGMAS = 2.0
 """Extra log-popularity of a layer's hot experts, in standard deviations of the log-normal (times ``skew``)."""
+
+
+def check_loads(model: ModelSpec, loads: ExpertLoads) -> str | None:
+    """A message when the load file does not match the model, else None."""
+    if model.moe is None:
+        return f"{model.id} is dense: an expert-load file does not apply"
+    if loads.num_experts != model.moe.num_routed_experts:
+        return (f"the file has {loads.num_experts} experts per layer; {model.id} has "
+                f"{model.moe.num_routed_experts}")
+    return None
+
+
+def loads_to_csv(loads: ExpertLoads) -> str:
+    """Rows = MoE layers, columns = experts, with a leading ``#`` provenance line (the format read_loads takes)."""
+    lines = [f"# {loads.source or 'moeplan'}"]
+    for row in loads.tokens:
+        lines.append(",".join(f"{v:g}" for v in row))
+    return "\n".join(lines) + "\n"
 
 
 def synth_loads(experts: int = 256, layers: int = 58, top_k: int = 8, skew: float = 1.0, seed: int = 0,

@@ -1,4 +1,4 @@
-"""`moeplan compare`: two deployments side by side (registered on the root group by :mod:`planner.cli`)."""
+"""``moeplan compare``: two deployments side by side."""
 
 from __future__ import annotations
 
@@ -6,18 +6,7 @@ import dataclasses
 
 import click
 
-from planner import report
-from planner.cli import (
-    _EXPORT_HELP,
-    EXIT_INFEASIBLE,
-    _abort,
-    _check_export,
-    _emit_json,
-    _evaluate_one,
-    _export,
-    _load,
-    _out,
-)
+from planner.cli import app
 
 
 @click.command("compare")
@@ -27,36 +16,42 @@ from planner.cli import (
 @click.option("--candidate", "candidate_spec", help="Same forms; default: plan's best deployment on SCENARIO "
               "(aggregated, or its prefill and decode pools).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.compare/2).")
-@click.option("--export", type=click.Path(dir_okay=False), help=_EXPORT_HELP)
+@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Also show both sides' evaluate breakdowns.")
 def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, export: str | None,
                 verbose: bool) -> None:
     """Two deployments side by side: memory, throughput, latency, expert density, all-to-all, cross-node traffic."""
-    from planner import compare as cmp
-    from planner.cpsat.schedule import overlapped_layer_time
+    from planner.analysis import compare as cmp
+    from planner.render import terminal
 
-    _check_export(export)
+    app.check_export_path(export)
 
     def side(label: str, spec: str) -> cmp.Side:
         path, plan_text = cmp.parse_side(spec)
-        sc, dims, r = _evaluate_one(path or scenario, plan_text, overlapped_layer_time)
-        return cmp.Side.aggregated(f"{label}: {spec}", sc, dims, r)
+        ev = app.evaluate_or_abort(path or scenario, plan_text, "schedule")
+        return cmp.Side.aggregated(f"{label}: {spec}", ev.scenario, ev.dims, ev.result)
 
     base = side("baseline", baseline_spec)
     cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
     metrics = cmp.compare(base, cand)
     if as_json or export:
-        doc = cmp.compare_document(base, cand, metrics,
-                                   lambda s, p: report.full_evaluate_document(s.scenario, p.dims, p.result))
-        _export(export, doc)
+        from planner.analysis.evaluate import Evaluation, with_solver_results
+        from planner.documents.compare import compare_document
+        from planner.documents.evaluate import evaluation_document
+
+        def pool_doc(s: cmp.Side, p: cmp.Pool) -> dict:
+            return evaluation_document(with_solver_results(Evaluation(scenario=s.scenario, dims=p.dims,
+                                                                      result=p.result)))
+        doc = compare_document(base, cand, metrics, pool_doc)
+        app.export_document(export, doc)
         if as_json:
-            _emit_json(doc)
+            app.emit_json(doc)
             return
     if verbose:
         for s in (base, cand):
             for pool in (s.decode,) if s.mode == "aggregated" else (s.prefill, s.decode):
-                report.render_evaluate(_out, s.scenario, pool.dims, pool.result, verbose=True)
-    _out.print(report.compare_table(base, cand, metrics))
+                terminal.render_evaluate(app.out, s.scenario, pool.dims, pool.result, verbose=True)
+    app.out.print(terminal.compare_table(base, cand, metrics))
 
 
 def _best_deployment_side(scenario: str):  # noqa: ANN202
@@ -64,17 +59,18 @@ def _best_deployment_side(scenario: str):  # noqa: ANN202
     when aggregated, else its prefill and decode pools; each pool re-costed with the CP-SAT overlap schedule,
     as the baseline is, so the two sides differ only in the plan."""
     from cost_models.serving import evaluate as evaluate_plan
-    from planner import compare as cmp
-    from planner.cpsat.schedule import overlapped_layer_time
-    from planner.plan import NoFeasiblePlan, run_plan
-    sc = _load(scenario)
+    from planner.analysis import compare as cmp
+    from planner.analysis.evaluate import overlap_hook
+    from planner.search.plan import NoFeasiblePlan, run_plan
+    sc = app.load(scenario)
     try:
         d = run_plan(sc, top_k=1).deployments[0]
     except NoFeasiblePlan as e:
-        _abort(EXIT_INFEASIBLE, f"--candidate: no plan to default to ({e.constraint}: {e.detail}); pass one")
+        app.abort(app.EXIT_INFEASIBLE, f"--candidate: no plan to default to ({e.constraint}: {e.detail}); pass one")
+    hook = overlap_hook("schedule")
 
     def pool(c, replicas: int) -> cmp.Pool:  # noqa: ANN001
-        r = evaluate_plan(sc.model, sc.cluster, c.dims, sc.workload, overlap_model=overlapped_layer_time)
+        r = evaluate_plan(sc.model, sc.cluster, c.dims, sc.workload, overlap_model=hook)
         return cmp.Pool(dims=dataclasses.replace(c.dims, dp=c.dims.dp * replicas), result=r,
                         devices=c.devices * replicas)
 

@@ -11,13 +11,11 @@ from cost_models.ops import OpCost
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
 from cost_models.step import closed_form_overlap_s
-from planner import validate
 from planner.cpsat.deployment import Deployment, DeploymentInstance, solve_top_k
 from planner.cpsat.stats import SolveStats
-from planner.scenario import Scenario
-from planner.search import Candidate, cost_layout, pareto_front, search_space
-
-PLAN_SCHEMA = "moeplan.plan/2"
+from planner.inputs.scenario import Scenario
+from planner.search import validate
+from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +68,7 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
     """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost."""
     imbalance_of = None
     if sc.expert_loads is not None:
-        from planner.imbalance import layout_imbalance_greedy
+        from planner.analysis.imbalance import layout_imbalance_greedy
         imbalance_of = lambda d: layout_imbalance_greedy(sc.model, d, sc.expert_loads,  # noqa: E731
                                                          sc.cluster.devices_per_node)
     space = search_space(sc.model, sc.cluster, sc.workload, progress=progress, imbalance_of=imbalance_of)

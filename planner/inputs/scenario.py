@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ClusterSpec, Confidence, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
-from planner import units
 from planner.catalog import devices, models
 from planner.catalog.errors import ConfigError, UnknownName
 from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
+from planner.inputs import units
 
 
 class ScenarioError(Exception):
@@ -155,7 +155,7 @@ class Scenario:
     expect: tuple[ExpectSection, ...]
     device_sources: dict[str, Any]
     expert_loads: Any = None
-    """:class:`planner.loads.ExpertLoads` from ``workload.expert_load``, or None."""
+    """:class:`planner.inputs.loads.ExpertLoads` from ``workload.expert_load``, or None."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -375,8 +375,7 @@ def dump_yaml(doc: Any) -> str:
 
 def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, key: str = "--expert-load") -> Any:
     """Read a router-count file and check it against the model; ScenarioError names ``key`` on any problem."""
-    from planner.imbalance import check_loads
-    from planner.loads import LoadFileError, read_loads
+    from planner.inputs.loads import LoadFileError, check_loads, read_loads
 
     full = (base / path) if base is not None else Path(path)
     try:

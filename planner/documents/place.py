@@ -1,4 +1,4 @@
-"""Expert placement results as a JSON document and as a plain-text summary.
+"""Expert placement results as a JSON document.
 
 The document (schema ``moeplan.place/2``) carries, per layer, the three arrays that serving engines'
 expert-load balancers load (DeepSeek EPLB's ``phy2log`` / ``log2phy`` / ``logcnt``; vLLM and SGLang read
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.cpsat.placement import METHODS, PlacementResult
-from planner.loads import ExpertLoads
-from planner.placement_greedy import PlacementScore, device_tokens
+from planner.cpsat.placement_greedy import PlacementScore, device_tokens
+from planner.cpsat.placement_result import METHODS, PlacementResult
+from planner.inputs.loads import ExpertLoads
 
 PLACE_SCHEMA = "moeplan.place/2"
 
@@ -70,23 +70,6 @@ def placement_document(result: PlacementResult) -> dict[str, Any]:
         },
         "layers": layers,
     }
-
-
-def summary_lines(result: PlacementResult) -> list[str]:
-    """A few human lines: per method mean / worst max-over-mean device load, the bound, gap and wall time."""
-    n = len(result.layers)
-    head = (f"{result.slots} slots on {result.num_devices} devices in "
-            f"{result.num_devices // result.devices_per_node} nodes, {n} layers")
-    lines = [head, f"{'method':22s} {'mean':>8s} {'worst':>8s} {'pairs':>7s} {'reach':>6s}"]
-    for m in METHODS:
-        pairs = sum(getattr(r, m).group_node_pairs for r in result.layers) / n
-        reach = [getattr(r, m).token_node_reach for r in result.layers]
-        reach_s = f"{max(x for x in reach if x is not None):6d}" if any(x is not None for x in reach) else "     -"
-        lines.append(f"{m:22s} {result.mean_imbalance(m):8.4f} {result.worst_imbalance(m):8.4f} {pairs:7.1f} {reach_s}")
-    lines.append(f"{'lower bound':22s} {result.mean_bound_imbalance:8.4f}")
-    lines.append(f"mean gap to bound {result.mean_gap:.5f}; wall {result.wall_s:.1f} s "
-                 f"({result.time_limit_s:g} s limit per layer)")
-    return lines
 
 
 def heatmap_document(result: PlacementResult, loads: ExpertLoads, method: str = "cpsat") -> dict[str, Any]:

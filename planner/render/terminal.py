@@ -1,4 +1,4 @@
-"""Rendering: rich tables for humans (stdout) and versioned JSON documents for machines."""
+"""Terminal views (rich): ``evaluate`` summaries and breakdowns, side-by-side and compare tables."""
 
 from __future__ import annotations
 
@@ -8,98 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cost_models.parallel import ParallelDims
-from cost_models.serving import PhaseResult, ServingResult
+from cost_models.serving import ServingResult
 from cost_models.step import StepCost
-from planner.scenario import Scenario
-from planner.units import fmt_bytes, fmt_seconds
-
-EVALUATE_SCHEMA = "moeplan.evaluate/2"
-"""Version of the ``evaluate --json`` document; bump on any incompatible change (README "JSON output")."""
+from planner.inputs.scenario import Scenario
+from planner.inputs.units import fmt_bytes, fmt_seconds
 
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
                 "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "kv_cache_bytes",
                 "activation_bytes", "comm_buffer_bytes", "runtime_reserve_bytes")
-
-
-def _step_doc(step: StepCost) -> dict[str, Any]:
-    layers = []
-    for layer in step.layers:
-        layers.append({
-            "kind": layer.kind, "count": layer.count, "layer_s": layer.layer_s, "compute_s": layer.compute_s,
-            "comm_s": layer.comm_s, "exposed_comm_s": layer.exposed_comm_s,
-            "overlapped_comm_s": layer.overlapped_comm_s, "overlap_overhead_s": layer.overlap_overhead_s,
-            "ops": [{"name": o.name, "kind": o.kind, "seconds": o.seconds, "flops": o.flops,
-                     "hbm_bytes": o.hbm_bytes, "scale_up_bytes": o.scale_up_bytes,
-                     "scale_out_bytes": o.scale_out_bytes, "bound": o.bound} for o in layer.ops],
-        })
-    return {"step_s": step.step_s, "latency_s": step.latency_s, "rank_tokens": step.rank_tokens,
-            "overlap": step.overlap, "by_resource_s": dict(sorted(step.by_resource.items())), "layers": layers}
-
-
-def _phase_doc(p: PhaseResult, phase: str) -> dict[str, Any]:
-    return {
-        **({"tokens_per_device_per_step": p.tokens_per_device_per_step} if phase == "prefill"
-           else {"sequences_per_device": p.sequences_per_device}),
-        "throughput_tok_per_s_per_device": p.throughput_tok_per_s_per_device,
-        "ttft_s" if phase == "prefill" else "tpot_s": p.latency_s,
-        "expert_tokens_per_local_expert": p.expert_tokens_per_local_expert,
-        "memory_bytes": p.memory.as_dict(),
-        "step": _step_doc(p.step),
-    }
-
-
-def device_document(sc: Scenario) -> dict[str, Any]:
-    """The device numbers the prediction used, each with its source and confidence (scenario overrides marked)."""
-    return {"id": sc.cluster.device.id, "name": sc.cluster.device.name,
-            "sources": {k: {"value": v.value, "source": v.source, "confidence": v.confidence.value, "note": v.note}
-                        for k, v in sorted(sc.device_sources.items())}}
-
-
-def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, schedule: dict[str, Any] | None = None,
-                      placement: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``evaluate --json`` document (schema ``moeplan.evaluate/2``). ``schedule``: the decode overlap
-    schedule (:func:`planner.schedule_report.schedules_document`); ``placement``: the expert-placement heatmap
-    (:func:`planner.placement_report.heatmap_document`) when a load file was given."""
-    wl = sc.workload
-    extra: dict[str, Any] = {"device": device_document(sc)}
-    if schedule is not None:
-        extra["schedule"] = schedule
-    if placement is not None:
-        extra["placement"] = placement
-    return {
-        "schema": EVALUATE_SCHEMA,
-        "scenario": {"name": sc.name, "path": sc.path, "model": sc.model.id, "device": sc.cluster.device.id,
-                     "nodes": sc.cluster.num_nodes, "devices_per_node": sc.cluster.devices_per_node,
-                     "devices": sc.cluster.num_devices, "input_tokens": wl.input_tokens,
-                     "output_tokens": wl.output_tokens, "weight_precision": wl.weight_precision.label,
-                     "expert_imbalance": wl.expert_imbalance,
-                     "kv_precision": wl.kv_precision.label},
-        "plan": dims.as_dict(),
-        "prefill": _phase_doc(r.prefill, "prefill"),
-        "decode": _phase_doc(r.decode, "decode") | {"batch_limit": r.decode_batch_limit},
-        "aggregated": {"output_tok_per_s_per_device": r.aggregated_output_tok_per_s_per_device,
-                       "user_tok_per_s": r.aggregated_user_tok_per_s},
-        "slo": {"ttft_s": wl.ttft_slo_s, "tpot_s": wl.tpot_slo_s,
-                "ttft_met": None if wl.ttft_slo_s is None else r.prefill.latency_s <= wl.ttft_slo_s,
-                "tpot_met": None if wl.tpot_slo_s is None else r.decode.latency_s <= wl.tpot_slo_s},
-    } | extra
-
-
-def full_evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *,
-                           schedule_time_limit_s: float | None = None) -> dict[str, Any]:
-    """:func:`evaluate_document` with the plan's decode overlap schedule and, given router counts, the placement
-    heatmap (the same cached CP-SAT placement whose imbalance the prediction used). ``schedule_time_limit_s``:
-    the schedule solve's limit (default: the one ``evaluate``'s overlap model used, so it is a cache hit)."""
-    from planner.schedule_report import schedules_document
-    placement = None
-    if sc.expert_loads is not None and sc.model.moe is not None:
-        from planner.imbalance import layout_placement_cpsat
-        from planner.placement_report import heatmap_document
-        res = layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
-        placement = None if res is None else heatmap_document(res, sc.expert_loads)
-    schedule = schedules_document(sc, dims, decode_batch=max(r.decode_batch_per_device, 1.0 / dims.attn_tp),
-                                  time_limit_s=schedule_time_limit_s)
-    return evaluate_document(sc, dims, r, schedule=schedule, placement=placement)
 
 
 def _memory_table(r: ServingResult) -> Table:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ModelSpec
-from planner.loads import ExpertLoads
-from planner.placement_greedy import greedy_global, score_placement
+from planner.cpsat.placement_greedy import greedy_global, score_placement
+from planner.inputs.loads import ExpertLoads
 
 if TYPE_CHECKING:
     from planner.cpsat.placement import PlacementResult
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 def _shape(model: ModelSpec, dims: ParallelDims, devices_per_node: int) -> tuple[int, int, int]:
     slots = dims.physical_expert_slots(model)
     return dims.moe_ep, max(1, min(devices_per_node, dims.moe_ep)), slots
-
-
-def check_loads(model: ModelSpec, loads: ExpertLoads) -> str | None:
-    """A message when the load file does not match the model, else None."""
-    if model.moe is None:
-        return f"{model.id} is dense: an expert-load file does not apply"
-    if loads.num_experts != model.moe.num_routed_experts:
-        return (f"the file has {loads.num_experts} experts per layer; {model.id} has "
-                f"{model.moe.num_routed_experts}")
-    return None
 
 
 @functools.lru_cache(maxsize=256)

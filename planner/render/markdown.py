@@ -1,14 +1,14 @@
 """Markdown report of any moeplan document: the same sections as the HTML report, charts as tables.
 
-``to_markdown(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.report_build.build_report`).
+``to_markdown(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.render.report_build.build_report`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from planner.report_build import build_report
-from planner.report_sections import Chart, Report, Table
+from planner.render.report_build import build_report
+from planner.render.sections import Chart, Report, Table
 
 
 def _cell(text: str) -> str:

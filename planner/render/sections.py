@@ -4,7 +4,7 @@ A :class:`Report` is a list of titled :class:`Section` s; each holds paragraphs,
 :class:`Chart` s. A chart carries its inline SVG (for HTML) and the same numbers as a table (for Markdown),
 so both formats say the same thing. Everything here is a pure function of the document dict; a section whose
 key is absent from the document is left out. This module builds the sections of an evaluate document (also
-used for the chosen plan of ``plan`` and both sides of ``compare``); :mod:`planner.report_build` assembles
+used for the chosen plan of ``plan`` and both sides of ``compare``); :mod:`planner.render.report_build` assembles
 the report of each document kind.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from planner import svg_charts as svg
-from planner.schedule_report import LEGEND, symbol
-from planner.units import fmt_bytes, fmt_seconds
+from planner.inputs.units import fmt_bytes, fmt_seconds
+from planner.render import svg as svg
+from planner.render.gantt import LEGEND, symbol
 
 GIB = 2.0**30
 US = 1e-6

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from planner.cpsat.placement import PlacementResult
-from planner.loads import ExpertLoads
+from planner.cpsat.placement_result import METHODS, PlacementResult
 
 
 def layer_table(res: PlacementResult, *, max_rows: int = 64) -> Table:
@@ -25,9 +24,18 @@ def layer_table(res: PlacementResult, *, max_rows: int = 64) -> Table:
     return t
 
 
-def loads_to_csv(loads: ExpertLoads) -> str:
-    """Rows = MoE layers, columns = experts, with a leading ``#`` provenance line (the format read_loads takes)."""
-    lines = [f"# {loads.source or 'moeplan'}"]
-    for row in loads.tokens:
-        lines.append(",".join(f"{v:g}" for v in row))
-    return "\n".join(lines) + "\n"
+def summary_lines(result: PlacementResult) -> list[str]:
+    """A few human lines: per method mean / worst max-over-mean device load, the bound, gap and wall time."""
+    n = len(result.layers)
+    head = (f"{result.slots} slots on {result.num_devices} devices in "
+            f"{result.num_devices // result.devices_per_node} nodes, {n} layers")
+    lines = [head, f"{'method':22s} {'mean':>8s} {'worst':>8s} {'pairs':>7s} {'reach':>6s}"]
+    for m in METHODS:
+        pairs = sum(getattr(r, m).group_node_pairs for r in result.layers) / n
+        reach = [getattr(r, m).token_node_reach for r in result.layers]
+        reach_s = f"{max(x for x in reach if x is not None):6d}" if any(x is not None for x in reach) else "     -"
+        lines.append(f"{m:22s} {result.mean_imbalance(m):8.4f} {result.worst_imbalance(m):8.4f} {pairs:7.1f} {reach_s}")
+    lines.append(f"{'lower bound':22s} {result.mean_bound_imbalance:8.4f}")
+    lines.append(f"mean gap to bound {result.mean_gap:.5f}; wall {result.wall_s:.1f} s "
+                 f"({result.time_limit_s:g} s limit per layer)")
+    return lines

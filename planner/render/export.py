@@ -27,17 +27,17 @@ def _json(doc: dict[str, Any]) -> str:
 
 
 def _yaml(doc: dict[str, Any]) -> str:
-    from planner.scenario import dump_yaml
+    from planner.inputs.scenario import dump_yaml
     return dump_yaml(doc)
 
 
 def _markdown(doc: dict[str, Any]) -> str:
-    from planner.markdown_report import to_markdown
+    from planner.render.markdown import to_markdown
     return to_markdown(doc)
 
 
 def _html(doc: dict[str, Any]) -> str:
-    from planner.html_report import to_html
+    from planner.render.html import to_html
     return to_html(doc)
 
 
@@ -71,13 +71,18 @@ def render_export(path: str | Path, doc: dict[str, Any]) -> str:
 
 def write_export(path: str | Path, doc: dict[str, Any]) -> Path:
     """Write ``doc`` to ``path`` in the format of its extension, atomically; returns the path written."""
+    return write_text_atomic(path, render_export(path, doc))
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """The one writer: ``text`` to a temporary file in the target's folder, flushed, then renamed over ``path``;
+    on any failure nothing half-written (and no temporary file) is left. Raises :class:`ExportError`."""
     target = Path(path)
-    text = render_export(target, doc)
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise ExportError(f"got {str(path)!r}; accepted: {ACCEPTED} in a writable folder ({e.strerror})") from e
+        raise ExportError(f"got {str(path)!r}; accepted: a path in an existing, writable folder ({e.strerror})") from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
@@ -87,7 +92,7 @@ def write_export(path: str | Path, doc: dict[str, Any]) -> Path:
         os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise ExportError(f"got {str(path)!r}; accepted: {ACCEPTED} at a writable path ({e.strerror})") from e
+        raise ExportError(f"got {str(path)!r}; accepted: a writable path ({e.strerror})") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

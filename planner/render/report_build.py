@@ -1,4 +1,4 @@
-"""One :class:`~planner.report_sections.Report` per document kind, dispatched on ``doc["schema"]``.
+"""One :class:`~planner.render.sections.Report` per document kind, dispatched on ``doc["schema"]``.
 
 Pure functions of the JSON documents (``moeplan.evaluate/2``, ``plan/1``, ``schedule/1``, ``place/1``,
 ``compare/1``); sections whose keys a document lacks are left out, so older documents still render.
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from planner import svg_charts as svg
-from planner.report_sections import (
+from planner.inputs.units import fmt_bytes
+from planner.render import svg as svg
+from planner.render.sections import (
     Block,
     Chart,
     Report,
@@ -26,7 +27,6 @@ from planner.report_sections import (
     secs,
     table,
 )
-from planner.units import fmt_bytes
 
 REJECTION_ORDER = ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain")
 

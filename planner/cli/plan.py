@@ -1,0 +1,68 @@
+"""``moeplan plan``: search every layout and pool split of a scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from planner.cli import app
+from planner.cpsat.deployment_instance import OBJECTIVES
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "deepseek_v3_h200_16.yaml"
+
+
+@click.command()
+@click.argument("scenario", type=click.Path(dir_okay=False), required=False)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="throughput", show_default=True)
+@click.option("--top", "top_k", type=click.IntRange(1, 50), default=5, show_default=True)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="CP-SAT time limit per solve, seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/2).")
+@click.option("--export", "export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("-v", "--verbose", is_flag=True)
+@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
+              show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
+              "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
+def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
+    """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
+    from planner.analysis.evaluate import Evaluation, with_solver_results
+    from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
+    from planner.search.plan import NoFeasiblePlan, run_plan
+    app.check_export_path(export)
+    sc = app.load(scenario or str(DEFAULT_SCENARIO))
+    if objective == "devices" and sc.workload.request_rate_per_s is None:
+        app.abort(app.EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
+                  "required by --objective devices")
+    try:
+        kw = dict(objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed, overlap_model=overlap_model)
+        if as_json:
+            res = run_plan(sc, **kw)
+        else:
+            from rich.progress import Progress
+            with Progress(console=app.err, transient=True) as prog:
+                task = prog.add_task("costing layouts", total=None)
+                res = run_plan(sc, **kw, progress=lambda i, n: prog.update(task, completed=i, total=n))
+    except NoFeasiblePlan as e:
+        app.abort(app.EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it "
+                  "feasible: " + "; ".join(e.fixes))
+    best = res.deployments[0].decode
+    # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
+    # (deterministic) solve
+    chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
+                                 schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+    doc = plan_document(res, chosen)
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
+    if launch:
+        doc["launch"] = app.launch_document(launch)
+    app.export_document(export, doc)
+    if as_json:
+        app.emit_json(doc)
+    else:
+        from planner.render.plan_view import render_plan
+        render_plan(app.out, res, verbose=verbose)
+        if launch:
+            app.echo_launch(launch)

@@ -1,0 +1,38 @@
+"""``moeplan schedule``: the CP-SAT overlap schedule of one MoE layer and one dense layer."""
+
+from __future__ import annotations
+
+import click
+
+from planner.cli import app
+
+
+@click.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan).")
+@click.option("--micro-batches", type=click.IntRange(1, 4), default=2, show_default=True)
+@click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True)
+@click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
+@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, width: int,
+             as_json: bool, export: str | None) -> None:
+    """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""
+    from planner.analysis.schedules import layer_schedules
+    from planner.documents.schedule import SCHEDULE_SCHEMA, schedule_document
+    from planner.render.gantt import gantt_text
+    app.check_export_path(export)
+    ev = app.evaluate_or_abort(scenario, plan_text, "closed-form")
+    sc, dims = ev.scenario, ev.dims
+    schedules = layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
+    doc = {"schema": SCHEDULE_SCHEMA, "scenario": sc.name, "plan": dims.as_dict(), "phase": phase,
+           "micro_batches": micro_batches,
+           "layers": {k: schedule_document(v) for k, v in schedules.items()}}
+    app.export_document(export, doc)
+    if as_json:
+        app.emit_json(doc)
+        return
+    app.out.print(f"[b]{sc.name}[/b]: {phase}, {micro_batches} micro-batches, plan {dims.label()}")
+    for kind, sch in schedules.items():
+        app.out.print(f"\n[b]{kind} layer[/b]")
+        app.out.print(gantt_text(sch, width=width), highlight=False, markup=False)

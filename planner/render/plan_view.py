@@ -1,0 +1,66 @@
+"""Terminal view of ``moeplan plan``: top-K table, rejections, solver status, Pareto front, chosen plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from planner.inputs.units import fmt_bytes
+from planner.render import terminal
+
+if TYPE_CHECKING:
+    from planner.search.plan import PlanResult
+
+
+def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
+    sc = res.scenario
+    console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_devices} x {sc.cluster.device.name}; "
+                  f"objective {res.objective}")
+    t = Table(title=f"Top {len(res.deployments)} deployments")
+    for col in ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT",
+                "TPOT", "mem/dev"):
+        t.add_column(col, justify="left" if col in ("mode", "pools (replicas x plan)") else "right")
+    for i, (d, r) in enumerate(zip(res.deployments, res.recosts, strict=True), 1):
+        pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
+                 f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
+        mem = max(d.decode.memory_used_bytes, d.prefill.memory_used_bytes if d.prefill else 0.0)
+        t.add_row(str(i), d.mode, pools, str(r.devices_used), f"{r.output_tok_per_s:,.0f}",
+                  f"{r.output_tok_per_s_per_device:,.0f}", f"{1 / r.tpot_s:,.1f}", f"{r.ttft_s * 1e3:,.0f} ms",
+                  f"{r.tpot_s * 1e3:,.1f} ms", fmt_bytes(mem))
+    console.print(t)
+    s = res.stats[0]
+    rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
+    console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
+    console.print(f"CP-SAT: {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
+                  f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
+    best = res.deployments[0]
+    console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
+    if not verbose:
+        console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and the chosen plan's breakdowns[/dim]")
+        return
+    p = Table(title="Pareto front (decode): throughput per device vs tokens/s per user")
+    for col in ("plan", "tok/s/dev", "tok/s/user", "TPOT"):
+        p.add_column(col, justify="left" if col == "plan" else "right")
+    for c in res.pareto[:12]:
+        p.add_row(_short(c), f"{c.decode_tok_per_s_per_device:,.0f}", f"{c.user_tok_per_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
+    console.print(p)
+    terminal.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
+
+
+REJECTION_KEYS = ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain")
+
+
+def _short(c) -> str:  # noqa: ANN001
+    d = c.dims
+    parts = [f"TP{d.attn_tp}xDP{d.attn_dp}", f"EP{d.moe_ep}" + (f"xTP{d.moe_tp}" if d.moe_tp > 1 else "")]
+    if d.dense_tp > 1:
+        parts.append(f"denseTP{d.dense_tp}")
+    if d.pp > 1:
+        parts.append(f"PP{d.pp}")
+    if d.redundant_experts:
+        parts.append(f"+{d.redundant_experts}R")
+    if d.overlap.value != "none":
+        parts.append("TBO")
+    return " ".join(parts)
