@@ -42,6 +42,8 @@ class OpCost:
     bound: str = ""
     """Which roof bound it: compute, memory, overhead, scale_up, scale_out, latency."""
     detail: Mapping[str, float] = field(default_factory=dict)
+    algorithm: str = ""
+    """A collective's algorithm (``ring``, ``nvls``, ``one_shot``, ``deepep_low_latency``, ...); empty for kernels."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +73,8 @@ def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
 
 def _collective(name: str, cost: comm.CommCost) -> OpCost:
     return OpCost(name=name, kind="comm", seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
-                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail))
+                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail),
+                  algorithm=cost.algorithm)
 
 
 def group_devices_per_node(cluster: ClusterSpec, group: int, stride: int = 1) -> int:

@@ -52,6 +52,8 @@ class LinkSpec:
     """Fixed start-up latency of one transfer or collective step on this tier, seconds."""
     achievable_fraction: float = 0.8
     """Fraction of the line rate that collectives reach at large message sizes (measured where known)."""
+    multicast_reduction: bool = False
+    """The switch of this tier reduces and multicasts (NVLink SHARP, "NVLS": NVSwitch on Hopper / Blackwell)."""
 
     @property
     def effective_bytes_per_s(self) -> float:

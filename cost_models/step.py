@@ -130,7 +130,7 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
     doubled = tuple(
         opmod.OpCost(name=o.name, kind=o.kind, seconds=2 * o.seconds, flops=2 * o.flops, hbm_bytes=2 * o.hbm_bytes,
                      scale_up_bytes=2 * o.scale_up_bytes, scale_out_bytes=2 * o.scale_out_bytes, bound=o.bound,
-                     detail=o.detail) for o in half_ops)
+                     detail=o.detail, algorithm=o.algorithm) for o in half_ops)
     return LayerCost(kind=kind, count=count, ops=doubled, compute_s=c2, comm_s=m2, layer_s=layer_s,
                      exposed_comm_s=exposed, overlapped_comm_s=m2 - exposed,
                      overlap_overhead_s=sm_penalty + switch + (c2 - compute_full))

@@ -22,6 +22,12 @@ UB_SUPERNODE_LATENCY = estimated(
     "5 us in-node step + inter-node UB adds <1 us per arXiv 2506.12708 as summarised [S]")
 XGMI_LATENCY = estimated(4 * US, "moeplan estimate", "no published RCCL step latency found for MI300X")
 
+NVLS_H100 = measured(1, "NVIDIA/nccl-tests#212 (NCCL maintainer)",
+                     "'allreduce uses NVLink SHARP by default' on 8 x H100: busBW ~480 GB/s above the ring's ~370")
+NVLS_HOPPER_DERIVED = derived(1, "NVSwitch 3 with NVLink SHARP, as H100 (NVIDIA/nccl-tests#212)",
+                              "same NVLink 4 / NVSwitch generation as H100")
+NVLS_BLACKWELL = derived(1, "coreweave/nccl-tests PR #43 [S]", "NVLink 5 switches: 72-GPU all_reduce runs NVLS")
+
 NVLINK3_A100 = LinkSources(
     bytes_per_s=datasheet(300 * GB_PER_S, f"{SPECS_12} row A100 SXM (a,t: aiconfigurator a100_sxm.yaml)",
                           "NVLink 3, 12 links x 25 GB/s per direction"),
@@ -36,6 +42,7 @@ NVLINK4_H100 = LinkSources(
     achievable_fraction=measured(370 / 450, f"{SPECS_12} notes; NVIDIA/nccl-tests#212 maintainer (v)",
                                  "~370 GB/s effective of 450 line rate (ring / non-allreduce); "
                                  "aiconfigurator nccl_perf 8-GPU all_gather busBW 335 (H100) / 337 (H200) at 512 MiB"),
+    multicast_reduction=NVLS_H100,
 )
 
 NVLINK4_H800 = LinkSources(
@@ -44,12 +51,14 @@ NVLINK4_H800 = LinkSources(
     latency_s=NVLINK_LATENCY,
     achievable_fraction=measured(160 / 200, f"{SPECS_12} row H800; deepseek-ai/DeepEP docs/legacy.md (x)",
                                  "DeepSeek: '~160 GB/s NVLink maximum'; DeepEP intranode EP8 153/158 GB/s"),
+    multicast_reduction=derived(1, "NVIDIA/nccl#1374 [S]: 8 x H800 all_reduce busBW 215 GB/s", "above the ring ceiling 0.8 x 200 = 160 GB/s: only NVLS reaches it"),
 )
 
 NVLINK4_H20 = LinkSources(
     bytes_per_s=datasheet(450 * GB_PER_S, f"{SPECS_12} row H20 (h,y) [S]; aiconfigurator h20_sxm.yaml intra_node_bw"),
     latency_s=NVLINK_LATENCY,
     achievable_fraction=derived(370 / 450, f"{SPECS_12} notes (v)", "H100 NVLink 4 measurement applied to H20"),
+    multicast_reduction=NVLS_HOPPER_DERIVED,
 )
 
 _NVLINK5_FRACTION_NOTE = "DeepEP V2 SM100 EP8 726/740 GB/s NVLink: ~733/900"
@@ -57,6 +66,7 @@ NVLINK5_B200 = LinkSources(
     bytes_per_s=datasheet(900 * GB_PER_S, f"{SPECS_12} row B200 (a,i)", "NVLink 5, 18 links x 50 GB/s"),
     latency_s=NVLINK_LATENCY,
     achievable_fraction=measured(733 / 900, f"{SPECS_13} DeepEP V2 README (x2)", _NVLINK5_FRACTION_NOTE),
+    multicast_reduction=NVLS_BLACKWELL,
 )
 
 NVLINK5_NVL72 = LinkSources(
@@ -66,6 +76,7 @@ NVLINK5_NVL72 = LinkSources(
     achievable_fraction=derived(733 / 900, f"{SPECS_13} DeepEP V2 README (x2), measured on B200 HGX",
                                 _NVLINK5_FRACTION_NOTE + "; 72-GPU all_reduce busBW 835-847 GB/s uses NVLS "
                                 "(coreweave/nccl-tests PR #43) [S]"),
+    multicast_reduction=NVLS_BLACKWELL,
 )
 
 XGMI_MI300X = LinkSources(

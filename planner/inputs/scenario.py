@@ -174,9 +174,9 @@ def _convert(path: str, value: str | None, parser: Any) -> float | None:
 def _link(path: str, base: LinkSpec, sec: LinkSection) -> LinkSpec:
     bw = _convert(f"{path}.bandwidth", sec.bandwidth, units.parse_bandwidth)
     lat = _convert(f"{path}.latency", sec.latency, units.parse_seconds)
-    return LinkSpec(bytes_per_s=bw if bw is not None else base.bytes_per_s,
-                    latency_s=lat if lat is not None else base.latency_s,
-                    achievable_fraction=sec.achievable_fraction or base.achievable_fraction)
+    return dataclasses.replace(base, bytes_per_s=bw if bw is not None else base.bytes_per_s,
+                               latency_s=lat if lat is not None else base.latency_s,
+                               achievable_fraction=sec.achievable_fraction or base.achievable_fraction)
 
 
 def _device(sec: ClusterSection) -> DeviceSpec:
