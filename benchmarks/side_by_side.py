@@ -61,15 +61,25 @@ class Sample:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Spread:
+    """Median and minimum of N repetitions (seconds, or a ratio of seconds)."""
+
+    median: float
+    minimum: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Figure:
-    """One row of the table: a median, a minimum, and the target it is judged against."""
+    """One row of the table: wall and CPU spreads, and the target one of them is judged against."""
 
     label: str
-    median: float | None
-    """None when the command failed."""
-    minimum: float | None
-    unit: str
-    """'s wall', 's CPU' or 'x' (a ratio)."""
+    wall: Spread | None
+    """None when a run failed."""
+    cpu: Spread | None
+    ratio: bool = False
+    """The spreads are ratios (AIConfigurator / moeplan), not seconds."""
+    judged_on_cpu: bool = False
+    """The target applies to the CPU median (True) or to the wall median (False)."""
     target: float | None = None
     at_least: bool = False
     """True when the target is a floor (the ratio), False when it is a ceiling (seconds)."""
@@ -78,9 +88,10 @@ class Figure:
     def holds(self) -> bool | None:
         if self.target is None:
             return None
-        if self.median is None:
+        judged = self.cpu if self.judged_on_cpu else self.wall
+        if judged is None:
             return False
-        return self.median >= self.target if self.at_least else self.median <= self.target
+        return judged.median >= self.target if self.at_least else judged.median <= self.target
 
 
 def moeplan_cases(moeplan: str) -> list[Case]:
@@ -123,49 +134,56 @@ def run_all(cases: list[Case], repeat: int, peer_cwd: Path) -> dict[str, list[Sa
     return samples
 
 
-def seconds(samples: list[Sample], cpu: bool) -> list[float] | None:
-    """The wall (or CPU) seconds of the runs, or None if any run failed."""
-    if any(s.returncode != 0 for s in samples):
+def spread(samples: list[Sample], cpu: bool) -> Spread | None:
+    """Median and minimum of the runs' wall (or CPU) seconds, or None if any run failed."""
+    if not samples or any(s.returncode != 0 for s in samples):
         return None
-    return [s.cpu_s if cpu else s.wall_s for s in samples]
+    vals = [s.cpu_s if cpu else s.wall_s for s in samples]
+    return Spread(median=statistics.median(vals), minimum=min(vals))
 
 
 def figure_of(case: Case, samples: list[Sample]) -> Figure:
-    vals = seconds(samples, case.cpu)
-    return Figure(label=case.label, median=statistics.median(vals) if vals else None,
-                  minimum=min(vals) if vals else None, unit="s CPU" if case.cpu else "s wall", target=case.target_s)
+    return Figure(label=case.label, wall=spread(samples, cpu=False), cpu=spread(samples, cpu=True),
+                  judged_on_cpu=case.cpu, target=case.target_s)
+
+
+def _over(a: Spread | None, b: Spread | None) -> Spread | None:
+    """a / b: median over median, min over min."""
+    if a is None or b is None:
+        return None
+    return Spread(median=a.median / b.median, minimum=a.minimum / b.minimum)
 
 
 def ratio_figure(aic: list[Sample], moeplan: list[Sample], floor: float) -> Figure:
-    """AIConfigurator's wall time over moeplan's: median over median, and min over min."""
-    a, m = seconds(aic, False), seconds(moeplan, False)
-    if not a or not m:
-        return Figure(label="ratio AIConfigurator / moeplan (wall)", median=None, minimum=None, unit="x",
-                      target=floor, at_least=True)
-    return Figure(label="ratio AIConfigurator / moeplan (wall)", median=statistics.median(a) / statistics.median(m),
-                  minimum=min(a) / min(m), unit="x", target=floor, at_least=True)
+    """AIConfigurator's time over moeplan's, judged on wall time against `floor`."""
+    return Figure(label="ratio AIConfigurator / moeplan",
+                  wall=_over(spread(aic, cpu=False), spread(moeplan, cpu=False)),
+                  cpu=_over(spread(aic, cpu=True), spread(moeplan, cpu=True)),
+                  ratio=True, target=floor, at_least=True)
 
 
-def _value(v: float | None, unit: str) -> str:
-    if v is None:
-        return "failed"
-    return f"{v:.1f}x" if unit == "x" else f"{v:.2f} {unit}"
+def _cells(sp: Spread | None, ratio: bool) -> tuple[str, str]:
+    if sp is None:
+        return ("failed", "failed")
+    return tuple(f"{v:.1f}x" if ratio else f"{v:.2f} s" for v in (sp.median, sp.minimum))
+
+
+def _target_text(f: Figure) -> str:
+    if f.target is None:
+        return "-"
+    on = "CPU" if f.judged_on_cpu else "wall"
+    return f">= {f.target:g}x {on}" if f.at_least else f"<= {f.target:g} s {on}"
 
 
 def format_table(figures: list[Figure]) -> str:
-    """A plain-text table: figure, median, min, target, whether the median meets it."""
-    head = ("figure", "median", "min", "target", "holds")
+    """A plain-text table: figure, wall and CPU median and min, target, whether the judged median meets it."""
+    head = ("figure", "wall median", "wall min", "CPU median", "CPU min", "target", "holds")
     rows = [head]
     for f in figures:
-        if f.target is None:
-            target = "-"
-        else:
-            target = f">= {f.target:g}x" if f.at_least else f"<= {f.target:g} {f.unit}"
         verdict = {None: "-", True: "yes", False: "NO"}[f.holds]
-        rows.append((f.label, _value(f.median, f.unit), _value(f.minimum, f.unit), target, verdict))
+        rows.append((f.label, *_cells(f.wall, f.ratio), *_cells(f.cpu, f.ratio), _target_text(f), verdict))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths,
-                                                                                                   strict=True)))
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

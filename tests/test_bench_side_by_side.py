@@ -40,32 +40,45 @@ def test_question_is_moeplans_default_scenario():
 
 
 def _samples(*walls, rc=0):
-    return [sbs.Sample(wall_s=w, cpu_s=w, returncode=rc, stdout="", stderr="") for w in walls]
+    # CPU time half the wall time, as if another process held one core
+    return [sbs.Sample(wall_s=w, cpu_s=w / 2, returncode=rc, stdout="", stderr="") for w in walls]
 
 
 def test_ratio_is_median_over_median_and_min_over_min():
     f = sbs.ratio_figure(_samples(30.0, 40.0, 50.0), _samples(2.0, 4.0, 3.0), floor=100.0)
-    assert f.median == pytest.approx(40.0 / 3.0)  # medians 40 and 3
-    assert f.minimum == pytest.approx(15.0)  # 30 / 2
+    assert f.wall.median == pytest.approx(40.0 / 3.0)  # medians 40 and 3
+    assert f.wall.minimum == pytest.approx(15.0)  # 30 / 2
+    assert f.cpu.median == pytest.approx(20.0 / 1.5)  # CPU halves both, the ratio stays
     assert f.holds is False  # 13.3x < 100x
 
 
 def test_a_failed_run_is_a_missed_target_not_a_figure():
     f = sbs.ratio_figure(_samples(30.0), _samples(2.0, rc=1), floor=100.0)
-    assert f.median is None and f.holds is False
+    assert f.wall is None and f.cpu is None and f.holds is False
+
+
+def test_a_cpu_target_is_judged_on_cpu_time():
+    case = sbs.Case(key="help", label="moeplan --help", argv=("moeplan", "--help"), cpu=True, target_s=0.3)
+    f = sbs.figure_of(case, _samples(0.5, 0.4, 0.6))  # wall median 0.5 s misses, CPU median 0.25 s holds
+    assert f.wall.median == pytest.approx(0.5) and f.cpu.median == pytest.approx(0.25)
+    assert f.holds is True
 
 
 def test_verdicts_and_table():
-    held = sbs.Figure(label="a", median=1.5, minimum=1.2, unit="s wall", target=2.0)
-    missed = sbs.Figure(label="b", median=0.6, minimum=0.5, unit="s CPU", target=0.3)
-    floor = sbs.Figure(label="c", median=120.0, minimum=130.0, unit="x", target=100.0, at_least=True)
-    free = sbs.Figure(label="d", median=3.0, minimum=2.9, unit="s wall")
+    def sp(m, lo):
+        return sbs.Spread(median=m, minimum=lo)
+
+    held = sbs.Figure(label="a", wall=sp(1.5, 1.2), cpu=sp(1.4, 1.1), target=2.0)
+    missed = sbs.Figure(label="b", wall=sp(0.7, 0.6), cpu=sp(0.6, 0.5), judged_on_cpu=True, target=0.3)
+    floor = sbs.Figure(label="c", wall=sp(120.0, 130.0), cpu=sp(110.0, 115.0), ratio=True, target=100.0,
+                       at_least=True)
+    free = sbs.Figure(label="d", wall=None, cpu=None)
     assert (held.holds, missed.holds, floor.holds, free.holds) == (True, False, True, None)
     lines = sbs.format_table([held, missed, floor, free]).splitlines()
     assert len(lines) == 6  # header, rule, four rows
     assert lines[2].split()[-1] == "yes" and lines[3].split()[-1] == "NO"
-    assert "<= 0.3 s CPU" in lines[3] and ">= 100x" in lines[4] and "120.0x" in lines[4]
-    assert lines[5].split()[-2:] == ["-", "-"]
+    assert "<= 0.3 s CPU" in lines[3] and ">= 100x wall" in lines[4] and "120.0x" in lines[4]
+    assert lines[5].split() == ["d", "failed", "failed", "failed", "failed", "-", "-"]
 
 
 _AIC_TEXT = """\
