@@ -54,13 +54,14 @@ from cost_models.specs import ClusterSpec, LinkSpec
 
 LOW_LATENCY_RDMA_EFFICIENCY = 39.0 / 44.2
 """RDMA throughput of low-latency (decode) all-to-all kernels relative to the throughput kernels on the same NIC:
-DeepEP V1 low-latency dispatch/combine reach 39 GB/s at EP128-256 on CX7 400G (specs.md §1.3, x) against the
+DeepEP V1 low-latency dispatch/combine reach 39 GB/s at EP128-256 on CX7 400G (deepseek-ai/DeepEP docs/legacy.md) against the
 44.2 GB/s on the wire of the normal kernels (DeepEP V2 README, x2): per-message overhead of small messages."""
 
 ALL_TO_ALL_SCALE_UP_FRACTION = 0.70
 """Cap on the fraction of scale-up line rate an all-to-all reaches (every device streams to every peer
 through the switch at once).  Measured: nccl-tests alltoall busBW at 512 MiB over line rate, H100 315/450 =
-0.70, H200 311/450 = 0.69, A100 203/300 = 0.68 (specs.md §1.3); consistent with DeepEP intranode EP8 on H800,
+0.70, H200 311/450 = 0.69, A100 203/300 = 0.68 (NVIDIA-collected nccl_perf.parquet in ai-dynamo/aiconfigurator
+@095f58a5 ``systems/data``); consistent with DeepEP intranode EP8 on H800,
 153 GB/s counted with self-copies = 134 GB/s on the wire = 0.67 of 200.  Applied as
 ``min(achievable_fraction, 0.70)`` to the scale-up tier of dispatch / combine only."""
 

@@ -213,8 +213,8 @@ def test_bad_ep_input_is_rejected():
 
 
 # --- anchors: DeepEP normal kernels on H800 -----------------------------------------------------------------
-# Source: deepseek-ai/DeepEP README (V1 table, now docs/legacy.md), as carried in
-# /work/shared/reference/published_deployments.md row DEEPEP and specs.md §1.3 (x).  Setup as DeepEP's
+# Source: deepseek-ai/DeepEP README (V1 table, now docs/legacy.md @0297fc80; planner/catalog/SOURCES.md x,
+# anchor DEEPEP).  Setup as DeepEP's
 # tests/test_intranode.py and tests/test_internode.py: 4096 tokens per GPU, hidden 7168, top-8 of 256 experts,
 # scores random; internode: one expert group per node, num_topk_groups = min(nodes, 4).
 # Payload assumption: FP8 dispatch = 7168 B + 7168 / 128 = 56 FP32 scales = 7392 B per token (DeepEP's
@@ -339,7 +339,7 @@ def test_group_of_one_costs_nothing(up, out, size):
 
 def test_low_latency_kernels_match_deepep_ep128():
     """DeepEP V1 low-latency kernels, H800 + CX7 400G, 128 tokens per rank, hidden 7168, top-8, EP128
-    (specs.md §1.3, deepseek-ai/DeepEP legacy README): dispatch 192 us, combine 369 us. Tolerance 25 %."""
+    (deepseek-ai/DeepEP docs/legacy.md, SOURCES.md x, anchor DEEPEP-LL): dispatch 192 us, combine 369 us. Tolerance 25 %."""
     from _clusters import h800_cluster
 
     from cost_models import comm

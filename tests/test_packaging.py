@@ -101,3 +101,43 @@ def test_installed_wheel_plans_the_bundled_scenario_from_another_directory(wheel
     res = _run([str(venv / "bin" / "moeplan"), "plan"], cwd=elsewhere, env=env)
     assert res.stdout.startswith("DeepSeek-V3 on 16 x H200: ")
     assert "Top 5 deployments" in res.stdout and "Chosen (" in res.stdout and "decode layout attn_tp=" in res.stdout
+
+
+# --- citations point inside the repository or to the original public source ---------------------------------
+
+OUTSIDE = ("specs.md", "published_deployments", "published_training", "/work/shared", "shared/reference",
+           "shared/calibration")
+
+
+def test_no_citation_points_at_a_file_outside_the_repository() -> None:
+    here = Path(__file__).resolve()
+    files = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for top in (*PACKAGES, "scenarios", "tests", "benchmarks", "docs"):
+        files += [p for p in (ROOT / top).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".json")
+                  and "__pycache__" not in p.parts and p != here]
+    hits = [f"{p.relative_to(ROOT)}: {needle}" for p in files for needle in OUTSIDE
+            if needle in p.read_text(encoding="utf-8")]
+    assert not hits
+
+
+def test_every_source_id_a_catalog_entry_cites_is_in_the_sources_file() -> None:
+    import re
+
+    from planner.catalog.devices import device_ids, device_sources
+    from planner.catalog.models import model_ids, model_sources
+
+    sources = (ROOT / "planner" / "catalog" / "SOURCES.md").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^\| ([A-Za-z0-9-]+) \|", sources, flags=re.MULTILINE))
+    assert {"a", "g", "x", "x2", "bb", "C1", "M1", "DS-D"} <= defined
+    cited: set[str] = set()
+    texts = [s.source for i in device_ids() for s in device_sources(i).values()]
+    texts += [s.source for i in model_ids() for s in model_sources(i).values()]
+    for text in texts:
+        if "SOURCES.md" not in text:
+            continue
+        after = text.split("SOURCES.md", 1)[1]
+        # ids appear as "(a,g)", "(k: ...)", "(n,s,m)" or "C1, M1" right after the file name
+        for group in re.findall(r"\(([a-z0-9]{1,2}(?:,[a-z0-9]{1,2})*)[:)]", after):
+            cited.update(group.split(","))
+        cited.update(re.findall(r"\b([CM][0-9]{1,2})\b", after))
+    assert cited and cited <= defined, sorted(cited - defined)
