@@ -17,7 +17,7 @@ from cost_models.specs import ClusterSpec, LinkSpec
 ALL_TO_ALL_SCALE_UP_FRACTION = 0.70
 """Cap on the fraction of scale-up line rate an all-to-all reaches (every device streams to every peer
 through the switch at once).  Measured: nccl-tests alltoall busBW at 512 MiB over line rate, H100 315/450 =
-0.70, H200 311/450 = 0.69, A100 203/300 = 0.68 (specs.md §1.3); consistent with DeepEP intranode EP8 on H800,
+0.70, H200 311/450 = 0.69, A100 203/300 = 0.68 (planner/catalog/SOURCES.md source a: aiconfigurator nccl_perf); consistent with DeepEP intranode EP8 on H800,
 153 GB/s counted with self-copies = 134 GB/s on the wire = 0.67 of 200.  Applied as
 ``min(achievable_fraction, 0.70)`` to the scale-up tier of dispatch / combine only."""
 

@@ -1,6 +1,6 @@
 """Parameter (weight-element) counts of a ModelSpec: per layer for memory models, and whole-model totals.
 
-Counting rules (specs.md §2.4, which checks them against every published total):
+Counting rules (tests/test_params.py checks them against every published total, ``planner/catalog/SOURCES.md``):
 
 * attention, GQA/MHA: q ``h x Hq*dqk``, k ``h x Hkv*dqk``, v ``h x Hkv*dv``, o ``Hq*dv x h``; head dims come from the
   spec, never from ``h / Hq`` (gpt-oss: 64 x 64 = 4096 != 2880);

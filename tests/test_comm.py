@@ -194,8 +194,8 @@ def test_bad_ep_input_is_rejected():
 
 
 # --- anchors: DeepEP normal kernels on H800 -----------------------------------------------------------------
-# Source: deepseek-ai/DeepEP README (V1 table, now docs/legacy.md), as carried in
-# /work/shared/reference/published_deployments.md row DEEPEP and specs.md §1.3 (x).  Setup as DeepEP's
+# Source: deepseek-ai/DeepEP README (V1 table, now docs/legacy.md @0297fc80; planner/catalog/SOURCES.md x,
+# anchor DEEPEP).  Setup as DeepEP's
 # tests/test_intranode.py and tests/test_internode.py: 4096 tokens per GPU, hidden 7168, top-8 of 256 experts,
 # scores random; internode: one expert group per node, num_topk_groups = min(nodes, 4).
 # Payload assumption: FP8 dispatch = 7168 B + 7168 / 128 = 56 FP32 scales = 7392 B per token (DeepEP's

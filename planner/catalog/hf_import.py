@@ -1,7 +1,7 @@
 """Build a ModelSpec from a Hugging Face ``config.json`` dict.
 
-Families (key names per specs.md §2.3): DeepSeek-V2/V3 and Kimi-K2 (MLA + routed/shared experts), Qwen2-MoE /
-Qwen3-MoE, Mixtral, gpt-oss, and dense Llama. The family is chosen from ``architectures`` first, then
+Families (key names as in each family's config.json, listed in ``hf_configs/SOURCES.md``): DeepSeek-V2/V3 and
+Kimi-K2 (MLA + routed/shared experts), Qwen2-MoE / Qwen3-MoE, Mixtral, gpt-oss, and dense Llama. The family is chosen from ``architectures`` first, then
 ``model_type``, then tell-tale keys: Kimi-K2 says ``model_type: kimi_k2`` but is a ``DeepseekV3ForCausalLM``.
 
 A missing or ill-typed key raises :class:`~planner.catalog.errors.ConfigError` naming the key, the value and what
