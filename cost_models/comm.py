@@ -50,6 +50,7 @@ from functools import lru_cache
 from itertools import product
 from types import MappingProxyType
 
+from cost_models.kinds import Bound
 from cost_models.specs import ClusterSpec, LinkSpec
 
 LOW_LATENCY_RDMA_EFFICIENCY = 39.0 / 44.2
@@ -90,7 +91,7 @@ class CommCost:
     """Bytes each device sends over the scale-out tier (mean device)."""
     latency_s: float
     """The fixed part: steps x tier latency."""
-    bound: str
+    bound: Bound
     """``scale_up``, ``scale_out`` or ``latency``: the largest term of ``seconds``."""
     detail: Mapping[str, float] = field(default_factory=dict)
     """Intermediate quantities (copies per token, per-tier seconds, bandwidths as benchmarks report them)."""
@@ -98,7 +99,7 @@ class CommCost:
 
 def _cost(*, seconds: float, up_bytes: float, out_bytes: float, latency_s: float, up_s: float, out_s: float,
           detail: dict[str, float]) -> CommCost:
-    bound = max((("latency", latency_s), ("scale_up", up_s), ("scale_out", out_s)), key=lambda kv: kv[1])[0]
+    bound = max(((Bound.LATENCY, latency_s), (Bound.SCALE_UP, up_s), (Bound.SCALE_OUT, out_s)), key=lambda kv: kv[1])[0]
     detail = {"scale_up_s": up_s, "scale_out_s": out_s, **detail}
     return CommCost(seconds=seconds, bytes_scale_up=up_bytes, bytes_scale_out=out_bytes, latency_s=latency_s,
                     bound=bound, detail=MappingProxyType(detail))
