@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cost_models import efficiency as eff
+from cost_models.kinds import Bound
 from cost_models.specs import DeviceSpec, Precision
 
 OUTPUT_BYTES_PER_ELEMENT = 2.0
@@ -50,7 +51,7 @@ class KernelCost:
     """Useful FLOPs (2*m*n*k for a GEMM; padding not counted)."""
     bytes: float
     """Minimum HBM bytes: each input read once, each output written once."""
-    bound: str
+    bound: Bound
     """Which term dominated: ``compute``, ``memory`` or ``overhead``."""
     detail: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Breakdown: compute_s, memory_s, overhead_s, waves, wave_efficiency, tile_efficiency, ... (kernel-specific)."""
@@ -122,8 +123,8 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
                    wave_efficiency=ctas / (n_waves * slots))
 
 
-def _bound(compute_s: float, memory_s: float, overhead_s: float) -> str:
-    terms = {"compute": compute_s, "memory": memory_s, "overhead": overhead_s}
+def _bound(compute_s: float, memory_s: float, overhead_s: float) -> Bound:
+    terms = {Bound.COMPUTE: compute_s, Bound.MEMORY: memory_s, Bound.OVERHEAD: overhead_s}
     return max(terms, key=terms.__getitem__)
 
 
@@ -158,7 +159,7 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     # Inputs once (activations, and each used weight matrix once), bf16 output once.
     min_bytes = (tokens * k + weights * k * n) * bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
     if tokens == 0:
-        return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound="overhead",
+        return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound=Bound.OVERHEAD,
                           detail=MappingProxyType({"compute_s": 0.0, "memory_s": 0.0, "overhead_s": 0.0}))
     unit_rate = _matmul_unit_flop_per_s(device, precision)
     units = device.compute_units
@@ -322,5 +323,5 @@ def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:
     memory_s = bytes / (eff.HBM_COPY_FRACTION * device.hbm_bytes_per_s)
     return KernelCost(
         seconds=eff.KERNEL_LAUNCH_S + memory_s, flops=0.0, bytes=float(bytes),
-        bound="memory" if memory_s >= eff.KERNEL_LAUNCH_S else "overhead",
+        bound=Bound.MEMORY if memory_s >= eff.KERNEL_LAUNCH_S else Bound.OVERHEAD,
         detail=MappingProxyType({"compute_s": 0.0, "memory_s": memory_s, "overhead_s": eff.KERNEL_LAUNCH_S}))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cost_models import params
-from cost_models.parallel import ParallelDims
+from cost_models.parallel import ParallelDims, StageLayers
 from cost_models.specs import AttentionKind, ModelSpec, Precision
 
 GIB = 2**30
@@ -83,10 +83,12 @@ class MemoryBreakdown:
         return d
 
 
-def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision) -> float:
-    """KV-cache bytes one device holds per token of one of its sequences, over the layers of its stage."""
+def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision,
+                       stage: StageLayers | None = None) -> float:
+    """KV-cache bytes one device holds per token of one of its sequences, over the layers of ``stage``
+    (default: the stage with the most layers)."""
     att = model.attention
-    layers = _layers_per_stage(model, dims)
+    layers = (stage or _longest_stage(model, dims)).layers
     if att.kind is AttentionKind.MLA:
         per_layer = att.kv_lora_rank + att.qk_rope_head_dim
     else:
@@ -98,36 +100,30 @@ def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Preci
     return per_layer * layers * kv_precision.bytes_per_element
 
 
-def sliding_kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision) -> float:
+def sliding_kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision,
+                                  stage: StageLayers | None = None) -> float:
     """Fixed KV bytes per sequence held by sliding-window layers (window tokens each), 0 if none."""
     att = model.attention
     if att.sliding_window_tokens is None or not att.sliding_window_layer_fraction or att.kind is AttentionKind.MLA:
         return 0.0
     split = min(dims.attn_tp, att.num_kv_heads)
     per_layer = 2 * att.num_kv_heads * att.qk_head_dim / split
-    layers = _layers_per_stage(model, dims) * att.sliding_window_layer_fraction
+    layers = (stage or _longest_stage(model, dims)).layers * att.sliding_window_layer_fraction
     return per_layer * layers * att.sliding_window_tokens * kv_precision.bytes_per_element
 
 
-def kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, context_tokens: int) -> float:
+def kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, context_tokens: int,
+                          stage: StageLayers | None = None) -> float:
     """KV bytes one sequence of ``context_tokens`` occupies on each device of its attention rank."""
     window = model.attention.sliding_window_tokens
-    full = kv_bytes_per_token(model, dims, kv_precision) * context_tokens
+    full = kv_bytes_per_token(model, dims, kv_precision, stage) * context_tokens
     if window is None:
         return full
-    return full + sliding_kv_bytes_per_sequence(model, dims, kv_precision) * min(1.0, context_tokens / window)
+    return full + sliding_kv_bytes_per_sequence(model, dims, kv_precision, stage) * min(1.0, context_tokens / window)
 
 
-def _layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return -(-model.num_layers // dims.pp)
-
-
-def _moe_layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return min(model.num_moe_layers, _layers_per_stage(model, dims))
-
-
-def _dense_layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return min(model.num_dense_layers, _layers_per_stage(model, dims))
+def _longest_stage(model: ModelSpec, dims: ParallelDims) -> StageLayers:
+    return max(dims.pipeline_stages(model), key=lambda st: st.layers)
 
 
 def attention_replicated_elements(model: ModelSpec) -> int:
@@ -138,16 +134,19 @@ def attention_replicated_elements(model: ModelSpec) -> int:
     return model.hidden_size * ((att.q_lora_rank or 0) + att.kv_lora_rank + att.qk_rope_head_dim)
 
 
-def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision) -> dict[str, float]:
-    """Weight bytes on the busiest device, by kind (the stage with the embedding or the head)."""
+def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision,
+                     stage: StageLayers | None = None) -> dict[str, float]:
+    """Weight bytes on one device of ``stage``, by kind (default: the stage with the most weight bytes)."""
+    if stage is None:
+        return max((weight_breakdown(model, dims, weight_precision, st) for st in dims.pipeline_stages(model)),
+                   key=lambda w: sum(w.values()))
     wb = weight_bytes_per_element(weight_precision)
     bf16 = Precision.BF16.bytes_per_element
-    layers = _layers_per_stage(model, dims)
     att_total = params.attention_weight_elements(model)
     att_rep = attention_replicated_elements(model)
-    att_dev = (att_rep + (att_total - att_rep) / dims.attn_tp) * layers * wb
-    dense_dev = params.dense_ffn_weight_elements(model) / dims.dense_tp * _dense_layers_per_stage(model, dims) * wb
-    moe_layers = _moe_layers_per_stage(model, dims)
+    att_dev = (att_rep + (att_total - att_rep) / dims.attn_tp) * stage.layers * wb
+    dense_dev = params.dense_ffn_weight_elements(model) / dims.dense_tp * stage.dense_layers * wb
+    moe_layers = stage.moe_layers
     shared_dev = routed_dev = router_dev = 0.0
     if model.moe is not None:
         # shared experts are split like attention (TP inside the attention group, replicated across attn DP)
@@ -155,19 +154,24 @@ def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Pre
         routed_dev = (params.routed_expert_weight_elements(model) * dims.experts_per_device(model) / dims.moe_tp
                       * moe_layers * wb)
         router_dev = params.router_weight_elements(model) * moe_layers * bf16
-    # vocabulary-parallel embedding and head over the attention TP group; with pp > 1 the first stage holds the
-    # embedding and the last the head: the busiest stage holds half of the pair.
-    emb = params.embedding_weight_elements(model) / dims.attn_tp * bf16
-    if dims.pp > 1:
-        emb /= 2
     return {
         "attention_weight_bytes": att_dev,
         "dense_ffn_weight_bytes": dense_dev,
         "shared_expert_weight_bytes": shared_dev,
         "routed_expert_weight_bytes": routed_dev,
         "router_weight_bytes": router_dev,
-        "embedding_weight_bytes": emb,
+        "embedding_weight_bytes": embedding_bytes(model, dims, stage),
     }
+
+
+def embedding_bytes(model: ModelSpec, dims: ParallelDims, stage: StageLayers) -> float:
+    """Input embedding and LM head on one device of ``stage``, vocabulary-parallel over the attention TP group
+    (BF16). With one stage it holds both (one table when tied); with pp > 1 the first stage holds the embedding
+    and the last the head, each a full table (a tied table is needed at both ends)."""
+    table = model.vocab_size * model.hidden_size / dims.attn_tp * Precision.BF16.bytes_per_element
+    if stage.holds_embedding and stage.holds_head:
+        return table if model.tie_embeddings else 2 * table
+    return table * (stage.holds_embedding + stage.holds_head)
 
 
 def activation_bytes(model: ModelSpec, dims: ParallelDims, *, tokens_per_device: float,
@@ -205,14 +209,25 @@ def memory_breakdown(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: fl
                      kv_precision: Precision, act_precision: Precision, dispatch_precision: Precision,
                      sequences_per_device: float, context_tokens: int, tokens_per_device: float) -> MemoryBreakdown:
     """Full per-device memory for a phase that holds ``sequences_per_device`` sequences of ``context_tokens``
-    and pushes ``tokens_per_device`` tokens through one forward."""
+    and pushes ``tokens_per_device`` tokens through one forward, on the pipeline stage that uses the most."""
+    return max((_stage_breakdown(model, dims, st, capacity_bytes=capacity_bytes, weight_precision=weight_precision,
+                                 kv_precision=kv_precision, act_precision=act_precision,
+                                 dispatch_precision=dispatch_precision, sequences_per_device=sequences_per_device,
+                                 context_tokens=context_tokens, tokens_per_device=tokens_per_device)
+                for st in dict.fromkeys(dims.pipeline_stages(model))), key=lambda m: m.used_bytes)
+
+
+def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *, capacity_bytes: float,
+                     weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
+                     dispatch_precision: Precision, sequences_per_device: float, context_tokens: int,
+                     tokens_per_device: float) -> MemoryBreakdown:
     routed = routed_tokens_per_device(model, dims, tokens_per_device)
     # a device holds the KV of the sequences of its attention-DP rank; with attn_tp the rank's sequences are
     # shared by attn_tp devices, each keeping its share of heads (or the full latent under MLA).
     seqs_per_rank = sequences_per_device * dims.attn_tp
-    kv = kv_bytes_per_sequence(model, dims, kv_precision, context_tokens) * seqs_per_rank
+    kv = kv_bytes_per_sequence(model, dims, kv_precision, context_tokens, stage) * seqs_per_rank
     return MemoryBreakdown(
-        **weight_breakdown(model, dims, weight_precision),
+        **weight_breakdown(model, dims, weight_precision, stage),
         kv_cache_bytes=kv,
         activation_bytes=activation_bytes(model, dims, tokens_per_device=tokens_per_device * dims.attn_tp,
                                           routed_tokens_per_device=routed, act_precision=act_precision),
@@ -236,18 +251,24 @@ def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_b
                              weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
                              dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float
                              ) -> float:
-    """Largest number of sequences per device whose KV fits beside the static memory and activations.
+    """Largest number of sequences per device whose KV fits beside the static memory and activations, on every
+    pipeline stage.
 
-    Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so free
-    memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly."""
-    def free(s: float) -> float:
-        return memory_breakdown(model, dims, capacity_bytes=capacity_bytes, weight_precision=weight_precision,
+    Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so a stage's
+    free memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly per stage; the
+    tightest stage sets the batch."""
+    def free(stage: StageLayers, s: float) -> float:
+        return _stage_breakdown(model, dims, stage, capacity_bytes=capacity_bytes, weight_precision=weight_precision,
                                 kv_precision=kv_precision, act_precision=act_precision,
                                 dispatch_precision=dispatch_precision, sequences_per_device=s,
                                 context_tokens=context_tokens, tokens_per_device=s * tokens_per_sequence_step
                                 ).free_bytes
-    f0 = free(0.0)
-    if f0 < 0:
-        return 0.0
-    per_seq = f0 - free(1.0)
-    return f0 / per_seq if per_seq > 0 else float("inf")
+
+    def fits(stage: StageLayers) -> float:
+        f0 = free(stage, 0.0)
+        if f0 < 0:
+            return 0.0
+        per_seq = f0 - free(stage, 1.0)
+        return f0 / per_seq if per_seq > 0 else float("inf")
+
+    return min(fits(st) for st in dict.fromkeys(dims.pipeline_stages(model)))

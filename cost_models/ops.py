@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cost_models import comm, compute
+from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, Precision
 
@@ -32,15 +33,14 @@ class OpCost:
     the builders below are pure and cached on their hashable arguments)."""
 
     name: str
-    kind: str
-    """``compute`` or ``comm``."""
+    kind: OpKind
     seconds: float
     flops: float = 0.0
     hbm_bytes: float = 0.0
     scale_up_bytes: float = 0.0
     scale_out_bytes: float = 0.0
-    bound: str = ""
-    """Which roof bound it: compute, memory, overhead, scale_up, scale_out, latency."""
+    bound: Bound | None = None
+    """Which roof bound it (None: not timed against a roof, e.g. a hand-built op in a test)."""
     detail: Mapping[str, float] = field(default_factory=dict)
     algorithm: str = ""
     """A collective's algorithm (``ring``, ``nvls``, ``one_shot``, ``deepep_low_latency``, ...); empty for kernels."""
@@ -50,8 +50,7 @@ class OpCost:
 class PhaseShape:
     """Tokens one device handles in one forward of a phase."""
 
-    phase: str
-    """``prefill`` or ``decode``."""
+    phase: Phase
     rank_tokens: float
     """Tokens per attention rank (an attention-DP rank is ``attn_tp`` devices sharing the same tokens)."""
     sequences_per_rank: float
@@ -67,12 +66,12 @@ def _gemm_precision(cluster: ClusterSpec, weight_precision: Precision) -> Precis
 
 
 def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
-    return OpCost(name=name, kind="compute", seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
+    return OpCost(name=name, kind=OpKind.COMPUTE, seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
                   bound=cost.bound, detail=dict(cost.detail))
 
 
 def _collective(name: str, cost: comm.CommCost) -> OpCost:
-    return OpCost(name=name, kind="comm", seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
+    return OpCost(name=name, kind=OpKind.COMM, seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
                   scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail),
                   algorithm=cost.algorithm)
 
@@ -104,7 +103,7 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
                                                                + att.qk_rope_head_dim, precision=p)))
         q_in = q_rank if q_rank else h
         ops.append(_kernel("attn.q_b_proj", compute.gemm_cost(dev, m=t, k=q_in, n=heads * att.qk_head_dim, precision=p)))
-        if shape.phase == "decode":
+        if shape.phase == Phase.DECODE:
             bf16 = Precision.BF16
             ops.append(_kernel("attn.absorb_uk", compute.gemm_cost(dev, batch=heads, m=t, k=att.qk_nope_head_dim,
                                                                    n=att.kv_lora_rank, precision=bf16)))
@@ -123,7 +122,7 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
         kv_heads = max(1, att.num_kv_heads // dims.attn_tp)
         ops.append(_kernel("attn.qkv_proj", compute.gemm_cost(
             dev, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim, precision=p)))
-        if shape.phase == "decode":
+        if shape.phase == Phase.DECODE:
             ops.append(_kernel("attn.core", compute.attention_decode_cost(
                 dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
                 kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
@@ -205,7 +204,7 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
     ep_per_node = group_devices_per_node(cluster, dims.moe_ep, stride=dims.moe_tp)
     # prefill uses throughput ("normal") kernels that send one copy per node and forward over the scale-up tier;
     # decode uses low-latency kernels that send every (token, expert) copy straight to its device (DeepEP README)
-    normal = shape.phase == "prefill"
+    normal = shape.phase == Phase.PREFILL
     if dims.moe_ep > 1:
         ops.append(_collective("moe.dispatch", comm.ep_dispatch(
             cluster, tokens_per_device=device_tokens, num_experts=moe.num_routed_experts, forward_in_node=normal, hidden_size=h, top_k=moe.top_k, ep_size=dims.moe_ep,
@@ -264,7 +263,7 @@ def head_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: 
     """Final norm, vocabulary-parallel LM head for the tokens being sampled, and the embedding lookup."""
     dev = cluster.device
     h = model.hidden_size
-    sampled = shape.rank_tokens if shape.phase == "decode" else shape.sequences_per_rank
+    sampled = shape.rank_tokens if shape.phase == Phase.DECODE else shape.sequences_per_rank
     s = max(1, math.ceil(sampled))
     ops = [
         _elementwise(cluster, "embed.lookup", 2 * math.ceil(shape.rank_tokens) * h * 2),

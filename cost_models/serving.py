@@ -12,14 +12,27 @@ output tokens.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
 from cost_models import memory
+from cost_models.kinds import Phase
 from cost_models.ops import PhaseShape
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
 from cost_models.step import OverlapModel, StepCost, step_cost
+
+
+class DecodeBatchLimit(enum.StrEnum):
+    """What set the decode batch."""
+
+    WORKLOAD = "workload"
+    """Given by the workload (a batch or a concurrency)."""
+    MEMORY = "memory"
+    """The most sequences whose full-length KV fits."""
+    TPOT_SLO = "tpot_slo"
+    """The largest batch that meets the TPOT SLO."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +60,7 @@ class ServingResult:
     aggregated_output_tok_per_s_per_device: float
     aggregated_user_tok_per_s: float
     decode_batch_per_device: float
-    decode_batch_limit: str
-    """What set the decode batch: ``workload`` (given), ``memory`` or ``tpot_slo``."""
+    decode_batch_limit: DecodeBatchLimit
 
 
 def _expert_density(model: ModelSpec, dims: ParallelDims, device_tokens: float) -> float:
@@ -64,7 +76,7 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
     device_tokens = wl.prefill_tokens_per_device or wl.input_tokens / dims.attn_tp
     rank_tokens = device_tokens * dims.attn_tp
     seq_len = min(wl.input_tokens, rank_tokens)
-    shape = PhaseShape(phase="prefill", rank_tokens=rank_tokens, sequences_per_rank=rank_tokens / seq_len,
+    shape = PhaseShape(phase=Phase.PREFILL, rank_tokens=rank_tokens, sequences_per_rank=rank_tokens / seq_len,
                        context_tokens=int(seq_len))
     step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
                      dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
@@ -88,7 +100,7 @@ def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: S
     accepted = 1 + wl.mtp_tokens * wl.mtp_acceptance
     ctx = decode_context(wl)
     rank_seqs = seqs_per_device * dims.attn_tp
-    shape = PhaseShape(phase="decode", rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
+    shape = PhaseShape(phase=Phase.DECODE, rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
                        context_tokens=ctx, query_tokens_per_sequence=q)
     step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
                      dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
@@ -119,21 +131,21 @@ def max_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
 
 
 def choose_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-                        overlap_model: OverlapModel | None = None) -> tuple[float, str]:
+                        overlap_model: OverlapModel | None = None) -> tuple[float, DecodeBatchLimit]:
     """Decode sequences per device: as given, else the largest that fits memory and meets the TPOT SLO.
 
     The batch is an integer number of sequences per attention rank (``attn_tp`` devices)."""
     if wl.decode_batch_per_device is not None:
-        return wl.decode_batch_per_device, "workload"
+        return wl.decode_batch_per_device, DecodeBatchLimit.WORKLOAD
     if wl.concurrency is not None:
-        return wl.concurrency / dims.world_devices * dims.pp, "workload"
+        return wl.concurrency / dims.world_devices * dims.pp, DecodeBatchLimit.WORKLOAD
     cap_rank = math.floor(max_decode_batch(model, cluster, dims, wl) * dims.attn_tp)
     if cap_rank < 1:
-        return 0.0, "memory"
+        return 0.0, DecodeBatchLimit.MEMORY
     at_cap = _decode_at(model, cluster, dims, wl, cap_rank / dims.attn_tp, overlap_model)
     if wl.tpot_slo_s is None or at_cap.latency_s <= wl.tpot_slo_s:
-        return cap_rank / dims.attn_tp, "memory"
-    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank, at_cap.latency_s, overlap_model), "tpot_slo"
+        return cap_rank / dims.attn_tp, DecodeBatchLimit.MEMORY
+    return _largest_batch_within_tpot(model, cluster, dims, wl, cap_rank, at_cap.latency_s, overlap_model), DecodeBatchLimit.TPOT_SLO
 
 
 def _largest_batch_within_tpot(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,

@@ -30,7 +30,7 @@ def test_plan_matches_full_enumeration(name):
     assert len(full.candidates) >= len(res.instance.candidates)
     ref = brute_force_top_k(full, 5)
     got = [recost(d, res.instance).output_tok_per_s for d in res.deployments]
-    tol = max_rounding_error_tok_per_s(res.instance.devices) * 2 + 1e-6
+    tol = max_rounding_error_tok_per_s(res.instance.cluster_devices) * 2 + 1e-6
     assert got[0] == pytest.approx(ref[0], abs=tol)
     assert len(got) == len(ref)
     for g, r in zip(got, ref, strict=True):

@@ -47,6 +47,8 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     for ev in evals:
         terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose)
     if len(evals) > 1:
-        app.out.print(terminal.side_by_side([(ev.scenario, ev.dims, ev.result) for ev in evals]))
+        from planner.analysis import compare as cmp
+        sides = [cmp.Side.aggregated(ev.scenario.name, ev.scenario, ev.dims, ev.result) for ev in evals]
+        app.out.print(terminal.side_by_side(sides, cmp.side_by_side(sides)))
     if launch:
         app.echo_launch(launch)

@@ -13,10 +13,10 @@ COMPARE_SCHEMA = "moeplan.compare/2"
 
 def _side_doc(s: Side, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     pools = [("aggregated", s.decode)] if s.mode == "aggregated" else [("prefill", s.prefill), ("decode", s.decode)]
-    return {"label": s.label, "scenario": s.scenario.name, "path": s.scenario.path, "mode": s.mode,
-            "devices": s.devices, "device": s.scenario.cluster.device.id, "output_tok_per_s": s.output_tok_per_s,
+    return {"label": s.label, "scenario": s.scenario.name, "path": s.scenario.path, "mode": str(s.mode),
+            "devices": s.deployment_devices, "device": s.scenario.cluster.device.id, "output_tok_per_s": s.output_tok_per_s,
             "plan": s.decode.dims.as_dict(),
-            "pools": [{"role": role, "plan": p.dims.as_dict(), "devices": p.devices} for role, p in pools],
+            "pools": [{"role": role, "plan": p.dims.as_dict(), "devices": p.pool_devices} for role, p in pools],
             "evaluate": docs["decode"], **({"prefill_evaluate": docs["prefill"]} if s.mode != "aggregated" else {})}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cost_models.kinds import PoolRole
 from planner.cpsat.deployment_instance import Deployment
 from planner.documents.evaluate import evaluation_document
 
@@ -17,14 +18,14 @@ PLAN_SCHEMA = "moeplan.plan/2"
 
 def _deployment_doc(d: Deployment, r: Recost) -> dict[str, Any]:
     def pool(c, replicas: int, role: str) -> dict[str, Any]:
-        return {"role": role, "plan": c.dims.as_dict(), "devices_per_replica": c.devices, "replicas": replicas,
-                "devices": c.devices * replicas, "prefill_tok_per_s_per_device": c.prefill_tok_per_s_per_device,
+        return {"role": role, "plan": c.dims.as_dict(), "devices_per_replica": c.devices_per_replica,
+                "replicas": replicas, "devices": c.devices_per_replica * replicas, "prefill_tok_per_s_per_device": c.prefill_tok_per_s_per_device,
                 "decode_tok_per_s_per_device": c.decode_tok_per_s_per_device, "ttft_s": c.ttft_s, "tpot_s": c.tpot_s,
                 "decode_batch_per_device": c.decode_batch_per_device, "memory_used_bytes": c.memory_used_bytes,
-                "static_bytes": c.static_bytes}
+                "static_bytes": c.static_bytes(PoolRole(role))}
     pools = ([pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [pool(d.prefill, d.prefill_replicas, "prefill"), pool(d.decode, d.decode_replicas, "decode")])
-    return {"mode": d.mode, "pools": pools, "devices_used": r.devices_used, "output_tok_per_s": r.output_tok_per_s,
+    return {"mode": str(d.mode), "pools": pools, "devices_used": r.devices_used, "output_tok_per_s": r.output_tok_per_s,
             "output_tok_per_s_per_device": r.output_tok_per_s_per_device, "user_tok_per_s": 1 / r.tpot_s if r.tpot_s else 0.0,
             "ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "prefill_input_tok_per_s": r.prefill_input_tok_per_s,
             "decode_output_tok_per_s": r.decode_output_tok_per_s, "solver_objective_units": d.output_tok_per_s_units}

@@ -7,6 +7,7 @@ the CLI turns it into exit code 2.  Units are written in the file and parsed her
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,9 +369,16 @@ def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
     return ParallelDims(**values)
 
 
+class _ExportDumper(yaml.SafeDumper):
+    """Safe dumper that writes the closed choices (``enum.StrEnum``) as their strings, as JSON does."""
+
+
+_ExportDumper.add_multi_representer(enum.StrEnum, lambda d, v: d.represent_str(str(v)))
+
+
 def dump_yaml(doc: Any) -> str:
     """YAML text of an export document (kept here: the one module that touches YAML)."""
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    return yaml.dump(doc, Dumper=_ExportDumper, sort_keys=False, allow_unicode=True)
 
 
 def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, key: str = "--expert-load") -> Any:
