@@ -51,6 +51,19 @@ def test_same_seed_gives_byte_identical_json():
     assert doc["rejected"].get("memory", 0) > 0, doc["rejected"]
 
 
+def test_plan_json_is_byte_identical_across_processes():
+    """Two fresh interpreters (cold caches, their own hash seeds) print the same bytes."""
+    import os
+    import subprocess
+    import sys
+    runs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        runs.append(subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", "plan", "--json"],
+                                   capture_output=True, env=env, cwd=ROOT, check=True).stdout)
+    assert runs[0] == runs[1] and runs[0].startswith(b"{")
+
+
 def test_model_that_cannot_fit_exits_1_with_fix(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text("""

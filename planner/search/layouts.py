@@ -135,9 +135,10 @@ def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: in
 
 
 def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-                overlap_model: OverlapModel | None = None) -> Candidate:
-    """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``)."""
-    r = evaluate(model, cluster, dims, wl, overlap_model=overlap_model)
+                overlap_model: OverlapModel | None = None, *, decode_hint_rank: int | None = None) -> Candidate:
+    """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``); ``decode_hint_rank``
+    only guides the TPOT batch search (:func:`cost_models.serving.decode_batch_search`)."""
+    r = evaluate(model, cluster, dims, wl, overlap_model=overlap_model, decode_hint_rank=decode_hint_rank)
     pre_fits = r.prefill.memory.free_bytes >= 0
     dec_fits = r.decode.memory.free_bytes >= 0 and r.decode_batch_per_device > 0
     ttft_ok = wl.ttft_slo_s is None or r.prefill.latency_s <= wl.ttft_slo_s
@@ -165,6 +166,7 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
     out: list[Candidate] = []
     memory_bound: dict[ParallelDims, bool] = {}
+    hints: dict[ParallelDims, int] = {}
     for i, dims in enumerate(layouts):
         if check_dims(dims, model, dims.unit_devices * dims.pp):
             rejected[Rejection.DIVISIBILITY] += 1
@@ -177,7 +179,10 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
             rejected[Rejection.PP_NO_GAIN] += 1
             continue
         layout_wl = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(dims))
-        c = cost_layout(model, cluster, dims, layout_wl)
+        family = _decode_family(dims)
+        c = cost_layout(model, cluster, dims, layout_wl, decode_hint_rank=hints.get(family))
+        if c.result.decode_batch_limit == "tpot_slo":
+            hints[family] = round(c.decode_batch_per_device * dims.attn_tp)
         if dims.pp == 1:
             fits = c.result.prefill.memory.free_bytes >= 0
             memory_bound[dims] = not fits or c.result.decode_batch_limit is DecodeBatchLimit.MEMORY
@@ -187,6 +192,13 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
         if progress:
             progress(i + 1, len(layouts))
     return SearchSpace(candidates=out, rejected=rejected, layouts_considered=len(layouts))
+
+
+def _decode_family(dims: ParallelDims) -> ParallelDims:
+    """Layouts whose TPOT-limited decode batches lie close together: the same attention and MoE degrees and
+    overlap, differing only in the dense-layer TP (a few of the layers) or the pipeline depth (the same layers
+    in stages). One's answer is the next one's hint."""
+    return dataclasses.replace(dims, dense_tp=1, pp=1)
 
 
 def _why(c: Candidate, wl: ServingWorkload) -> Rejection:

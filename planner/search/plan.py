@@ -82,7 +82,9 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
     if overlap_model == "schedule":
         def layout_wl(d: ParallelDims) -> ServingWorkload:
             return wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
-        shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap)
+        # decode is costed as before (closed form at f = 0), so its batch is the hint: two probes, not a search
+        shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
+                                 decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
                      if c.dims.overlap is OverlapPolicy.TWO_BATCH else c for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
