@@ -8,8 +8,11 @@ Sources and arithmetic:
   576 for V3: 61 x 576 x 2 B = 70,272 B/token in BF16); under attention TP the latent is not split by head,
   so every TP rank keeps the whole latent (replicated);
 * GQA/MHA caches ``2 * kv_heads * head_dim`` values per token per layer, split over ``min(attn_tp, kv_heads)``;
-* block-scaled FP8 weights carry one FP32 scale per 128 x 128 block (DeepSeek-V3 config
-  ``weight_block_size: [128, 128]``): 4 / 16384 bytes per element;
+* each op class's weights are stored in their own format (:class:`~cost_models.specs.WeightFormat`, scales
+  included: FP8 one FP32 scale per 128 x 128 block, MXFP4 one E8M0 per 32, NVFP4 one E4M3 per 16);
+* with multi-token prediction the draft modules add one decoder layer each (sharded like the main layers), their
+  ``2h x h`` projection (replicated: SGLang's ``DeepseekModelNextN`` builds ``eh_proj`` as a plain, unsharded
+  ``nn.Linear``) and one layer of KV per cached token; the embedding and head are shared with the main model;
 * the runtime reserve and buffer sizes are estimates (see constants below).
 """
 
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 from cost_models import params
 from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ModelSpec, Precision
+from cost_models.specs import AttentionKind, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 GIB = 2**30
 
@@ -36,10 +39,8 @@ EP_BUFFER_COPIES = 2.0
 
 
 def weight_bytes_per_element(precision: Precision) -> float:
-    extra = FP8_BLOCK_SCALE_BYTES_PER_ELEMENT if precision in (Precision.FP8, Precision.INT8) else 0.0
-    if precision is Precision.FP4:
-        extra = 1.0 / 32  # MXFP4: one 8-bit scale per 32 elements (OCP MX spec)
-    return precision.bytes_per_element + extra
+    """Stored bytes per element of a one-precision ``weight_precision`` (``fp4`` = MXFP4), scales included."""
+    return WeightFormat.for_precision(precision).bytes_per_element
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +53,8 @@ class MemoryBreakdown:
     routed_expert_weight_bytes: float
     router_weight_bytes: float
     embedding_weight_bytes: float
+    mtp_weight_bytes: float = 0.0
+    """Multi-token-prediction draft modules (0 when MTP is off)."""
     kv_cache_bytes: float
     activation_bytes: float
     comm_buffer_bytes: float
@@ -61,7 +64,8 @@ class MemoryBreakdown:
     @property
     def weight_bytes(self) -> float:
         return (self.attention_weight_bytes + self.dense_ffn_weight_bytes + self.shared_expert_weight_bytes
-                + self.routed_expert_weight_bytes + self.router_weight_bytes + self.embedding_weight_bytes)
+                + self.routed_expert_weight_bytes + self.router_weight_bytes + self.embedding_weight_bytes
+                + self.mtp_weight_bytes)
 
     @property
     def static_bytes(self) -> float:
@@ -138,26 +142,60 @@ def attention_replicated_elements(model: ModelSpec) -> int:
     return model.hidden_size * ((att.q_lora_rank or 0) + att.kv_lora_rank + att.qk_rope_head_dim)
 
 
-def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision) -> dict[str, float]:
-    """Weight bytes on the busiest device, by kind (the stage with the embedding or the head)."""
-    wb = weight_bytes_per_element(weight_precision)
-    bf16 = Precision.BF16.bytes_per_element
-    layers = _layers_per_stage(model, dims)
+def _layer_weight_bytes(model: ModelSpec, dims: ParallelDims, prec: OpPrecisions) -> dict[str, float]:
+    """Weight bytes one device holds of ONE attention block, dense FFN and MoE FFN, by class."""
     att_total = params.attention_weight_elements(model)
     att_rep = attention_replicated_elements(model)
-    att_dev = (att_rep + (att_total - att_rep) / dims.attn_tp) * layers * wb
-    dense_dev = params.dense_ffn_weight_elements(model) / dims.dense_tp * _dense_layers_per_stage(model, dims) * wb
-    moe_layers = _moe_layers_per_stage(model, dims)
-    shared_dev = routed_dev = router_dev = 0.0
+    out = {"attention": (att_rep + (att_total - att_rep) / dims.attn_tp) * prec.attention_projections.bytes_per_element,
+           "dense_ffn": params.dense_ffn_weight_elements(model) / dims.dense_tp * prec.dense_ffn.bytes_per_element,
+           "shared": 0.0, "routed": 0.0, "router": 0.0}
     if model.moe is not None:
         # shared experts are split like attention (TP inside the attention group, replicated across attn DP)
-        shared_dev = params.shared_expert_weight_elements(model) / dims.attn_tp * moe_layers * wb
-        routed_dev = (params.routed_expert_weight_elements(model) * dims.experts_per_device(model) / dims.moe_tp
-                      * moe_layers * wb)
-        router_dev = params.router_weight_elements(model) * moe_layers * bf16
+        out["shared"] = params.shared_expert_weight_elements(model) / dims.attn_tp * prec.shared_experts.bytes_per_element
+        out["routed"] = (params.routed_expert_weight_elements(model) * dims.experts_per_device(model) / dims.moe_tp
+                         * prec.routed_experts.bytes_per_element)
+        out["router"] = params.router_weight_elements(model) * Precision.BF16.bytes_per_element
+    return out
+
+
+def mtp_modules(model: ModelSpec, mtp_tokens: int) -> int:
+    """Draft modules a deployment with ``mtp_tokens`` draft tokens loads: the checkpoint's MTP layers, reused for
+    further tokens (DeepSeek-V3 ships one and the engines chain it k times); a model without MTP layers gets one
+    draft layer of its own shape (an EAGLE-style head), 0 when MTP is off."""
+    if mtp_tokens <= 0:
+        return 0
+    return min(mtp_tokens, model.num_mtp_layers) if model.num_mtp_layers else 1
+
+
+def mtp_weight_bytes(model: ModelSpec, dims: ParallelDims, prec: OpPrecisions, modules: int) -> float:
+    """Weight bytes of ``modules`` draft modules on one device: one decoder layer each (an MoE layer for an MoE
+    model, the DeepSeek-V3 report §2.2 module) plus its replicated BF16 ``2h x h`` projection."""
+    if modules <= 0:
+        return 0.0
+    layer = _layer_weight_bytes(model, dims, prec)
+    ffn = layer["shared"] + layer["routed"] + layer["router"] if model.moe is not None else layer["dense_ffn"]
+    eh_proj = 2 * model.hidden_size**2 * Precision.BF16.bytes_per_element
+    return modules * (layer["attention"] + ffn + eh_proj)
+
+
+def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision | None = None, *,
+                     precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> dict[str, float]:
+    """Weight bytes on the busiest device, by kind (the stage with the embedding or the head), each op class in
+    its own format (``precisions``; default: ``weight_precision`` for every class, BF16 head)."""
+    if precisions is None:
+        assert weight_precision is not None, "pass precisions or weight_precision"
+        precisions = OpPrecisions.uniform(weight_precision)
+    bf16 = Precision.BF16.bytes_per_element
+    layers = _layers_per_stage(model, dims)
+    one = _layer_weight_bytes(model, dims, precisions)
+    att_dev = one["attention"] * layers
+    dense_dev = one["dense_ffn"] * _dense_layers_per_stage(model, dims)
+    moe_layers = _moe_layers_per_stage(model, dims)
+    shared_dev, routed_dev, router_dev = (one[k] * moe_layers for k in ("shared", "routed", "router"))
     # vocabulary-parallel embedding and head over the attention TP group; with pp > 1 the first stage holds the
     # embedding and the last the head: the busiest stage holds half of the pair.
-    emb = params.embedding_weight_elements(model) / dims.attn_tp * bf16
+    table = model.vocab_size * model.hidden_size / dims.attn_tp
+    emb = table * bf16 + (0.0 if model.tie_embeddings else table * precisions.lm_head.bytes_per_element)
     if dims.pp > 1:
         emb /= 2
     return {
@@ -167,6 +205,7 @@ def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Pre
         "routed_expert_weight_bytes": routed_dev,
         "router_weight_bytes": router_dev,
         "embedding_weight_bytes": emb,
+        "mtp_weight_bytes": mtp_weight_bytes(model, dims, precisions, mtp_modules),
     }
 
 
@@ -201,18 +240,34 @@ def comm_buffer_bytes(model: ModelSpec, dims: ParallelDims, *, routed_tokens_per
     return EP_BUFFER_COPIES * routed_tokens_per_device * per_token
 
 
+def mtp_kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, modules: int) -> float:
+    """KV bytes per cached token of the draft modules: one full-attention layer each (MLA: the latent, replicated
+    under attention TP; GQA: the device's share of the KV heads)."""
+    att = model.attention
+    if att.kind is AttentionKind.MLA:
+        per_layer = att.kv_lora_rank + att.qk_rope_head_dim
+    else:
+        per_layer = 2 * att.num_kv_heads * att.qk_head_dim / min(dims.attn_tp, att.num_kv_heads)
+    return modules * per_layer * kv_precision.bytes_per_element
+
+
 def memory_breakdown(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float, weight_precision: Precision,
                      kv_precision: Precision, act_precision: Precision, dispatch_precision: Precision,
-                     sequences_per_device: float, context_tokens: int, tokens_per_device: float) -> MemoryBreakdown:
+                     sequences_per_device: float, context_tokens: int, tokens_per_device: float,
+                     precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> MemoryBreakdown:
     """Full per-device memory for a phase that holds ``sequences_per_device`` sequences of ``context_tokens``
-    and pushes ``tokens_per_device`` tokens through one forward."""
+    and pushes ``tokens_per_device`` tokens through one forward.  ``precisions`` (default: ``weight_precision``
+    / ``kv_precision`` for every class) sizes each class; ``mtp_modules`` adds the draft modules' weights and KV."""
+    precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
+    kv_precision = precisions.kv_cache
     routed = routed_tokens_per_device(model, dims, tokens_per_device)
     # a device holds the KV of the sequences of its attention-DP rank; with attn_tp the rank's sequences are
     # shared by attn_tp devices, each keeping its share of heads (or the full latent under MLA).
     seqs_per_rank = sequences_per_device * dims.attn_tp
-    kv = kv_bytes_per_sequence(model, dims, kv_precision, context_tokens) * seqs_per_rank
+    kv = (kv_bytes_per_sequence(model, dims, kv_precision, context_tokens)
+          + mtp_kv_bytes_per_token(model, dims, kv_precision, mtp_modules) * context_tokens) * seqs_per_rank
     return MemoryBreakdown(
-        **weight_breakdown(model, dims, weight_precision),
+        **weight_breakdown(model, dims, precisions=precisions, mtp_modules=mtp_modules),
         kv_cache_bytes=kv,
         activation_bytes=activation_bytes(model, dims, tokens_per_device=tokens_per_device * dims.attn_tp,
                                           routed_tokens_per_device=routed, act_precision=act_precision),
@@ -234,8 +289,8 @@ def routed_tokens_per_device(model: ModelSpec, dims: ParallelDims, tokens_per_de
 
 def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float,
                              weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
-                             dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float
-                             ) -> float:
+                             dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float,
+                             precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> float:
     """Largest number of sequences per device whose KV fits beside the static memory and activations.
 
     Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so free
@@ -244,8 +299,8 @@ def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_b
         return memory_breakdown(model, dims, capacity_bytes=capacity_bytes, weight_precision=weight_precision,
                                 kv_precision=kv_precision, act_precision=act_precision,
                                 dispatch_precision=dispatch_precision, sequences_per_device=s,
-                                context_tokens=context_tokens, tokens_per_device=s * tokens_per_sequence_step
-                                ).free_bytes
+                                context_tokens=context_tokens, tokens_per_device=s * tokens_per_sequence_step,
+                                precisions=precisions, mtp_modules=mtp_modules).free_bytes
     f0 = free(0.0)
     if f0 < 0:
         return 0.0

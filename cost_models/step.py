@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from cost_models import ops as opmod
 from cost_models.parallel import OverlapPolicy, ParallelDims
-from cost_models.specs import ClusterSpec, ModelSpec, Precision
+from cost_models.specs import ClusterSpec, ModelSpec, OpPrecisions, Precision
 
 COMM_SM_FRACTION_NORMAL = 20 / 132
 """SMs DeepEP's high-throughput (normal) kernels occupy on an H800 (DeepSeek-V3 report §3.2.1: "only 20 SMs");
@@ -138,8 +138,12 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
 
 def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
               weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
-              imbalance: float = 1.0, overlap_model: OverlapModel | None = None) -> StepCost:
-    """Time of one forward of ``shape`` tokens per attention rank, on one pipeline stage."""
+              imbalance: float = 1.0, overlap_model: OverlapModel | None = None,
+              precisions: OpPrecisions | None = None) -> StepCost:
+    """Time of one forward of ``shape`` tokens per attention rank, on one pipeline stage.
+
+    ``precisions`` gives each op class its own precision; None = ``weight_precision`` / ``kv_precision`` for all."""
+    prec = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     stage_layers = -(-model.num_layers // dims.pp)
     n_dense = min(model.num_dense_layers, stage_layers)
     n_moe = min(model.num_moe_layers, stage_layers - n_dense) if model.moe else 0
@@ -153,11 +157,11 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
                             redundant_experts=dims.redundant_experts)
 
     def layer_ops(s: opmod.PhaseShape, moe: bool) -> tuple[opmod.OpCost, ...]:
-        att = opmod.attention_ops(model, cluster, att_dims, s, weight_precision, kv_precision)
+        att = opmod.attention_ops(model, cluster, att_dims, s, precisions=prec)
         if moe:
-            return att + opmod.moe_ops(model, cluster, moe_dims, s, weight_precision=weight_precision,
+            return att + opmod.moe_ops(model, cluster, moe_dims, s, precisions=prec,
                                        dispatch_precision=dispatch_precision, imbalance=imbalance)
-        return att + opmod.dense_ffn_ops(model, cluster, ffn_dims, s, weight_precision)
+        return att + opmod.dense_ffn_ops(model, cluster, ffn_dims, s, precisions=prec)
 
     layers: list[LayerCost] = []
     half = _half(shape)
@@ -167,7 +171,7 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
     if n_moe:
         layers.append(compose_layer("moe", n_moe, layer_ops(shape, True),
                                     layer_ops(half, True) if two else None, dims, shape.phase, overlap_model))
-    head = opmod.head_ops(model, cluster, att_dims, shape)
+    head = opmod.head_ops(model, cluster, att_dims, shape, precisions=prec)
     layers.append(compose_layer("head", 1, head, None, dims, shape.phase))
     stage_s = sum(layer.total_s for layer in layers)
     handoff = 0.0
