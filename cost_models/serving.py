@@ -8,6 +8,10 @@ Aggregated serving (prefill and decode on the same devices, as TensorRT-LLM's ma
 composed from the two: each device alternates prefilling its sequences' prompts and decoding their outputs,
 so per request cycle it spends ``B * input / prefill_rate + output * decode_step`` seconds for ``B * output``
 output tokens.
+
+Multi-token prediction (:mod:`cost_models.mtp`): a decode step verifies ``1 + k`` tokens per sequence and runs
+the draft module's forwards after it; TPOT is the step time over the expected tokens per step
+(``1 + a1 + a1 a2 + ...``), throughput the sequences times that over the step time.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cost_models import memory
+from cost_models import memory, mtp
 from cost_models.kinds import Phase
 from cost_models.ops import PhaseShape
 from cost_models.parallel import ParallelDims
@@ -82,12 +86,17 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
                        context_tokens=int(seq_len))
     step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
                      dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
-                     overlap_model=overlap_model)
+                     overlap_model=overlap_model, precisions=wl.precisions)
+    if wl.mtp_tokens:
+        step = mtp.with_draft(step, mtp.prefill_draft_layers(
+            model, cluster, dims, shape, precisions=wl.precisions, dispatch_precision=wl.dispatch_precision,
+            imbalance=wl.expert_imbalance, overlap_model=overlap_model))
     mem = memory.memory_breakdown(
         model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
         dispatch_precision=wl.dispatch_precision, sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
-        context_tokens=int(seq_len), tokens_per_device=device_tokens)
+        context_tokens=int(seq_len), tokens_per_device=device_tokens, precisions=wl.precisions,
+        mtp_modules=memory.mtp_modules(model, wl.mtp_tokens))
     chunks = math.ceil(wl.input_tokens / rank_tokens)
     return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=device_tokens,
                        sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
@@ -103,9 +112,13 @@ def _decode_step(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl:
     rank_seqs = seqs_per_device * dims.attn_tp
     shape = PhaseShape(phase=Phase.DECODE, rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
                        context_tokens=decode_context(wl), query_tokens_per_sequence=q)
-    return step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
+    step = step_cost(model, cluster, dims, shape, weight_precision=wl.weight_precision, kv_precision=wl.kv_precision,
                      dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance,
-                     overlap_model=overlap_model)
+                     overlap_model=overlap_model, precisions=wl.precisions)
+    return mtp.with_draft(step, mtp.decode_draft_layers(
+        model, cluster, dims, draft_tokens=wl.mtp_tokens, sequences_per_rank=rank_seqs,
+        context_tokens=decode_context(wl), precisions=wl.precisions, dispatch_precision=wl.dispatch_precision,
+        imbalance=wl.expert_imbalance, overlap_model=overlap_model))
 
 
 def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
@@ -113,19 +126,25 @@ def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: S
                step: StepCost | None = None) -> PhaseResult:
     """Decode at ``seqs_per_device``; ``step``: that batch's step when the batch search already costed it."""
     q = 1 + wl.mtp_tokens
-    accepted = 1 + wl.mtp_tokens * wl.mtp_acceptance
+    accepted = accepted_tokens_per_step(wl)
     if step is None:
         step = _decode_step(model, cluster, dims, wl, seqs_per_device, overlap_model)
     mem = memory.memory_breakdown(
         model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
         dispatch_precision=wl.dispatch_precision, sequences_per_device=seqs_per_device,
-        context_tokens=wl.input_tokens + wl.output_tokens, tokens_per_device=seqs_per_device * q)
+        context_tokens=wl.input_tokens + wl.output_tokens, tokens_per_device=seqs_per_device * q,
+        precisions=wl.precisions, mtp_modules=memory.mtp_modules(model, wl.mtp_tokens))
     return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=seqs_per_device * q,
                        sequences_per_device=seqs_per_device,
                        throughput_tok_per_s_per_device=seqs_per_device * accepted / step.step_s / dims.pp,
                        latency_s=step.latency_s / accepted,
                        expert_tokens_per_local_expert=_expert_density(model, dims, seqs_per_device * q))
+
+
+def accepted_tokens_per_step(wl: ServingWorkload) -> float:
+    """Expected tokens each sequence advances per decode step (1 without MTP; see :mod:`cost_models.mtp`)."""
+    return mtp.expected_tokens_per_step(wl.mtp_acceptance_by_position)
 
 
 def decode_context(wl: ServingWorkload) -> int:
@@ -138,7 +157,8 @@ def max_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
         model, dims, capacity_bytes=cluster.device.hbm_bytes, weight_precision=wl.weight_precision,
         kv_precision=wl.kv_precision, act_precision=wl.activation_precision,
         dispatch_precision=wl.dispatch_precision, context_tokens=wl.input_tokens + wl.output_tokens,
-        tokens_per_sequence_step=1 + wl.mtp_tokens)
+        tokens_per_sequence_step=1 + wl.mtp_tokens, precisions=wl.precisions,
+        mtp_modules=memory.mtp_modules(model, wl.mtp_tokens))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +197,7 @@ def decode_batch_search(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDi
     cap_rank = math.floor(max_decode_batch(model, cluster, dims, wl) * dims.attn_tp)
     if cap_rank < 1:
         return DecodeBatch(batch_per_device=0.0, limit=DecodeBatchLimit.MEMORY, step=None, probes=0)
-    accepted = 1 + wl.mtp_tokens * wl.mtp_acceptance
+    accepted = accepted_tokens_per_step(wl)
     steps: dict[int, StepCost] = {}
 
     def tpot(b: int) -> float:
@@ -289,7 +309,7 @@ def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Ser
     batch, why = found.batch_per_device, found.limit
     dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp), overlap_model, found.step)
     b = dec.sequences_per_device
-    accepted_steps = wl.output_tokens / (1 + wl.mtp_tokens * wl.mtp_acceptance)
+    accepted_steps = wl.output_tokens / accepted_tokens_per_step(wl)
     prefill_s = b * wl.input_tokens / pre.throughput_tok_per_s_per_device
     cycle_s = prefill_s * aggregated_prefill_stall(dims, wl) + accepted_steps * dec.step.step_s * dims.pp
     return ServingResult(prefill=pre, decode=dec,

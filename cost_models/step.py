@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from cost_models import ops as opmod
 from cost_models.kinds import OpKind, Phase
 from cost_models.parallel import OverlapPolicy, ParallelDims, StageLayers
-from cost_models.specs import ClusterSpec, ModelSpec, Precision
+from cost_models.specs import ClusterSpec, ModelSpec, OpPrecisions, Precision
 
 COMM_SM_FRACTION_NORMAL = 20 / 132
 """SMs DeepEP's high-throughput (normal) kernels occupy on an H800 (DeepSeek-V3 report §3.2.1: "only 20 SMs");
@@ -142,13 +142,16 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
 
 def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
               weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
-              imbalance: float = 1.0, overlap_model: OverlapModel | None = None) -> StepCost:
+              imbalance: float = 1.0, overlap_model: OverlapModel | None = None,
+              precisions: OpPrecisions | None = None) -> StepCost:
     """Time of one forward of ``shape`` tokens per attention rank, on the slowest pipeline stage.
 
     Every stage's composition comes from :meth:`ParallelDims.pipeline_stages` (the split memory reads too); a
     stage's time is its layer counts times the per-layer costs, plus the head on the last stage (the first
     stage's embedding lookup, well under 0.1 % of a stage, is counted with the head). ``step_s`` is the slowest
-    stage (it sets the pipeline's interval); ``latency_s`` is every stage once plus the hand-offs."""
+    stage (it sets the pipeline's interval); ``latency_s`` is every stage once plus the hand-offs.
+    ``precisions`` gives each op class its own precision; None = ``weight_precision`` / ``kv_precision`` for all."""
+    prec = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     stages = dims.pipeline_stages(model)
     two = dims.overlap is OverlapPolicy.TWO_BATCH
 
@@ -160,11 +163,11 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
                             redundant_experts=dims.redundant_experts)
 
     def layer_ops(s: opmod.PhaseShape, moe: bool) -> tuple[opmod.OpCost, ...]:
-        att = opmod.attention_ops(model, cluster, att_dims, s, weight_precision, kv_precision)
+        att = opmod.attention_ops(model, cluster, att_dims, s, precisions=prec)
         if moe:
-            return att + opmod.moe_ops(model, cluster, moe_dims, s, weight_precision=weight_precision,
+            return att + opmod.moe_ops(model, cluster, moe_dims, s, precisions=prec,
                                        dispatch_precision=dispatch_precision, imbalance=imbalance)
-        return att + opmod.dense_ffn_ops(model, cluster, ffn_dims, s, weight_precision)
+        return att + opmod.dense_ffn_ops(model, cluster, ffn_dims, s, precisions=prec)
 
     half = _half(shape)
     dense = moe = None
@@ -174,7 +177,8 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
     if any(st.moe_layers for st in stages):
         moe = compose_layer("moe", 1, layer_ops(shape, True), layer_ops(half, True) if two else None, dims,
                             shape.phase, overlap_model)
-    head = compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape), None, dims, shape.phase)
+    head = compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape, precisions=prec), None, dims,
+                         shape.phase)
 
     def stage_layers(st: StageLayers) -> list[LayerCost]:
         out = [dataclasses.replace(layer, count=n) for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
 
-from cost_models.specs import AttentionKind, Precision
+from cost_models.specs import AttentionKind, Precision, WeightFormat
 from planner.catalog.errors import ConfigError
 from planner.catalog.hf_import import Family, detect_family, model_from_hf_config
 from planner.catalog.models import HF_CONFIG_DIR, get_model, load_hf_config, model_entry, model_ids
@@ -184,3 +185,89 @@ def test_bundled_configs_are_listed_and_unchanged_since_bundled() -> None:
     for name, digest in manifest.items():
         assert hashlib.sha256((HF_CONFIG_DIR / name).read_bytes()).hexdigest() == digest, name
     assert "DeepSeek-V2-Lite.json" in manifest and "**reconstructed**" in (HF_CONFIG_DIR / "SOURCES.md").read_text()
+
+
+# --- quantization config per module (planner/catalog/hf_quant.py) -------------------------------------------------
+
+def test_deepseek_fp8_block_config_quantizes_every_linear_but_the_head() -> None:
+    p = get_model("deepseek-v3").checkpoint_precisions
+    # quant_method fp8, weight_block_size [128, 128], no modules_to_not_convert in the file
+    assert p.routed_experts is p.shared_experts is p.dense_ffn is p.attention_projections is WeightFormat.FP8
+    assert p.lm_head is WeightFormat.BF16 and p.kv_cache is Precision.BF16
+
+
+def test_gpt_oss_mxfp4_covers_the_experts_only() -> None:
+    p = get_model("gpt-oss-120b").checkpoint_precisions
+    # quant_method mxfp4; modules_to_not_convert: model.layers.*.self_attn, router, embed_tokens, lm_head
+    assert p.routed_experts is WeightFormat.MXFP4
+    assert p.attention_projections is WeightFormat.BF16 and p.lm_head is WeightFormat.BF16
+    c = cfg("gpt-oss-20b.json")
+    c["quantization_config"]["modules_to_not_convert"].append("model.layers.*.mlp.experts")
+    assert model_from_hf_config(c, id="x").checkpoint_precisions.routed_experts is WeightFormat.BF16
+
+
+def test_bf16_checkpoint_states_no_per_class_formats() -> None:
+    assert get_model("qwen3-235b-a22b").checkpoint_precisions is None
+
+
+# The ModelOpt unified-HF-export shape (hf_quant_config.json of nvidia/DeepSeek-R1-NVFP4 on Hugging Face, as read
+# by vLLM's / SGLang's modelopt loaders): producer + quantization {quant_algo, kv_cache_quant_algo, group_size,
+# exclude_modules}. Built here from that documented shape, not copied.
+def _modelopt(excluded: list[str], kv: str | None = "FP8", algo: str = "NVFP4") -> dict:
+    return {"producer": {"name": "modelopt", "version": "0.23.0"},
+            "quantization": {"quant_algo": algo, "kv_cache_quant_algo": kv, "group_size": 16,
+                             "exclude_modules": excluded}}
+
+
+def test_modelopt_nvfp4_with_bf16_attention() -> None:
+    excluded = [f"model.layers.{i}.self_attn*" for i in range(61)] + ["lm_head", "model.layers.*.mlp.gate"]
+    m = model_from_hf_config(cfg("DeepSeek-R1.json"), id="r1-fp4", hf_quant_config=_modelopt(excluded))
+    p = m.checkpoint_precisions
+    assert p.routed_experts is p.shared_experts is p.dense_ffn is WeightFormat.NVFP4
+    assert p.attention_projections is WeightFormat.BF16 and p.kv_cache is Precision.FP8
+    assert m.native_precision is Precision.FP4
+
+
+def test_modelopt_class_format_follows_most_layers() -> None:
+    # two of 61 layers keep BF16 attention: attention counts as NVFP4; all dense layers' MLPs excluded: BF16 FFN
+    excluded = ["model.layers.0.self_attn*", "model.layers.1.self_attn*", "model.layers.0.mlp*",
+                "model.layers.1.mlp*", "model.layers.2.mlp*"]
+    p = model_from_hf_config(cfg("DeepSeek-R1.json"), id="x", hf_quant_config=_modelopt(excluded, kv=None)
+                             ).checkpoint_precisions
+    assert p.attention_projections is WeightFormat.NVFP4 and p.dense_ffn is WeightFormat.BF16
+    assert p.kv_cache is Precision.BF16
+
+
+def test_modelopt_flat_inside_config_json() -> None:
+    c = cfg("DeepSeek-R1.json")
+    c["quantization_config"] = {"quant_method": "modelopt", **_modelopt([])["quantization"]}
+    m = model_from_hf_config(c, id="x")
+    assert m.checkpoint_precisions.attention_projections is WeightFormat.NVFP4 and m.native_precision is Precision.FP4
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"quant_algo": "W4A16_AWQ"}, "quantization.quant_algo"),
+    ({"kv_cache_quant_algo": "INT4"}, "quantization.kv_cache_quant_algo"),
+    ({"group_size": 32}, "quantization.group_size"),
+    ({"exclude_modules": "lm_head"}, "quantization_config.exclude_modules"),
+])
+def test_modelopt_errors_name_the_key(change: dict, key: str) -> None:
+    q = _modelopt([])
+    q["quantization"].update(change)
+    with pytest.raises(ConfigError) as e:
+        model_from_hf_config(cfg("DeepSeek-R1.json"), id="x", hf_quant_config=q)
+    assert e.value.key_path == key
+
+
+def test_scenario_reads_hf_quant_config_beside_config_json(tmp_path: Path) -> None:
+    import json
+
+    from planner.inputs.scenario import load_scenario
+    (tmp_path / "config.json").write_text(json.dumps(cfg("DeepSeek-R1.json")))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(_modelopt(["lm_head", "model.layers.*.self_attn*"])))
+    (tmp_path / "s.yaml").write_text("name: t\nmodel: {hf_config: config.json, precision: {attention_projections: "
+                                     "fp8}}\ncluster: {device: b200, nodes: 1}\n"
+                                     "workload: {input_tokens: 1000, output_tokens: 1000}\nplan: attn_dp=8,moe_ep=8\n")
+    p = load_scenario(tmp_path / "s.yaml").workload.precisions
+    assert p.routed_experts is WeightFormat.NVFP4 and p.attention_projections is WeightFormat.FP8
+    assert p.kv_cache is Precision.FP8  # kv_cache_quant_algo FP8, no kv_precision in the scenario

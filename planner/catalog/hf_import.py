@@ -7,10 +7,12 @@ Kimi-K2 (MLA + routed/shared experts), Qwen2-MoE / Qwen3-MoE, Mixtral, gpt-oss, 
 A missing or ill-typed key raises :class:`~planner.catalog.errors.ConfigError` naming the key, the value and what
 would be accepted; optional keys fall back to the Hugging Face defaults of that family.
 
-Precision: ModelSpec has ONE ``native_precision``. It is the format of the bulk of the weights: FP8 for DeepSeek-V3/
-R1 and Kimi-K2 (``quant_method: fp8``), FP4 for gpt-oss, whose routed experts ship as MXFP4 while attention, router,
-embeddings and head stay BF16 (``modules_to_not_convert``); BF16 for ``torch_dtype``/``dtype`` bfloat16 or
-float16 (same 2-byte storage), and BF16 when no dtype is given.
+Precision: ``native_precision`` is the format of the bulk of the weights: FP8 for DeepSeek-V3/R1 and Kimi-K2
+(``quant_method: fp8``), FP4 for gpt-oss, whose routed experts ship as MXFP4 while attention, router, embeddings
+and head stay BF16 (``modules_to_not_convert``), FP4 / FP8 for NVIDIA ModelOpt checkpoints (``quant_algo``); BF16
+for ``torch_dtype``/``dtype`` bfloat16 or float16 (same 2-byte storage), and BF16 when no dtype is given.
+``checkpoint_precisions`` holds the format of each op class where the quantization config states one
+(:mod:`planner.catalog.hf_quant`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from cost_models.specs import AttentionKind, AttentionSpec, ModelSpec, MoESpec, Precision
 from planner.catalog.errors import MISSING, ConfigError
+from planner.catalog.hf_quant import checkpoint_precisions, modelopt_precision, modelopt_section
 
 
 class Family(enum.Enum):
@@ -119,7 +122,10 @@ def native_precision(cfg: Mapping[str, Any]) -> Precision:
             return Precision.FP8
         if method == "mxfp4":
             return Precision.FP4
-        raise ConfigError("quantization_config.quant_method", method, "'fp8' or 'mxfp4' (or no quantization_config)")
+        if method == "modelopt":
+            return modelopt_precision(quant)
+        raise ConfigError("quantization_config.quant_method", method,
+                          "'fp8', 'mxfp4' or 'modelopt' (or no quantization_config)")
     key = "torch_dtype" if "torch_dtype" in cfg else "dtype"
     dtype = cfg.get(key)
     if dtype is None or dtype in ("bfloat16", "float16"):
@@ -259,11 +265,23 @@ _BUILDERS = {Family.DEEPSEEK: _deepseek, Family.QWEN_MOE: _qwen_moe, Family.MIXT
              Family.GPT_OSS: _gpt_oss, Family.LLAMA: _llama}
 
 
-def model_from_hf_config(cfg: Mapping[str, Any], *, id: str, name: str | None = None) -> ModelSpec:
-    """ModelSpec of the decoder described by a config.json dict; raises ConfigError on a bad or missing key."""
+def model_from_hf_config(cfg: Mapping[str, Any], *, id: str, name: str | None = None,
+                         hf_quant_config: Mapping[str, Any] | None = None) -> ModelSpec:
+    """ModelSpec of the decoder described by a config.json dict; raises ConfigError on a bad or missing key.
+
+    ``hf_quant_config``: a ModelOpt ``hf_quant_config.json`` dict shipped beside config.json; it states the
+    checkpoint's formats (and overrides config.json's dtype as the native precision)."""
     c = _Cfg(cfg)
     fields = _BUILDERS[detect_family(cfg)](c)
-    return ModelSpec(id=id, name=name or id, **fields)
+    moe = fields["moe"]
+    per_class = checkpoint_precisions(cfg, num_layers=fields["num_layers"], num_dense_layers=fields["num_dense_layers"],
+                                      moe=moe is not None, shared=bool(moe and moe.shared_ffn_dim),
+                                      hf_quant_config=hf_quant_config)
+    if hf_quant_config is not None:
+        section = modelopt_section(hf_quant_config)
+        assert section is not None  # checkpoint_precisions raised otherwise
+        fields["native_precision"] = modelopt_precision(section)
+    return ModelSpec(id=id, name=name or id, checkpoint_precisions=per_class, **fields)
 
 
 _COMMON_KEYS = {

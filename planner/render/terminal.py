@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from planner.analysis.compare import Metric, MetricSeries, Side
 
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
-                "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "kv_cache_bytes",
+                "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "mtp_weight_bytes",
+                "kv_cache_bytes",
                 "activation_bytes", "comm_buffer_bytes", "runtime_reserve_bytes")
 
 
