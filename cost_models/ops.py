@@ -119,6 +119,8 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
                   weight_precision: Precision | None = None, kv_precision: Precision = Precision.BF16, *,
                   precisions: OpPrecisions | None = None) -> tuple[OpCost, ...]:
     """Projections, core attention, output projection and the TP all-reduce of one layer."""
+    if model.attention.kind is AttentionKind.MFA:
+        return mfa_attention_ops(model, cluster, dims, shape, weight_precision, kv_precision)
     dev = cluster.device
     att = model.attention
     h = model.hidden_size
@@ -163,6 +165,45 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
             ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
     ops.append(_elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2))
     ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
+    if dims.attn_tp > 1:
+        ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
+            cluster, bytes=t * h * 2, group_size=dims.attn_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
+    return tuple(ops)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
+                      weight_precision: Precision, kv_precision: Precision) -> tuple[OpCost, ...]:
+    """Multi-matrix Factorization Attention (Step-3, arXiv 2507.19427 §2; vLLM ``Step3TextAttention``).
+
+    One fused GEMM projects the hidden state to the low-rank query and the shared key and value
+    (``n = q_lora_rank + 2 x kv_heads x head_dim``; replicated under attention TP, as vLLM's ``ReplicatedLinear``),
+    an RMS norm runs on the low-rank query, ``wq`` up-projects it to this device's heads; the core is MQA
+    (decode: every query head of a sequence against ONE cached K/V head of ``head_dim``: FlashDecoding with all
+    64 heads in one work unit, KV bytes ``2 x head_dim`` per token and layer)."""
+    dev = cluster.device
+    att = model.attention
+    h = model.hidden_size
+    heads = att.num_q_heads // dims.attn_tp
+    kv_heads = att.num_kv_heads
+    t = max(1, math.ceil(shape.rank_tokens))
+    p = _gemm_precision(cluster, weight_precision)
+    rank = att.q_lora_rank or h
+    ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
+    ops.append(_kernel("attn.qkv_proj", compute.gemm_cost(
+        dev, m=t, k=h, n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim), precision=p)))
+    ops.append(_elementwise(cluster, "attn.q_norm", 2 * t * rank * 2))
+    ops.append(_kernel("attn.wq", compute.gemm_cost(dev, m=t, k=rank, n=heads * att.qk_head_dim, precision=p)))
+    ops.append(_elementwise(cluster, "attn.rope", 2 * t * (heads + kv_heads) * att.qk_head_dim * 2))
+    if shape.phase == "decode":
+        ops.append(_kernel("attn.core", compute.attention_decode_cost(
+            dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
+            kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
+            context_tokens=shape.context_tokens, kv_precision=kv_precision)))
+    else:
+        ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads)))
+    ops.append(_kernel("attn.o_proj", compute.gemm_cost(dev, m=t, k=heads * att.v_head_dim, n=h, precision=p)))
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,

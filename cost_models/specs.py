@@ -164,6 +164,10 @@ class AttentionKind(enum.Enum):
     MHA = "mha"
     GQA = "gqa"
     MLA = "mla"
+    MFA = "mfa"
+    """Multi-matrix Factorization Attention (Step-3; Hu et al. 2025, arXiv 2412.19255): the query goes through a
+    low-rank bottleneck (``q_lora_rank``, normalised, then up-projected to every head) and all query heads share
+    ``num_kv_heads`` (Step-3: 1) key and value heads of the full head width."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +184,7 @@ class AttentionSpec:
     v_head_dim: int
     """Per-head value width."""
     q_lora_rank: int | None = None
-    """MLA query compression rank; None = plain q projection."""
+    """MLA / MFA query compression rank (Step-3's ``share_q_dim``); None = plain q projection."""
     kv_lora_rank: int = 0
     """MLA latent KV rank (the cached latent width without the rope part)."""
     qk_rope_head_dim: int = 0

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cost_models.afd import AfdLayout
 from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.specs import ClusterSpec, Precision
@@ -58,6 +59,9 @@ METRICS: dict[str, tuple[str, str, Callable[[ServingResult], float]]] = {
     "aggregated.output_tok_per_s_per_device": ("aggregated", "rate",
                                                lambda r: r.aggregated_output_tok_per_s_per_device),
     "aggregated.user_tok_per_s": ("aggregated", "rate", lambda r: r.aggregated_user_tok_per_s),
+    # attention-FFN disaggregated decode (scenarios with an afd: section; the result is a cost_models.afd.AfdResult)
+    "afd.throughput_tok_per_s_per_device": ("decode", "rate", lambda r: r.throughput_tok_per_s_per_device),
+    "afd.tpot_s": ("decode", "time", lambda r: r.tpot_s),
 }
 """Validation metric path (as in the evaluate document and a scenario's ``expect:``) -> (phase, ``rate`` or
 ``time``, its value in a result)."""
@@ -73,9 +77,10 @@ class Regime:
         return f"{self.phase}, {self.topology.replace('_', ' ')}, {self.precision}"
 
 
-def topology_of(cluster: ClusterSpec, dims: ParallelDims) -> str:
-    """Which network a layout's per-layer traffic crosses (module docstring)."""
-    span = dims.unit_devices * dims.pp
+def topology_of(cluster: ClusterSpec, dims: ParallelDims | AfdLayout) -> str:
+    """Which network a layout's per-layer traffic crosses (module docstring); an AFD layout's attention <-> FFN
+    traffic spans all its devices."""
+    span = dims.devices if isinstance(dims, AfdLayout) else dims.unit_devices * dims.pp
     if span <= min(cluster.devices_per_node, SCALE_OUT_NODE_DEVICES):
         return "single_node"
     if span <= cluster.devices_per_node:
@@ -83,7 +88,7 @@ def topology_of(cluster: ClusterSpec, dims: ParallelDims) -> str:
     return "cross_node"
 
 
-def regime_of(phase: str, cluster: ClusterSpec, dims: ParallelDims, weight_precision: Precision) -> Regime:
+def regime_of(phase: str, cluster: ClusterSpec, dims: ParallelDims | AfdLayout, weight_precision: Precision) -> Regime:
     if phase not in PHASES:
         raise ValueError(f"phase: got {phase!r}; accepted: {PHASES}")
     return Regime(phase=phase, topology=topology_of(cluster, dims), precision=weight_precision.label)
@@ -187,17 +192,20 @@ def compute_rows(paths: Sequence[Path] | None = None) -> list[ValidationRow]:
         sc = load_scenario(path)
         if not sc.expect:
             continue
-        assert sc.plan is not None, f"{path.name}: a validation scenario names its plan"
-        ev = evaluate_scenario(sc, sc.plan)
+        if sc.afd is not None:
+            from planner.analysis.afd import evaluate_afd
+            result, topology = evaluate_afd(sc).result, topology_of(sc.cluster, sc.afd)
+        else:
+            assert sc.plan is not None, f"{path.name}: a validation scenario names its plan"
+            result, topology = evaluate_scenario(sc, sc.plan).result, topology_of(sc.cluster, sc.plan)
         for e in sc.expect:
             if e.metric not in METRICS:
                 raise ValueError(f"{path.name}: expect.metric {e.metric!r} has no error-band phase; accepted: "
                                  f"{', '.join(METRICS)}")
             phase, kind, get = METRICS[e.metric]
-            reg = regime_of(phase, sc.cluster, sc.plan, sc.workload.weight_precision)
-            rows.append(ValidationRow(id=f"{path.stem}:{e.metric}", phase=reg.phase, topology=reg.topology,
-                                      precision=reg.precision, kind=kind, published=e.value,
-                                      predicted=get(ev.result)))
+            rows.append(ValidationRow(id=f"{path.stem}:{e.metric}", phase=phase, topology=topology,
+                                      precision=sc.workload.weight_precision.label, kind=kind, published=e.value,
+                                      predicted=get(result)))
     return rows
 
 

@@ -68,6 +68,13 @@ _ENTRIES = (
            "official active count excludes embedding and head"),
     _entry("gpt-oss-20b", "gpt-oss-20b", "gpt-oss-20b.json", "C8, M5", 21e9, 3.6e9,
            "official active count excludes embedding and head"),
+    ModelEntry(id="step3", name="Step-3", config_file="step3.json",
+               config_source="reconstructed from vLLM Step3TextConfig defaults (vllm-project/vllm@fb6c0501) and the "
+                             "stepfun-ai/step3 model card; see hf_configs/SOURCES.md",
+               published_total=datasheet(316e9, "arXiv 2507.19427 Table 1 / stepfun-ai/step3 model card",
+                                         "LLM only; 321B with the 5B vision encoder (not modelled)"),
+               published_active=datasheet(38e9, "arXiv 2507.19427 Table 1 / stepfun-ai/step3 model card",
+                                          "'38B'; matches the count without the input embedding table")),
     _entry("llama-3.1-70b", "Llama-3.1-70B", "Meta-Llama-3.1-70B.json", "C14", 70e9, 70e9, "dense"),
     _entry("llama-3.1-405b", "Llama-3.1-405B", "Meta-Llama-3.1-405B.json", "C14", 405e9, 405e9, "dense"),
 )

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cost_models.afd import AfdLayout
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ClusterSpec, Confidence, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
 from planner.catalog import devices, models
@@ -149,6 +150,21 @@ class ExpectSection(_Strict):
     source: str
 
 
+class AfdSection(_Strict):
+    """Attention-FFN disaggregation (decode): attention instances and FFN instances (README 'Attention-FFN
+    disaggregation'); the whole batch is ``workload.concurrency``."""
+
+    attention_instances: int = Field(ge=1)
+    attention_instance_devices: int = Field(ge=1)
+    attention_tp: int = Field(default=1, ge=1)
+    """Attention TP inside an instance (1 = local DP: every device its own sequences)."""
+    ffn_instances: int = Field(ge=1)
+    ffn_instance_devices: int = Field(ge=1)
+    ffn_tp: int = Field(ge=1)
+    """TP degree of every expert inside an FFN instance (the rest of the instance is EP)."""
+    micro_batches: int = Field(default=3, ge=1)
+
+
 class ScenarioFile(_Strict):
     name: str
     description: str = ""
@@ -156,6 +172,7 @@ class ScenarioFile(_Strict):
     cluster: ClusterSection
     workload: WorkloadSection
     plan: str | None = None
+    afd: AfdSection | None = None
     expect: list[ExpectSection] = []
 
 
@@ -174,6 +191,8 @@ class Scenario:
     device_sources: dict[str, Any]
     expert_loads: Any = None
     """:class:`planner.inputs.loads.ExpertLoads` from ``workload.expert_load``, or None."""
+    afd: AfdLayout | None = None
+    """The attention-FFN disaggregated layout of the ``afd:`` section, or None."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -336,9 +355,22 @@ def load_scenario(path: str | Path) -> Scenario:
     plan = parse_plan(sf.plan, key="plan") if sf.plan else None
     loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
         if sf.workload.expert_load else None
+    afd = _afd(sf, wl)
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads)
+                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd)
+
+
+def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
+    """The ``afd:`` layout; an AFD scenario names its batch (``workload.concurrency``) and no ``plan:``."""
+    if sf.afd is None:
+        return None
+    if sf.plan is not None:
+        raise ScenarioError("plan", sf.plan, "no plan: with an afd: section (the afd: section is the layout)")
+    if wl.concurrency is None:
+        raise ScenarioError("workload.concurrency", None,
+                            "the sequences in flight over all attention instances (required with afd:)")
+    return AfdLayout(**sf.afd.model_dump())
 
 
 _OVERRIDE_KEYS = {"hbm_bytes": "cluster.device_overrides.hbm_capacity",
