@@ -44,7 +44,7 @@ class LayerComm:
     cp_backward_s: float
 
 
-def _per_node(cluster: ClusterSpec, size: int, stride: int) -> int:
+def per_node(cluster: ClusterSpec, size: int, stride: int) -> int:
     """Devices of a group of ``size`` ranks spaced ``stride`` apart that share a node."""
     if stride >= cluster.devices_per_node:
         return 1
@@ -67,7 +67,7 @@ def tp_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     if dims.tp == 1:
         return 0.0, 0.0
     full = tokens_per_device(dims, workload) * model.hidden_size * ACT_BYTES
-    g = _per_node(cluster, dims.tp, 1)
+    g = per_node(cluster, dims.tp, 1)
     regions = _tp_regions(model, dims, moe_layer)
     if dims.sp_active:
         ag = comm.all_gather(cluster, bytes_per_rank=full / dims.tp, group_size=dims.tp, group_devices_per_node=g)
@@ -86,7 +86,7 @@ def ep_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         return 0.0, 0.0
     stride = dims.etp
     common = dict(tokens_per_device=tokens_per_device(dims, workload) / dims.tp, hidden_size=model.hidden_size,
-                  top_k=moe.top_k, ep_size=dims.ep, ep_devices_per_node=_per_node(cluster, dims.ep, stride),
+                  top_k=moe.top_k, ep_size=dims.ep, ep_devices_per_node=per_node(cluster, dims.ep, stride),
                   num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=workload.routed_load_factor,
                   num_experts=moe.num_routed_experts, forward_in_node=True)
     dispatch = comm.ep_dispatch(cluster, bytes_per_element=workload.recipe.dispatch_bytes_per_element,
@@ -105,7 +105,7 @@ def cp_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     heads = a.num_q_heads if a.kind is AttentionKind.MLA else a.num_kv_heads
     kv_heads = max(1.0, heads / dims.tp)
     stride = dims.tp
-    g = _per_node(cluster, dims.cp, stride)
+    g = per_node(cluster, dims.cp, stride)
     if dims.cp_kind is ContextParallel.RING:
         kv_bytes = t * kv_heads * (a.qk_head_dim + a.v_head_dim) * ACT_BYTES
         step = comm.point_to_point(cluster, bytes=kv_bytes, crosses_nodes=g < dims.cp)
@@ -135,10 +135,6 @@ def pp_send_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, 
     return comm.point_to_point(cluster, bytes=nbytes, crosses_nodes=crosses).seconds
 
 
-def _group_per_node(cluster: ClusterSpec, size: int, stride: int) -> int:
-    return _per_node(cluster, size, stride)
-
-
 @dataclass(frozen=True, kw_only=True)
 class DataParallelComm:
     """Seconds of one step's data-parallel traffic on one device, before overlap."""
@@ -164,7 +160,7 @@ def data_parallel_comm(cluster: ClusterSpec, dims: TrainingDims, workload: Train
                                    (expert_elements, dims.edp, dims.ep * dims.etp)):
         if size == 1 or elements == 0:
             continue
-        g = _group_per_node(cluster, size, stride)
+        g = per_node(cluster, size, stride)
         bucket = min(elements, max(DDP_BUCKET_ELEMENTS, 1_000_000 * size))
         if s is OptimizerSharding.NONE:
             red = comm.all_reduce(cluster, bytes=elements * opt.grad_bytes, group_size=size,

@@ -220,14 +220,14 @@ def head_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, workl
     wgrad = _gemm(device, model.hidden_size, t, v, 1, Precision.BF16)
     ce = compute.memory_bound_cost(device, bytes=t * v * (2 + 4 + 4))
     fwd = {"lm_head": heads * head.seconds, "cross_entropy": heads * ce.seconds}
+    dgrad_s = {"lm_head": heads * dgrad.seconds, "cross_entropy": heads * ELEMENTWISE_BACKWARD_RATIO * ce.seconds}
+    wgrad_s = {"lm_head": heads * wgrad.seconds}
     if model.num_mtp_layers:
-        proj = _gemm(device, t, 2 * model.hidden_size, model.hidden_size // dims.tp, 1, workload.recipe.gemm_precision
-                     if device.supports(workload.recipe.gemm_precision) else Precision.BF16)
-        fwd["mtp_proj"] = model.num_mtp_layers * proj.seconds
-    return LayerCompute(forward_s=fwd,
-                        input_grad_s={"lm_head": heads * dgrad.seconds,
-                                      "cross_entropy": heads * ELEMENTWISE_BACKWARD_RATIO * ce.seconds,
-                                      **({"mtp_proj": 2 * fwd["mtp_proj"] / 2} if "mtp_proj" in fwd else {})},
-                        weight_grad_s={"lm_head": heads * wgrad.seconds,
-                                       **({"mtp_proj": fwd["mtp_proj"]} if "mtp_proj" in fwd else {})},
-                        recompute_s={}, flops=heads * head.flops)
+        # the MTP modules' [t, 2h] x [2h, h] merge projection (DeepSeek-V3 §2.2), split over tp
+        p = workload.recipe.gemm_precision if device.supports(workload.recipe.gemm_precision) else Precision.BF16
+        h, n = model.hidden_size, model.num_mtp_layers
+        fwd["mtp_proj"] = n * _gemm(device, t, 2 * h, h // dims.tp, 1, p).seconds
+        dgrad_s["mtp_proj"] = n * _gemm(device, t, h // dims.tp, 2 * h, 1, p).seconds
+        wgrad_s["mtp_proj"] = n * _gemm(device, 2 * h, t, h // dims.tp, 1, p).seconds
+    return LayerCompute(forward_s=fwd, input_grad_s=dgrad_s, weight_grad_s=wgrad_s, recompute_s={},
+                        flops=heads * head.flops)

@@ -100,7 +100,7 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
     size = dims.dp * dims.cp
     if dims.sharding is not OptimizerSharding.ZERO3 or size == 1:
         return 0.0, 0.0
-    g = tcomm._per_node(cluster, size, dims.tp)
+    g = tcomm.per_node(cluster, size, dims.tp)
     opt = workload.optimizer
     ag = tcomm.comm.all_gather(cluster, bytes_per_rank=elements * opt.param_bytes / size, group_size=size,
                                group_devices_per_node=g)
