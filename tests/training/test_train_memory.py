@@ -142,10 +142,6 @@ def test_more_data_parallel_ranks_never_more_state_bytes():
     w = TrainingWorkload(seq_tokens=4096, global_batch_sequences=512)
     prev = None
     for dp in (1, 2, 4, 8, 16):
-        for s in OptimizerSharding:
-            d = TrainingDims(dp=dp, ep=1, sharding=s)
-            b = training_memory(model, d, w, rank=0, capacity_bytes=1e12).state_bytes
-            assert b > 0
         d = TrainingDims(dp=dp, ep=1, sharding=OptimizerSharding.ZERO1)
         b = training_memory(model, d, w, rank=0, capacity_bytes=1e12).state_bytes
         assert prev is None or b < prev
