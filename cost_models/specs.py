@@ -282,6 +282,9 @@ class ModelSpec:
     """Multi-token-prediction layers present in the checkpoint (not used unless speculative decoding is on)."""
     checkpoint_precisions: OpPrecisions | None = None
     """Per-op-class formats the checkpoint's quantization config states; None = ``native_precision`` everywhere."""
+    ffn_gated: bool = True
+    """FFNs are gated (SwiGLU: gate, up, down = 3 matrices); False = plain two-matrix MLP (GELU), as the GPT models
+    of the Megatron training papers (arXiv 2104.04473, 2205.05198) that the training cost models are checked on."""
 
     @property
     def num_moe_layers(self) -> int:
