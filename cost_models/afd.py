@@ -45,7 +45,7 @@ from cost_models import comm, compute, memory, params
 from cost_models import ops as opmod
 from cost_models.ops import OpCost, PhaseShape
 from cost_models.parallel import DimsProblem, ParallelDims
-from cost_models.specs import ClusterSpec, ModelSpec, Precision
+from cost_models.specs import ClusterSpec, ModelSpec, Precision, WeightFormat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,25 +210,26 @@ def ffn_stage_ops(model: ModelSpec, cluster: ClusterSpec, layout: AfdLayout, *, 
     TP all-gather of the group's tokens, grouped expert GEMMs + shared expert (MoE) or the dense FFN, TP
     reduce-scatter of the BF16 outputs."""
     h, tp, g = model.hidden_size, layout.ffn_tp, layout.ffn_groups
+    fmt = WeightFormat.for_precision(weight_precision)
     if moe and model.moe is not None:
         e, k = model.moe.num_routed_experts, model.moe.top_k
         group_tokens = micro_batch_tokens * groups_hit_probability(e, k, g)
         per_expert = max(1, math.ceil(micro_batch_tokens * k / e * imbalance))
         width = model.moe.expert_ffn_dim // tp
         counts = [per_expert] * (e // g)
-        p = opmod._gemm_precision(cluster, weight_precision)
-        body = [opmod._kernel("moe.experts_up_gate", compute.grouped_gemm_cost(cluster.device, tokens_per_group=counts,
-                                                                               k=h, n=2 * width, precision=p)),
+        p, wb = opmod.gemm_math(cluster, fmt), fmt.bytes_per_element
+        body = [opmod._kernel("moe.experts_up_gate", compute.grouped_gemm_cost(
+                    cluster.device, tokens_per_group=counts, k=h, n=2 * width, precision=p, weight_bytes_per_element=wb)),
                 opmod._elementwise(cluster, "moe.experts_act", per_expert * len(counts) * 3 * width * 2),
-                opmod._kernel("moe.experts_down", compute.grouped_gemm_cost(cluster.device, tokens_per_group=counts,
-                                                                            k=width, n=h, precision=p))]
+                opmod._kernel("moe.experts_down", compute.grouped_gemm_cost(
+                    cluster.device, tokens_per_group=counts, k=width, n=h, precision=p, weight_bytes_per_element=wb))]
         if model.moe.shared_ffn_dim:  # each token's shared expert runs in one of the groups it visits
             body += opmod.gated_ffn_ops(cluster, "moe.shared", tokens=micro_batch_tokens / g, hidden=h,
-                                        width=model.moe.shared_ffn_dim / tp, weight_precision=weight_precision)
+                                        width=model.moe.shared_ffn_dim / tp, weight_format=fmt)
     else:  # a dense layer's tokens are spread evenly, one group each
         group_tokens = micro_batch_tokens / g
         body = list(opmod.gated_ffn_ops(cluster, "ffn", tokens=group_tokens, hidden=h,
-                                        width=model.dense_ffn_dim / tp, weight_precision=weight_precision))
+                                        width=model.dense_ffn_dim / tp, weight_format=fmt))
     per_node = opmod.group_devices_per_node(cluster, tp)
     gather = opmod._collective("afd.ffn_all_gather", comm.all_gather(
         cluster, bytes_per_rank=group_tokens / tp * token_bytes(h, dispatch_precision), group_size=tp,

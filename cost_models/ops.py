@@ -119,14 +119,14 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
                   weight_precision: Precision | None = None, kv_precision: Precision = Precision.BF16, *,
                   precisions: OpPrecisions | None = None) -> tuple[OpCost, ...]:
     """Projections, core attention, output projection and the TP all-reduce of one layer."""
+    prec = _resolve(precisions, weight_precision, kv_precision)
     if model.attention.kind is AttentionKind.MFA:
-        return mfa_attention_ops(model, cluster, dims, shape, weight_precision, kv_precision)
+        return mfa_attention_ops(model, cluster, dims, shape, prec)
     dev = cluster.device
     att = model.attention
     h = model.hidden_size
     heads = att.num_q_heads // dims.attn_tp
     t = max(1, math.ceil(shape.rank_tokens))
-    prec = _resolve(precisions, weight_precision, kv_precision)
     proj, kv_precision = prec.attention_projections, prec.kv_cache
     math_p = attention_math(cluster, prec.attention)
     ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
@@ -174,7 +174,7 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
 
 @functools.lru_cache(maxsize=1 << 16)
 def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
-                      weight_precision: Precision, kv_precision: Precision) -> tuple[OpCost, ...]:
+                      prec: OpPrecisions) -> tuple[OpCost, ...]:
     """Multi-matrix Factorization Attention (Step-3, arXiv 2507.19427 §2; vLLM ``Step3TextAttention``).
 
     One fused GEMM projects the hidden state to the low-rank query and the shared key and value
@@ -188,22 +188,23 @@ def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims
     heads = att.num_q_heads // dims.attn_tp
     kv_heads = att.num_kv_heads
     t = max(1, math.ceil(shape.rank_tokens))
-    p = _gemm_precision(cluster, weight_precision)
+    proj, kv_precision = prec.attention_projections, prec.kv_cache
+    math_p = attention_math(cluster, prec.attention)
     rank = att.q_lora_rank or h
     ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
-    ops.append(_kernel("attn.qkv_proj", compute.gemm_cost(
-        dev, m=t, k=h, n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim), precision=p)))
+    ops.append(_weight_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h,
+                            n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim)))
     ops.append(_elementwise(cluster, "attn.q_norm", 2 * t * rank * 2))
-    ops.append(_kernel("attn.wq", compute.gemm_cost(dev, m=t, k=rank, n=heads * att.qk_head_dim, precision=p)))
+    ops.append(_weight_gemm(cluster, "attn.wq", proj, m=t, k=rank, n=heads * att.qk_head_dim))
     ops.append(_elementwise(cluster, "attn.rope", 2 * t * (heads + kv_heads) * att.qk_head_dim * 2))
-    if shape.phase == "decode":
+    if shape.phase == Phase.DECODE:
         ops.append(_kernel("attn.core", compute.attention_decode_cost(
             dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
             kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
-            context_tokens=shape.context_tokens, kv_precision=kv_precision)))
+            context_tokens=shape.context_tokens, kv_precision=kv_precision, math_precision=math_p)))
     else:
-        ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads)))
-    ops.append(_kernel("attn.o_proj", compute.gemm_cost(dev, m=t, k=heads * att.v_head_dim, n=h, precision=p)))
+        ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
+    ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,
