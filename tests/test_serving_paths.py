@@ -232,7 +232,7 @@ def latency_plan():  # noqa: ANN201
 def test_latency_objective_decodes_on_the_fastest_layout_within_the_slo(latency_plan) -> None:
     res = latency_plan
     inst = res.instance
-    assert res.stats[0].status == "OPTIMAL"
+    assert res.stats[0].status in ("OPTIMAL", "EXACT_ENUMERATION")
     assert any(c.aggregated_ok for c in inst.candidates) and any(c.decode_ok for c in inst.candidates)
     serving_layouts = [c for c in inst.candidates if c.aggregated_ok or (c.decode_ok and c.devices_per_replica < inst.cluster_devices)]
     best = res.deployments[0]

@@ -11,10 +11,11 @@ from cost_models.ops import OpCost
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
 from cost_models.step import closed_form_overlap_s
-from planner.cpsat.deployment import Deployment, DeploymentInstance, solve_top_k
+from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import validate
+from planner.search.deployment_exact import solve_deployments
 from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
 
 
@@ -92,7 +93,7 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
                               cluster_devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
                               required_output_tok_per_s=required)
-    found, stats = solve_top_k(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
+    found, stats = solve_deployments(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
     if not found:
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
     recosts = [validate.recost(d, inst) for d in found]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cost_models import metrics
 from cost_models.kinds import DeploymentMode
-from planner.cpsat.deployment import Deployment, DeploymentInstance
+from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.quantize import max_rounding_error_tok_per_s
 from planner.search.layouts import Candidate
 
