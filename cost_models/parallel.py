@@ -30,6 +30,9 @@ class OverlapPolicy(enum.Enum):
     """Every op runs back to back on one stream."""
     TWO_BATCH = "two_batch"
     """Two micro-batches; one's all-to-all runs while the other computes (DeepSeek, SGLang TBO)."""
+    SINGLE_BATCH = "single_batch"
+    """One batch; dispatch in flight behind the shared expert, combine streamed behind the down GEMM (SGLang SBO,
+    :func:`cost_models.step.compose_single_batch`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,4 +210,7 @@ def check_dims(dims: ParallelDims, model: ModelSpec, num_devices: int) -> list[D
     if dims.overlap is OverlapPolicy.TWO_BATCH and dims.micro_batches != 2:
         problems.append(DimsProblem(field="overlap", value=dims.overlap.value,
                                     accepted="two_batch only with micro_batches=2 (or overlap=none)"))
+    if dims.overlap is OverlapPolicy.SINGLE_BATCH and dims.micro_batches != 1:
+        problems.append(DimsProblem(field="overlap", value=dims.overlap.value,
+                                    accepted="single_batch only with micro_batches=1 (it splits no batch)"))
     return problems

@@ -18,6 +18,10 @@ inefficiency is paid, not assumed away) and ``M2`` the summed communication of b
 * half-size micro-batches run GEMMs at lower efficiency and re-read every weight twice (in ``C2``);
 * one stream switch per op boundary (``STREAM_SWITCH_S``).
 
+``single_batch``: SGLang's single-batch overlap (:func:`compose_single_batch`): no split; in the low-latency
+(decode) kernels the dispatch is in flight while the shared expert runs, and the combine streams each expert
+block out as the down GEMM finishes it.
+
 Issue 4's CP-SAT schedule replaces this closed form with an interval schedule; this module stays the
 fallback and the bound it is checked against.
 """
@@ -39,6 +43,12 @@ taken as the fraction of compute units communication occupies in prefill on any 
 
 COMM_SM_FRACTION_LOW_LATENCY = 0.0
 """DeepEP low-latency kernels use a hook-based receive that occupies no SMs (DeepEP README)."""
+
+SBO_COMBINE_SM_FRACTION = 3 / 132
+"""SMs the combine send holds while it streams behind the down GEMM under single-batch overlap: SGLang's Hopper
+default ``communicate_num_sms = 3`` of an H100/H200/H800's 132 (sgl-project/sglang@0ac832c
+``python/sglang/srt/batch_overlap/single_batch_overlap.py``, ``compute_overlap_args``); the down GEMM runs on the
+other 129."""
 
 STREAM_SWITCH_S = 2e-6
 """Per-op cost of alternating two micro-batches on one compute stream (estimated: one event wait)."""
@@ -140,6 +150,53 @@ def compose_layer(kind: str, count: int, full_ops: tuple[opmod.OpCost, ...], hal
                      overlap_overhead_s=sm_penalty + switch + (c2 - compute_full))
 
 
+def _ll_parts(op: opmod.OpCost) -> tuple[float, float, float]:
+    """A low-latency all-to-all split as :mod:`cost_models.all_to_all_ll` sums it: (kernel fixed cost, in flight =
+    tier latency + the busier tier's wire time, receive-side HBM pass)."""
+    from cost_models.all_to_all_ll import LOW_LATENCY_FIXED_S
+    memory_s = op.detail.get("memory_s", 0.0)
+    fixed_s = min(LOW_LATENCY_FIXED_S, op.seconds - memory_s)
+    return fixed_s, op.seconds - fixed_s - memory_s, memory_s
+
+
+def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...]) -> LayerCost:
+    """SGLang's single-batch overlap (SBO) of one MoE layer, as sgl-project/sglang@0ac832c runs it on Hopper
+    (``python/sglang/srt/batch_overlap/single_batch_overlap.py``): the DeepEP low-latency dispatch is issued
+    send-only, the shared expert runs while the messages are in flight, and the receive half completes after it
+    (``enable_dispatch_shared_overlap``); the down GEMM signals each finished expert block and the combine sends it
+    at once from ``3`` SMs on a second stream (``enable_combine_down_gemm_two_stream_overlap``). Per layer
+
+        layer = rest + D_fixed + max(D_flight, shared) + D_recv
+                + max(down x 1 / (1 - f), C_fixed + C_wire) + C_latency + C_recv
+
+    where ``rest`` is every other op (attention, router, up GEMM, activation, ...), ``D_*`` / ``C_*`` the dispatch /
+    combine split by :func:`_ll_parts` (fixed kernel cost, in flight, receive pass; the combine's in-flight time
+    is its wire time, then one tier latency for the last block to land) and ``f`` =
+    :data:`SBO_COMBINE_SM_FRACTION`. No batch is split, so no half-size GEMM is paid. SBO needs the masked
+    per-expert layout of the low-latency kernels (``compute_overlap_args`` reads a 3-D ``[experts, tokens,
+    hidden]`` receive buffer); a layer without them (prefill's normal kernels) runs back to back."""
+    names = {o.name: o for o in ops}
+    compute = sum(o.seconds for o in ops if o.kind == OpKind.COMPUTE)
+    comm = sum(o.seconds for o in ops if o.kind == OpKind.COMM)
+    dispatch, combine, down = names.get("moe.dispatch"), names.get("moe.combine"), names.get("moe.experts_down")
+    if dispatch is None or combine is None or down is None or dispatch.algorithm != "deepep_low_latency":
+        return LayerCost(kind=kind, count=count, ops=ops, compute_s=compute, comm_s=comm, layer_s=compute + comm,
+                         exposed_comm_s=comm, overlapped_comm_s=0.0, overlap_overhead_s=0.0)
+    shared_s = sum(o.seconds for o in ops if o.name.startswith("moe.shared."))
+    rest_s = compute + comm - dispatch.seconds - combine.seconds - down.seconds - shared_s
+    d_fixed, d_flight, d_recv = _ll_parts(dispatch)
+    c_fixed, c_flight, c_recv = _ll_parts(combine)
+    c_latency = max(0.0, c_flight - max(combine.detail.get("scale_up_s", 0.0), combine.detail.get("scale_out_s", 0.0)))
+    c_wire = c_flight - c_latency
+    down_s = down.seconds / (1 - SBO_COMBINE_SM_FRACTION)
+    layer_s = (rest_s + d_fixed + max(d_flight, shared_s) + d_recv
+               + max(down_s, c_fixed + c_wire) + c_latency + c_recv)
+    overhead = down_s - down.seconds
+    exposed = layer_s - compute - overhead
+    return LayerCost(kind=kind, count=count, ops=ops, compute_s=compute, comm_s=comm, layer_s=layer_s,
+                     exposed_comm_s=exposed, overlapped_comm_s=comm - exposed, overlap_overhead_s=overhead)
+
+
 def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
               weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
               imbalance: float = 1.0, overlap_model: OverlapModel | None = None,
@@ -175,8 +232,11 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
         dense = compose_layer("dense", 1, layer_ops(shape, False), layer_ops(half, False) if two else None, dims,
                               shape.phase, overlap_model)
     if any(st.moe_layers for st in stages):
-        moe = compose_layer("moe", 1, layer_ops(shape, True), layer_ops(half, True) if two else None, dims,
-                            shape.phase, overlap_model)
+        if dims.overlap is OverlapPolicy.SINGLE_BATCH:
+            moe = compose_single_batch("moe", 1, layer_ops(shape, True))
+        else:
+            moe = compose_layer("moe", 1, layer_ops(shape, True), layer_ops(half, True) if two else None, dims,
+                                shape.phase, overlap_model)
     head = compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape, precisions=prec), None, dims,
                          shape.phase)
 

@@ -129,7 +129,7 @@ def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: in
             rejected[Rejection.DIVISIBILITY] += 1
             continue
         for dense_tp in dense_tps:
-            for overlap in ((OverlapPolicy.NONE, OverlapPolicy.TWO_BATCH) if ep > 1 else (OverlapPolicy.NONE,)):
+            for overlap in (tuple(OverlapPolicy) if ep > 1 else (OverlapPolicy.NONE,)):  # none, TBO, SBO
                 yield ParallelDims(**base, moe_ep=ep, moe_tp=moe_tp, dense_tp=dense_tp, redundant_experts=spare,
                                    micro_batches=2 if overlap is OverlapPolicy.TWO_BATCH else 1, overlap=overlap)
 
