@@ -89,3 +89,18 @@ def test_plan_searches_sbo():
     assert {d.overlap for d in variants if d.moe_ep > 1} == set(OverlapPolicy)
     assert all(d.micro_batches == 1 for d in variants if d.overlap is OverlapPolicy.SINGLE_BATCH)
     assert isinstance(variants[0], ParallelDims)
+
+
+def test_sglang_launch_line_enables_single_batch_overlap_and_others_say_they_cannot():
+    from click.testing import CliRunner
+
+    from planner.cli import main
+    plan = "attn_tp=1,attn_dp=16,moe_ep=16,redundant_experts=16,overlap=single_batch"
+    res = CliRunner().invoke(main, ["evaluate", "scenarios/deepseek_v3_h200_16.yaml", "--plan", plan,
+                                    "--overlap-model", "closed-form", "--emit", "sglang"])
+    assert res.exit_code == 0, res.output
+    assert "--enable-single-batch-overlap" in res.output and "--enable-two-batch-overlap" not in res.output
+    res = CliRunner().invoke(main, ["evaluate", "scenarios/deepseek_v3_h200_16.yaml", "--plan", plan,
+                                    "--overlap-model", "closed-form", "--emit", "vllm"])
+    assert res.exit_code == 0, res.output
+    assert "single-batch overlap) has no vllm setting" in res.output

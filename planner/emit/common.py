@@ -73,6 +73,10 @@ def two_batch(role: RoleSpec) -> bool:
     return role.dims.overlap is OverlapPolicy.TWO_BATCH
 
 
+def single_batch(role: RoleSpec) -> bool:
+    return role.dims.overlap is OverlapPolicy.SINGLE_BATCH
+
+
 def require_vendor(engine: str, spec: LaunchSpec, vendors: tuple[str, ...], why: str) -> None:
     if spec.device.vendor not in vendors:
         raise EmitError(engine, "cluster.device", spec.device.id, why)
@@ -94,7 +98,7 @@ def refuse_redundant_without_ep(engine: str, role: RoleSpec) -> None:
 
 
 def not_expressed(spec: LaunchSpec, engine: str, *, two_batch_ok: bool, dense_tp_ok: bool,
-                  mtp_ok: bool) -> tuple[str, ...]:
+                  mtp_ok: bool, single_batch_ok: bool = False) -> tuple[str, ...]:
     """Comment lines for plan parts the engine has no setting for (the plan's numbers assume them)."""
     out: list[str] = []
     for r in spec.roles:
@@ -102,6 +106,9 @@ def not_expressed(spec: LaunchSpec, engine: str, *, two_batch_ok: bool, dense_tp
         if two_batch(r) and not two_batch_ok:
             out.append(f"{r.role}: micro_batches=2 two-batch overlap has no {engine} setting here; the predicted "
                        "step time assumes it")
+        if single_batch(r) and not single_batch_ok:
+            out.append(f"{r.role}: overlap=single_batch (single-batch overlap) has no {engine} setting here; the "
+                       "predicted step time assumes it")
         if spec.model.num_dense_layers and spec.model.moe and not dense_tp_ok:
             out.append(f"{r.role}: dense_tp={d.dense_tp} is not a {engine} setting; the engine picks the "
                        "dense-FFN sharding itself")

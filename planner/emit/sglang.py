@@ -21,6 +21,8 @@ SOURCE = EngineSource(
         "args": _DOCS,
         "pd": "sgl-project/sglang@08edc506 docs/advanced_features/pd_disaggregation.md",
         "ep": "sgl-project/sglang@020017c4 docs/advanced_features/expert_parallelism.md",
+        "sbo": "sgl-project/sglang@0ac832c python/sglang/srt/server_args.py (--enable-single-batch-overlap: needs "
+               "--moe-a2a-backend deepep) and python/sglang/srt/batch_overlap/single_batch_overlap.py",
     },
     flags={f: "args" for f in (
         "-m", "--model-path", "--tp-size", "--pp-size", "--dp-size", "--enable-dp-attention", "--ep-size",
@@ -29,7 +31,7 @@ SOURCE = EngineSource(
         "--chunked-prefill-size", "--kv-cache-dtype", "--trust-remote-code", "--host", "--port", "--base-gpu-id",
         "--device", "--dist-init-addr", "--nnodes", "--node-rank", "--disaggregation-mode",
         "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port")}
-    | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd"},
+    | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd", "--enable-single-batch-overlap": "sbo"},
 )
 _DIST_PORT = 5000
 """The port pd_disaggregation.md uses in ``--dist-init-addr``."""
@@ -81,6 +83,8 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
         argv += ["--moe-dense-tp-size", "1"]
     if deepep and common.two_batch(role):
         argv.append("--enable-two-batch-overlap")
+    if deepep and common.single_batch(role):
+        argv.append("--enable-single-batch-overlap")
     argv += ["--context-length", str(spec.context_tokens),
              "--mem-fraction-static", f"{common.engine_pool_fraction(role.memory):.2f}"]
     if spec.kv_precision.label == "fp8":
@@ -135,7 +139,8 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
         _check(spec, inst)
     deepep_roles = {r.role for r in spec.roles if r.dims.moe_ep > 1 and r.dims.moe_ep == r.dims.unit_devices}
     notes = common.not_expressed(spec, "sglang", two_batch_ok=all(
-        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=False)
+        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=False,
+        single_batch_ok=all(r.role in deepep_roles for r in spec.roles if common.single_batch(r)))
     commands = [c for inst in instances for c in _commands(spec, inst)]
     if spec.disaggregated:
         commands.append(_router(instances))
