@@ -36,9 +36,9 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     if as_json or export:
         from planner.analysis.evaluate import with_solver_results
         from planner.documents.evaluate import evaluation_document
-        docs = [evaluation_document(with_solver_results(ev)) for ev in evals]
-        if launch:
-            docs[0]["launch"] = app.launch_document(launch)
+        block = app.launch_document(launch)
+        docs = [evaluation_document(with_solver_results(ev), launch=block if i == 0 else None)
+                for i, ev in enumerate(evals)]
         app.export_document(export, docs[0])
         if as_json:
             app.emit_json(docs[0] if len(docs) == 1 else docs)
