@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.cpsat.placement import PlacementResult, place_all  # noqa: E402
-from planner.documents.place import summary_lines  # noqa: E402
 from planner.inputs.loads import DEEPSEEK_V3_SAMPLE, ExpertLoads, read_loads, synth_loads  # noqa: E402
+from planner.render.place_view import summary_lines  # noqa: E402
 
 CONFIGS = ((288, 32, 8), (320, 64, 8))  # slots, devices, devices per node -> 4 and 8 nodes
 WALL_LIMIT_S = 60.0
