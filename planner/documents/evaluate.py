@@ -111,8 +111,10 @@ class LayerDoc(Document):
     comm_s: NonNegative = field("Communication-op time of one layer before overlap, seconds.")
     exposed_comm_s: NonNegative = field("Communication time not hidden behind compute, seconds per layer.")
     overlapped_comm_s: NonNegative = field("Communication time hidden behind compute, seconds per layer.")
-    overlap_overhead_s: NonNegative = field("Extra time the overlap itself costs (split micro-batches, compute "
-                                            "units lent to comm kernels), seconds per layer.")
+    overlap_overhead_s: Number = field("Extra time the overlap itself costs (split micro-batches, compute units lent "
+                                       "to comm kernels, stream switches), seconds per layer; negative when the "
+                                       "half-batch kernels together take less than the full-batch ones (tile and "
+                                       "wave effects).")
     ops: list[OpDoc] = field("The layer's ops in execution order.")
 
 
@@ -124,9 +126,10 @@ class StepDoc(Document):
     latency_s: NonNegative = field("Time for a token to pass all pp stages, stage hand-offs included, seconds.")
     rank_tokens: NonNegative = field("Tokens per attention rank in this step.")
     overlap: Overlap = field("Overlap policy of the plan.")
-    by_resource_s: dict[ByResourceKey, NonNegative] = field(
+    by_resource_s: dict[ByResourceKey, Number] = field(
         "Seconds per step by what bound each op (the op bound names), plus `comm_exposed`, `comm_overlapped` (the "
-        "split of communication time) and `overlap_overhead`; only the bounds that occur are present; keys sorted.")
+        "split of communication time) and `overlap_overhead` (negative as layers' overlap_overhead_s can be); only "
+        "the bounds that occur are present; keys sorted.")
     layers: list[LayerDoc] = field("Per layer type, in model order.")
 
 
