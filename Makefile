@@ -1,10 +1,10 @@
 # Two entry points for a fresh machine with only python3 and make:
 #   make plan  - create .venv if missing, install moeplan, plan the bundled default scenario
+#                (package data: planner/scenarios_bundled/deepseek_v3_h200_16.yaml; then run .venv/bin/moeplan)
 #   make test  - the same set-up with test extras, then ruff and the whole pytest suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEFAULT_SCENARIO := scenarios/deepseek_v3_h200_16.yaml
 
 .PHONY: plan test lint venv clean
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 
 plan: venv
-	$(BIN)/moeplan plan $(DEFAULT_SCENARIO)
+	$(BIN)/moeplan plan
 
 lint: venv
 	$(BIN)/ruff check planner cost_models tests benchmarks

@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.cpsat.placement import PlacementResult, place_all  # noqa: E402
+from planner.cpsat.placement import place_all  # noqa: E402
+from planner.cpsat.placement_result import PlacementResult  # noqa: E402
 from planner.inputs.loads import DEEPSEEK_V3_SAMPLE, ExpertLoads, read_loads, synth_loads  # noqa: E402
 from planner.render.place_view import summary_lines  # noqa: E402
 

@@ -3,12 +3,18 @@
 Run: .venv/bin/python benchmarks/plan_speed.py [--repeat N]
 Speed is measured here, never asserted in unit tests. Each scenario is planned in a fresh process state
 (op-cost caches cleared) so the figure is what a user sees on the first call.
+
+Side by side with NVIDIA AIConfigurator 0.12.0, every command end to end as a subprocess:
+    .venv/bin/python benchmarks/plan_speed.py --side-by-side [--repeat N] [--no-peer] [--aic-venv DIR]
+creates benchmarks/.venv-aiconfigurator (git-ignored) on first use and installs aiconfigurator==0.12.0 into it;
+see benchmarks/side_by_side.py for what is timed and benchmarks/aiconfigurator_peer.py for the question.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,16 +30,34 @@ def _clear_caches() -> None:
         fn.cache_clear()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=1)
-    args = ap.parse_args()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Time moeplan plan; --side-by-side: against AIConfigurator 0.12.0.")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="repetitions per command (default: 1 in-process, 3 with --side-by-side)")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="time moeplan and AIConfigurator end to end as subprocesses, with the speed targets")
+    ap.add_argument("--no-peer", action="store_true",
+                    help="with --side-by-side: time moeplan's commands only (no AIConfigurator install)")
+    ap.add_argument("--aic-venv", type=Path, default=None,
+                    help="AIConfigurator's virtual environment (default: benchmarks/.venv-aiconfigurator)")
+    args = ap.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.side_by_side else 1
+    if args.repeat < 1:
+        ap.error(f"--repeat: got {args.repeat}; accepted: an integer >= 1")
+    if (args.no_peer or args.aic_venv) and not args.side_by_side:
+        ap.error("--no-peer and --aic-venv go with --side-by-side")
+    return args
+
+
+def in_process(repeat: int) -> None:
+    """The original mode: run_plan on every shipped scenario in this process, caches cleared per run."""
     rows = []
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         sc = load_scenario(path)
         times = []
         status, layouts, mode = "-", 0, "-"
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             _clear_caches()
             t0 = time.perf_counter()
             try:
@@ -48,5 +72,16 @@ def main() -> None:
         print(f"{name:42s} {n:7d} {layouts:7d} {status:>12s} {mode:>14s} {t:7.2f}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.side_by_side:
+        in_process(args.repeat)
+        return 0
+    import side_by_side
+    from aiconfigurator_peer import DEFAULT_VENV
+
+    return side_by_side.main(args.repeat, with_peer=not args.no_peer, venv=args.aic_venv or DEFAULT_VENV)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,12 +32,19 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cost_models import efficiency as eff
+from cost_models.kinds import Bound
 from cost_models.specs import DeviceSpec, Precision
 
 OUTPUT_BYTES_PER_ELEMENT = 2.0
 """GEMM and attention outputs are bf16."""
 PARTIAL_BYTES_PER_ELEMENT = 4.0
 """Split-K / split-KV partial sums are fp32."""
+
+FP8_ATTENTION_EFFICIENCY_RATIO = (1200 / 1978.9) / (740 / 989.4)
+"""Derived, not fitted: FlashAttention-3's FP8 forward utilisation over its BF16 one on H100 SXM (Shah et al. 2024,
+arXiv 2407.08608, abstract: "FP16 reaching up to 740 TFLOPs/s (75% utilization), and with FP8 reaching close to
+1.2 PFLOPs/s"): 0.606 / 0.748 = 0.81.  An FP8 attention kernel runs at ``ATTENTION_PEAK_FRACTION x`` this of the
+FP8 peak (twice the BF16 peak): the softmax on the special-function units does not get faster with the operands."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +57,7 @@ class KernelCost:
     """Useful FLOPs (2*m*n*k for a GEMM; padding not counted)."""
     bytes: float
     """Minimum HBM bytes: each input read once, each output written once."""
-    bound: str
+    bound: Bound
     """Which term dominated: ``compute``, ``memory`` or ``overhead``."""
     detail: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Breakdown: compute_s, memory_s, overhead_s, waves, wave_efficiency, tile_efficiency, ... (kernel-specific)."""
@@ -122,8 +129,8 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
                    wave_efficiency=ctas / (n_waves * slots))
 
 
-def _bound(compute_s: float, memory_s: float, overhead_s: float) -> str:
-    terms = {"compute": compute_s, "memory": memory_s, "overhead": overhead_s}
+def _bound(compute_s: float, memory_s: float, overhead_s: float) -> Bound:
+    terms = {Bound.COMPUTE: compute_s, Bound.MEMORY: memory_s, Bound.OVERHEAD: overhead_s}
     return max(terms, key=terms.__getitem__)
 
 
@@ -134,20 +141,34 @@ def _matmul_unit_flop_per_s(device: DeviceSpec, precision: Precision) -> float:
     return device.peak_for(precision) * fraction / device.compute_units
 
 
+def attention_unit_flop_per_s(device: DeviceSpec, precision: Precision) -> float:
+    """Inner-block FLOP/s of one compute unit for attention math in ``precision``: FP8 math runs at the FP8
+    peak x ``ATTENTION_PEAK_FRACTION x FP8_ATTENTION_EFFICIENCY_RATIO`` where the device has FP8 tensor cores;
+    anything else (BF16, or FP8 on a device without FP8 units) at the BF16 peak x ``ATTENTION_PEAK_FRACTION``."""
+    if precision.bytes_per_element < 2 and device.supports(precision):
+        return (device.peak_for(precision) * eff.ATTENTION_PEAK_FRACTION * FP8_ATTENTION_EFFICIENCY_RATIO
+                / device.compute_units)
+    return device.peak_for(Precision.BF16) * eff.ATTENTION_PEAK_FRACTION / device.compute_units
+
+
 def _split_spill_bytes(device: DeviceSpec, partial_bytes: float) -> float:
     """fp32 partials are written and read back; only what overflows L2 reaches HBM."""
     return 2.0 * max(0.0, partial_bytes - device.l2_bytes)
 
 
-def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision) -> KernelCost:
+def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision,
+                    weight_bytes_per_element: float | None) -> KernelCost:
     """One kernel over independent [m_g, k] x [k, n] products; ``groups`` maps m_g -> number of such groups."""
     key = tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
-    return _grouped_matmul_cached(device, key, k, n, precision)
+    wbpe = precision.bytes_per_element if weight_bytes_per_element is None else float(weight_bytes_per_element)
+    if wbpe <= 0:
+        raise ValueError(f"weight_bytes_per_element must be > 0, got {wbpe}")
+    return _grouped_matmul_cached(device, key, k, n, precision, wbpe)
 
 
 @functools.lru_cache(maxsize=1 << 17)
 def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ...], k: int, n: int,
-                           precision: Precision) -> KernelCost:
+                           precision: Precision, weight_bpe: float) -> KernelCost:
     """Memoised body of :func:`_grouped_matmul` (pure: same shapes on the same device give the same cost; a plan
     search asks for the same GEMM shapes across many layouts)."""
     bpe = precision.bytes_per_element
@@ -155,10 +176,10 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     tokens = sum(m * g for m, g in used.items())
     weights = sum(used.values())
     flops = 2.0 * tokens * k * n
-    # Inputs once (activations, and each used weight matrix once), bf16 output once.
-    min_bytes = (tokens * k + weights * k * n) * bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
+    # Inputs once (activations at the math precision, each used weight matrix once as stored), bf16 output once.
+    min_bytes = tokens * k * bpe + weights * k * n * weight_bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
     if tokens == 0:
-        return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound="overhead",
+        return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound=Bound.OVERHEAD,
                           detail=MappingProxyType({"compute_s": 0.0, "memory_s": 0.0, "overhead_s": 0.0}))
     unit_rate = _matmul_unit_flop_per_s(device, precision)
     units = device.compute_units
@@ -196,32 +217,40 @@ def _check_positive(**values: int) -> None:
 
 
 def gemm_cost(device: DeviceSpec, *, m: int, k: int, n: int, batch: int = 1,
-              precision: Precision = Precision.BF16) -> KernelCost:
+              precision: Precision = Precision.BF16, weight_bytes_per_element: float | None = None) -> KernelCost:
     """``[batch, m, k] x [batch, k, n] -> [batch, m, n]`` bf16; ``batch`` independent weight matrices (bmm).
 
-    ``precision`` is the operand precision of both inputs (fp8 reads 1 byte per element, writes bf16).
+    ``precision`` is the math (tensor-core) precision and the activations' storage (fp8 reads 1 byte per element,
+    writes bf16); on a device without units for it the BF16 peak is used (:meth:`DeviceSpec.peak_for`).
+    ``weight_bytes_per_element`` is the stored weight size with its scales (``WeightFormat.bytes_per_element``;
+    default: ``precision``'s): a weight-only kernel (FP4 weights de-quantised to BF16 on Hopper) passes
+    ``precision=BF16`` with the FP4 bytes.
     Source: tile/wave/split-K model of this module; constants fitted on the ``gemm_bf16``, ``gemm_fp8`` and
     ``bmm_bf16`` rows of ``h200_kernels.csv`` (per-row errors: tests/test_compute_calibration.py).
     """
     _check_positive(m=m, k=k, n=n, batch=batch)
-    return _grouped_matmul(device, Counter({m: batch}), k=k, n=n, precision=precision)
+    return _grouped_matmul(device, Counter({m: batch}), k=k, n=n, precision=precision,
+                           weight_bytes_per_element=weight_bytes_per_element)
 
 
 def grouped_gemm_cost(device: DeviceSpec, *, tokens_per_group: Sequence[int], k: int, n: int,
-                      precision: Precision = Precision.BF16) -> KernelCost:
+                      precision: Precision = Precision.BF16,
+                      weight_bytes_per_element: float | None = None) -> KernelCost:
     """One grouped GEMM over the local experts: group g multiplies ``[tokens_per_group[g], k] x [k, n]``.
 
     Each group is tiled separately (``ceil(m_g / tile_m) x ceil(n / tile_n)`` tiles), so an expert with 3 tokens
     costs a whole tile row and the most loaded expert adds tiles; all tiles share the waves of one launch.
     Groups with 0 tokens cost nothing and their weights are not read.  Equals ``gemm_cost(batch=G, m=t)`` when
     every count is ``t``.  Returns zero time when no group has a token (no kernel is launched).
+    ``precision`` and ``weight_bytes_per_element`` as in :func:`gemm_cost`.
     """
     _check_positive(k=k, n=n)
     if not tokens_per_group:
         raise ValueError("tokens_per_group must name at least one group")
     if min(tokens_per_group) < 0:
         raise ValueError(f"tokens_per_group must be >= 0, got {min(tokens_per_group)}")
-    return _grouped_matmul(device, Counter(tokens_per_group), k=k, n=n, precision=precision)
+    return _grouped_matmul(device, Counter(tokens_per_group), k=k, n=n, precision=precision,
+                           weight_bytes_per_element=weight_bytes_per_element)
 
 
 def attention_prefill_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_heads: int, qk_head_dim: int,
@@ -232,7 +261,8 @@ def attention_prefill_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_h
     Work units are (sequence, query head, 128-query block); a causal unit visits only the key blocks at or
     before its diagonal, so units differ in length and the longest one sticks out of the last wave.  Useful
     FLOPs: ``2 x batch x q_heads x pairs x (qk_head_dim + v_head_dim)`` with ``pairs = L(L+1)/2`` (causal) or
-    ``L^2``.  Constants fitted on the ``attn_prefill_causal`` rows of ``h200_kernels.csv``.
+    ``L^2``.  Constants fitted on the ``attn_prefill_causal`` rows of ``h200_kernels.csv``.  ``precision`` is
+    the Q/K/V storage and the math (FP8: FlashAttention-3 FP8, rate from :func:`attention_unit_flop_per_s`).
     """
     _check_positive(batch=batch, q_heads=q_heads, kv_heads=kv_heads, qk_head_dim=qk_head_dim,
                     v_head_dim=v_head_dim, seq_tokens=seq_tokens)
@@ -246,7 +276,7 @@ def attention_prefill_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_h
     blk = eff.ATTENTION_BLOCK_TOKENS
     q_blocks = math.ceil(length / blk)
     kv_blocks_per_head = q_blocks * (q_blocks + 1) / 2 if causal else float(q_blocks * q_blocks)
-    block_s = 2.0 * blk * blk * width / (device.peak_for(precision) * eff.ATTENTION_PEAK_FRACTION / units)
+    block_s = 2.0 * blk * blk * width / attention_unit_flop_per_s(device, precision)
     work_units = batch * q_heads * q_blocks
     total_s = work_units * eff.ATTENTION_CTA_OVERHEAD_S + batch * q_heads * kv_blocks_per_head * block_s
     longest_s = eff.ATTENTION_CTA_OVERHEAD_S + q_blocks * block_s
@@ -266,7 +296,8 @@ def attention_prefill_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_h
 
 def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_heads: int, qk_head_dim: int,
                           v_head_dim: int, context_tokens: int, kv_precision: Precision = Precision.BF16,
-                          kv_bytes_per_token: float | None = None) -> KernelCost:
+                          kv_bytes_per_token: float | None = None,
+                          math_precision: Precision = Precision.BF16) -> KernelCost:
     """One query token per sequence against a ``context_tokens`` KV cache (FlashDecoding-style).
 
     A work unit is one (sequence, KV head) with its whole query group, padded to ``MMA_MIN_ROWS`` rows; with
@@ -274,7 +305,9 @@ def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_he
     ``kv_bytes_per_token`` overrides the per-sequence, per-token cache bytes (default
     ``kv_heads x (qk_head_dim + v_head_dim) x kv bytes``); DeepSeek MLA in the weight-absorbed form is MQA with
     ``kv_heads=1, qk_head_dim=576, v_head_dim=512`` and one shared 576-wide latent: pass ``576 x kv bytes``.
-    Math runs at the bf16 rate.  Constants fitted on the ``attn_decode_gqa`` rows of ``h200_kernels.csv``.
+    ``math_precision`` is the QK^T / PV math: BF16 (an FP8 cache is de-quantised in the kernel) or FP8 (FlashMLA
+    FP8, FlashAttention-3 FP8), timed by :func:`attention_unit_flop_per_s` (FP8 falls back to the BF16 rate on a
+    device without FP8 units).  Constants fitted on the ``attn_decode_gqa`` rows of ``h200_kernels.csv``.
     """
     _check_positive(batch=batch, q_heads=q_heads, kv_heads=kv_heads, qk_head_dim=qk_head_dim,
                     v_head_dim=v_head_dim, context_tokens=context_tokens)
@@ -288,7 +321,7 @@ def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_he
     flops = 2.0 * batch * q_heads * context_tokens * width
     group_rows = math.ceil(math.ceil(q_heads / kv_heads) / eff.MMA_MIN_ROWS) * eff.MMA_MIN_ROWS
     padded_flops = 2.0 * batch * kv_heads * group_rows * context_tokens * width
-    unit_rate = device.peak_for(Precision.BF16) * eff.ATTENTION_PEAK_FRACTION / device.compute_units
+    unit_rate = attention_unit_flop_per_s(device, math_precision)
     work_units = batch * kv_heads
     fill = max(1, min(device.compute_units // work_units, math.ceil(context_tokens / eff.DECODE_SPLIT_MIN_TOKENS)))
     best: tuple[_Launch, int] | None = None
@@ -322,5 +355,5 @@ def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:
     memory_s = bytes / (eff.HBM_COPY_FRACTION * device.hbm_bytes_per_s)
     return KernelCost(
         seconds=eff.KERNEL_LAUNCH_S + memory_s, flops=0.0, bytes=float(bytes),
-        bound="memory" if memory_s >= eff.KERNEL_LAUNCH_S else "overhead",
+        bound=Bound.MEMORY if memory_s >= eff.KERNEL_LAUNCH_S else Bound.OVERHEAD,
         detail=MappingProxyType({"compute_s": 0.0, "memory_s": memory_s, "overhead_s": eff.KERNEL_LAUNCH_S}))

@@ -8,8 +8,12 @@ Sources and arithmetic:
   576 for V3: 61 x 576 x 2 B = 70,272 B/token in BF16); under attention TP the latent is not split by head,
   so every TP rank keeps the whole latent (replicated);
 * GQA/MHA caches ``2 * kv_heads * head_dim`` values per token per layer, split over ``min(attn_tp, kv_heads)``;
-* block-scaled FP8 weights carry one FP32 scale per 128 x 128 block (DeepSeek-V3 config
-  ``weight_block_size: [128, 128]``): 4 / 16384 bytes per element;
+* each op class's weights are stored in their own format (:class:`~cost_models.specs.WeightFormat`, scales
+  included: FP8 one FP32 scale per 128 x 128 block, MXFP4 one E8M0 per 32, NVFP4 one E4M3 per 16);
+* with multi-token prediction the draft modules add one decoder layer each (sharded like the main layers), their
+  ``2h x h`` projection (replicated: SGLang's ``DeepseekModelNextN`` builds ``eh_proj`` as a plain, unsharded
+  ``nn.Linear``) and one layer of KV per cached token; the embedding and head are shared with the main model
+  (the draft modules run on the pipeline stage that holds the head);
 * the runtime reserve and buffer sizes are estimates (see constants below).
 """
 
@@ -18,8 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cost_models import params
-from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ModelSpec, Precision
+from cost_models.parallel import ParallelDims, StageLayers
+from cost_models.specs import AttentionKind, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 GIB = 2**30
 
@@ -36,10 +40,8 @@ EP_BUFFER_COPIES = 2.0
 
 
 def weight_bytes_per_element(precision: Precision) -> float:
-    extra = FP8_BLOCK_SCALE_BYTES_PER_ELEMENT if precision in (Precision.FP8, Precision.INT8) else 0.0
-    if precision is Precision.FP4:
-        extra = 1.0 / 32  # MXFP4: one 8-bit scale per 32 elements (OCP MX spec)
-    return precision.bytes_per_element + extra
+    """Stored bytes per element of a one-precision ``weight_precision`` (``fp4`` = MXFP4), scales included."""
+    return WeightFormat.for_precision(precision).bytes_per_element
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,11 +59,14 @@ class MemoryBreakdown:
     comm_buffer_bytes: float
     runtime_reserve_bytes: float
     capacity_bytes: float
+    mtp_weight_bytes: float = 0.0
+    """Multi-token-prediction draft modules (0 when MTP is off)."""
 
     @property
     def weight_bytes(self) -> float:
         return (self.attention_weight_bytes + self.dense_ffn_weight_bytes + self.shared_expert_weight_bytes
-                + self.routed_expert_weight_bytes + self.router_weight_bytes + self.embedding_weight_bytes)
+                + self.routed_expert_weight_bytes + self.router_weight_bytes + self.embedding_weight_bytes
+                + self.mtp_weight_bytes)
 
     @property
     def static_bytes(self) -> float:
@@ -83,10 +88,12 @@ class MemoryBreakdown:
         return d
 
 
-def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision) -> float:
-    """KV-cache bytes one device holds per token of one of its sequences, over the layers of its stage."""
+def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision,
+                       stage: StageLayers | None = None) -> float:
+    """KV-cache bytes one device holds per token of one of its sequences, over the layers of ``stage``
+    (default: the stage with the most layers)."""
     att = model.attention
-    layers = _layers_per_stage(model, dims)
+    layers = (stage or _longest_stage(model, dims)).layers
     if att.kind is AttentionKind.MLA:
         per_layer = att.kv_lora_rank + att.qk_rope_head_dim
     else:
@@ -98,36 +105,41 @@ def kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Preci
     return per_layer * layers * kv_precision.bytes_per_element
 
 
-def sliding_kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision) -> float:
+def sliding_kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision,
+                                  stage: StageLayers | None = None) -> float:
     """Fixed KV bytes per sequence held by sliding-window layers (window tokens each), 0 if none."""
     att = model.attention
     if att.sliding_window_tokens is None or not att.sliding_window_layer_fraction or att.kind is AttentionKind.MLA:
         return 0.0
     split = min(dims.attn_tp, att.num_kv_heads)
     per_layer = 2 * att.num_kv_heads * att.qk_head_dim / split
-    layers = _layers_per_stage(model, dims) * att.sliding_window_layer_fraction
+    layers = (stage or _longest_stage(model, dims)).layers * att.sliding_window_layer_fraction
     return per_layer * layers * att.sliding_window_tokens * kv_precision.bytes_per_element
 
 
-def kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, context_tokens: int) -> float:
+def kv_bytes_per_sequence(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, context_tokens: int,
+                          stage: StageLayers | None = None) -> float:
     """KV bytes one sequence of ``context_tokens`` occupies on each device of its attention rank."""
     window = model.attention.sliding_window_tokens
-    full = kv_bytes_per_token(model, dims, kv_precision) * context_tokens
+    full = kv_bytes_per_token(model, dims, kv_precision, stage) * context_tokens
     if window is None:
         return full
-    return full + sliding_kv_bytes_per_sequence(model, dims, kv_precision) * min(1.0, context_tokens / window)
+    return full + sliding_kv_bytes_per_sequence(model, dims, kv_precision, stage) * min(1.0, context_tokens / window)
 
 
-def _layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return -(-model.num_layers // dims.pp)
+def mtp_kv_bytes_per_token(model: ModelSpec, dims: ParallelDims, kv_precision: Precision, modules: int) -> float:
+    """KV bytes per cached token of the draft modules: one full-attention layer each (MLA: the latent, replicated
+    under attention TP; GQA: the device's share of the KV heads)."""
+    att = model.attention
+    if att.kind is AttentionKind.MLA:
+        per_layer = att.kv_lora_rank + att.qk_rope_head_dim
+    else:
+        per_layer = 2 * att.num_kv_heads * att.qk_head_dim / min(dims.attn_tp, att.num_kv_heads)
+    return modules * per_layer * kv_precision.bytes_per_element
 
 
-def _moe_layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return min(model.num_moe_layers, _layers_per_stage(model, dims))
-
-
-def _dense_layers_per_stage(model: ModelSpec, dims: ParallelDims) -> int:
-    return min(model.num_dense_layers, _layers_per_stage(model, dims))
+def _longest_stage(model: ModelSpec, dims: ParallelDims) -> StageLayers:
+    return max(dims.pipeline_stages(model), key=lambda st: st.layers)
 
 
 def attention_replicated_elements(model: ModelSpec) -> int:
@@ -138,36 +150,79 @@ def attention_replicated_elements(model: ModelSpec) -> int:
     return model.hidden_size * ((att.q_lora_rank or 0) + att.kv_lora_rank + att.qk_rope_head_dim)
 
 
-def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision) -> dict[str, float]:
-    """Weight bytes on the busiest device, by kind (the stage with the embedding or the head)."""
-    wb = weight_bytes_per_element(weight_precision)
-    bf16 = Precision.BF16.bytes_per_element
-    layers = _layers_per_stage(model, dims)
+def _layer_weight_bytes(model: ModelSpec, dims: ParallelDims, prec: OpPrecisions) -> dict[str, float]:
+    """Weight bytes one device holds of ONE attention block, dense FFN and MoE FFN, by class."""
     att_total = params.attention_weight_elements(model)
     att_rep = attention_replicated_elements(model)
-    att_dev = (att_rep + (att_total - att_rep) / dims.attn_tp) * layers * wb
-    dense_dev = params.dense_ffn_weight_elements(model) / dims.dense_tp * _dense_layers_per_stage(model, dims) * wb
-    moe_layers = _moe_layers_per_stage(model, dims)
-    shared_dev = routed_dev = router_dev = 0.0
+    out = {"attention": (att_rep + (att_total - att_rep) / dims.attn_tp) * prec.attention_projections.bytes_per_element,
+           "dense_ffn": params.dense_ffn_weight_elements(model) / dims.dense_tp * prec.dense_ffn.bytes_per_element,
+           "shared": 0.0, "routed": 0.0, "router": 0.0}
     if model.moe is not None:
         # shared experts are split like attention (TP inside the attention group, replicated across attn DP)
-        shared_dev = params.shared_expert_weight_elements(model) / dims.attn_tp * moe_layers * wb
-        routed_dev = (params.routed_expert_weight_elements(model) * dims.experts_per_device(model) / dims.moe_tp
-                      * moe_layers * wb)
-        router_dev = params.router_weight_elements(model) * moe_layers * bf16
-    # vocabulary-parallel embedding and head over the attention TP group; with pp > 1 the first stage holds the
-    # embedding and the last the head: the busiest stage holds half of the pair.
-    emb = params.embedding_weight_elements(model) / dims.attn_tp * bf16
-    if dims.pp > 1:
-        emb /= 2
+        out["shared"] = params.shared_expert_weight_elements(model) / dims.attn_tp * prec.shared_experts.bytes_per_element
+        out["routed"] = (params.routed_expert_weight_elements(model) * dims.experts_per_device(model) / dims.moe_tp
+                         * prec.routed_experts.bytes_per_element)
+        out["router"] = params.router_weight_elements(model) * Precision.BF16.bytes_per_element
+    return out
+
+
+def mtp_modules(model: ModelSpec, mtp_tokens: int) -> int:
+    """Draft modules a deployment with ``mtp_tokens`` draft tokens loads: the checkpoint's MTP layers, reused for
+    further tokens (DeepSeek-V3 ships one and the engines chain it k times); a model without MTP layers gets one
+    draft layer of its own shape (an EAGLE-style head), 0 when MTP is off."""
+    if mtp_tokens <= 0:
+        return 0
+    return min(mtp_tokens, model.num_mtp_layers) if model.num_mtp_layers else 1
+
+
+def mtp_weight_bytes(model: ModelSpec, dims: ParallelDims, prec: OpPrecisions, modules: int) -> float:
+    """Weight bytes of ``modules`` draft modules on one device: one decoder layer each (an MoE layer for an MoE
+    model, the DeepSeek-V3 report §2.2 module) plus its replicated BF16 ``2h x h`` projection."""
+    if modules <= 0:
+        return 0.0
+    layer = _layer_weight_bytes(model, dims, prec)
+    ffn = layer["shared"] + layer["routed"] + layer["router"] if model.moe is not None else layer["dense_ffn"]
+    eh_proj = 2 * model.hidden_size**2 * Precision.BF16.bytes_per_element
+    return modules * (layer["attention"] + ffn + eh_proj)
+
+
+def weight_breakdown(model: ModelSpec, dims: ParallelDims, weight_precision: Precision | None = None,
+                     stage: StageLayers | None = None, *, precisions: OpPrecisions | None = None,
+                     mtp_modules: int = 0) -> dict[str, float]:
+    """Weight bytes on one device of ``stage``, by kind (default: the stage with the most weight bytes), each op
+    class in its own format (``precisions``; default: ``weight_precision`` for every class, BF16 head); the draft
+    modules of multi-token prediction sit on the stage with the head."""
+    if precisions is None:
+        assert weight_precision is not None, "pass precisions or weight_precision"
+        precisions = OpPrecisions.uniform(weight_precision)
+    if stage is None:
+        return max((weight_breakdown(model, dims, stage=st, precisions=precisions, mtp_modules=mtp_modules)
+                    for st in dims.pipeline_stages(model)), key=lambda w: sum(w.values()))
+    one = _layer_weight_bytes(model, dims, precisions)
     return {
-        "attention_weight_bytes": att_dev,
-        "dense_ffn_weight_bytes": dense_dev,
-        "shared_expert_weight_bytes": shared_dev,
-        "routed_expert_weight_bytes": routed_dev,
-        "router_weight_bytes": router_dev,
-        "embedding_weight_bytes": emb,
+        "attention_weight_bytes": one["attention"] * stage.layers,
+        "dense_ffn_weight_bytes": one["dense_ffn"] * stage.dense_layers,
+        "shared_expert_weight_bytes": one["shared"] * stage.moe_layers,
+        "routed_expert_weight_bytes": one["routed"] * stage.moe_layers,
+        "router_weight_bytes": one["router"] * stage.moe_layers,
+        "embedding_weight_bytes": embedding_bytes(model, dims, stage, precisions.lm_head),
+        "mtp_weight_bytes": mtp_weight_bytes(model, dims, precisions, mtp_modules) if stage.holds_head else 0.0,
     }
+
+
+def embedding_bytes(model: ModelSpec, dims: ParallelDims, stage: StageLayers,
+                    lm_head: WeightFormat | Precision | None = None) -> float:
+    """Input embedding (BF16) and LM head (``lm_head``'s format, BF16 by default) on one device of ``stage``,
+    vocabulary-parallel over the attention TP group. With one stage it holds both (one BF16 table when tied); with
+    pp > 1 the first stage holds the embedding and the last the head, each a full table (a tied table is needed at
+    both ends)."""
+    table = model.vocab_size * model.hidden_size / dims.attn_tp
+    emb = table * Precision.BF16.bytes_per_element
+    head = table * (lm_head.bytes_per_element if lm_head is not None else Precision.BF16.bytes_per_element)
+    if stage.holds_embedding and stage.holds_head:
+        return emb if model.tie_embeddings else emb + head
+    return (emb if stage.holds_embedding else 0.0) + ((emb if model.tie_embeddings else head) if stage.holds_head
+                                                       else 0.0)
 
 
 def activation_bytes(model: ModelSpec, dims: ParallelDims, *, tokens_per_device: float,
@@ -203,16 +258,34 @@ def comm_buffer_bytes(model: ModelSpec, dims: ParallelDims, *, routed_tokens_per
 
 def memory_breakdown(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float, weight_precision: Precision,
                      kv_precision: Precision, act_precision: Precision, dispatch_precision: Precision,
-                     sequences_per_device: float, context_tokens: int, tokens_per_device: float) -> MemoryBreakdown:
+                     sequences_per_device: float, context_tokens: int, tokens_per_device: float,
+                     precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> MemoryBreakdown:
     """Full per-device memory for a phase that holds ``sequences_per_device`` sequences of ``context_tokens``
-    and pushes ``tokens_per_device`` tokens through one forward."""
+    and pushes ``tokens_per_device`` tokens through one forward, on the pipeline stage that uses the most.
+    ``precisions`` (default: ``weight_precision`` / ``kv_precision`` for every class) sizes each class;
+    ``mtp_modules`` adds the draft modules' weights and KV."""
+    precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
+    return max((_stage_breakdown(model, dims, st, capacity_bytes=capacity_bytes, precisions=precisions,
+                                 act_precision=act_precision, dispatch_precision=dispatch_precision,
+                                 sequences_per_device=sequences_per_device, context_tokens=context_tokens,
+                                 tokens_per_device=tokens_per_device, mtp_modules=mtp_modules)
+                for st in dict.fromkeys(dims.pipeline_stages(model))), key=lambda m: m.used_bytes)
+
+
+def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *, capacity_bytes: float,
+                     precisions: OpPrecisions, act_precision: Precision, dispatch_precision: Precision,
+                     sequences_per_device: float, context_tokens: int, tokens_per_device: float,
+                     mtp_modules: int = 0) -> MemoryBreakdown:
     routed = routed_tokens_per_device(model, dims, tokens_per_device)
     # a device holds the KV of the sequences of its attention-DP rank; with attn_tp the rank's sequences are
     # shared by attn_tp devices, each keeping its share of heads (or the full latent under MLA).
     seqs_per_rank = sequences_per_device * dims.attn_tp
-    kv = kv_bytes_per_sequence(model, dims, kv_precision, context_tokens) * seqs_per_rank
+    kv_precision = precisions.kv_cache
+    draft_kv = mtp_kv_bytes_per_token(model, dims, kv_precision, mtp_modules) if stage.holds_head else 0.0
+    kv = (kv_bytes_per_sequence(model, dims, kv_precision, context_tokens, stage)
+          + draft_kv * context_tokens) * seqs_per_rank
     return MemoryBreakdown(
-        **weight_breakdown(model, dims, weight_precision),
+        **weight_breakdown(model, dims, stage=stage, precisions=precisions, mtp_modules=mtp_modules),
         kv_cache_bytes=kv,
         activation_bytes=activation_bytes(model, dims, tokens_per_device=tokens_per_device * dims.attn_tp,
                                           routed_tokens_per_device=routed, act_precision=act_precision),
@@ -234,20 +307,27 @@ def routed_tokens_per_device(model: ModelSpec, dims: ParallelDims, tokens_per_de
 
 def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float,
                              weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
-                             dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float
-                             ) -> float:
-    """Largest number of sequences per device whose KV fits beside the static memory and activations.
+                             dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float,
+                             precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> float:
+    """Largest number of sequences per device whose KV fits beside the static memory and activations, on every
+    pipeline stage.
 
-    Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so free
-    memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly."""
-    def free(s: float) -> float:
-        return memory_breakdown(model, dims, capacity_bytes=capacity_bytes, weight_precision=weight_precision,
-                                kv_precision=kv_precision, act_precision=act_precision,
-                                dispatch_precision=dispatch_precision, sequences_per_device=s,
-                                context_tokens=context_tokens, tokens_per_device=s * tokens_per_sequence_step
-                                ).free_bytes
-    f0 = free(0.0)
-    if f0 < 0:
-        return 0.0
-    per_seq = f0 - free(1.0)
-    return f0 / per_seq if per_seq > 0 else float("inf")
+    Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so a stage's
+    free memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly per stage; the
+    tightest stage sets the batch."""
+    precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
+
+    def free(stage: StageLayers, s: float) -> float:
+        return _stage_breakdown(model, dims, stage, capacity_bytes=capacity_bytes, precisions=precisions,
+                                act_precision=act_precision, dispatch_precision=dispatch_precision,
+                                sequences_per_device=s, context_tokens=context_tokens,
+                                tokens_per_device=s * tokens_per_sequence_step, mtp_modules=mtp_modules).free_bytes
+
+    def fits(stage: StageLayers) -> float:
+        f0 = free(stage, 0.0)
+        if f0 < 0:
+            return 0.0
+        per_seq = f0 - free(stage, 1.0)
+        return f0 / per_seq if per_seq > 0 else float("inf")
+
+    return min(fits(st) for st in dict.fromkeys(dims.pipeline_stages(model)))

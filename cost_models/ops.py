@@ -12,6 +12,13 @@ Each builder returns a tuple of :class:`OpCost`, one per kernel or collective, t
 * routed experts are two grouped GEMMs (gate+up fused, then down) over the device's local experts, with the
   busiest device's token counts (mean x imbalance);
 * shared experts and dense FFNs are gated FFNs (gate+up fused, down).
+
+Precision per op class (:class:`~cost_models.specs.OpPrecisions`): every GEMM reads its weights as stored
+(:class:`~cost_models.specs.WeightFormat` bytes, block scales included) and runs at the weights' element type
+where the device has tensor cores for it, else de-quantises them to BF16 (weight-only: Hopper runs FP4 experts
+this way, A100 FP8 ones); attention math and KV storage have their own precisions.  The builders take the
+precisions as ``precisions``; without it they use ``weight_precision`` / ``kv_precision`` for every class
+(:meth:`OpPrecisions.uniform`).
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cost_models import comm, compute
+from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, Precision
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,24 +40,24 @@ class OpCost:
     the builders below are pure and cached on their hashable arguments)."""
 
     name: str
-    kind: str
-    """``compute`` or ``comm``."""
+    kind: OpKind
     seconds: float
     flops: float = 0.0
     hbm_bytes: float = 0.0
     scale_up_bytes: float = 0.0
     scale_out_bytes: float = 0.0
-    bound: str = ""
-    """Which roof bound it: compute, memory, overhead, scale_up, scale_out, latency."""
+    bound: Bound | None = None
+    """Which roof bound it (None: not timed against a roof, e.g. a hand-built op in a test)."""
     detail: Mapping[str, float] = field(default_factory=dict)
+    algorithm: str = ""
+    """A collective's algorithm (``ring``, ``nvls``, ``one_shot``, ``deepep_low_latency``, ...); empty for kernels."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class PhaseShape:
     """Tokens one device handles in one forward of a phase."""
 
-    phase: str
-    """``prefill`` or ``decode``."""
+    phase: Phase
     rank_tokens: float
     """Tokens per attention rank (an attention-DP rank is ``attn_tp`` devices sharing the same tokens)."""
     sequences_per_rank: float
@@ -60,18 +68,40 @@ class PhaseShape:
     """Decode: query tokens per sequence per step (1 + speculative tokens)."""
 
 
-def _gemm_precision(cluster: ClusterSpec, weight_precision: Precision) -> Precision:
-    return weight_precision if cluster.device.supports(weight_precision) else Precision.BF16
+def gemm_math(cluster: ClusterSpec, fmt: WeightFormat) -> Precision:
+    """Tensor-core precision of a GEMM over ``fmt`` weights: their element type where the device supports it,
+    else BF16 (weight-only de-quantisation)."""
+    return fmt.element if cluster.device.supports(fmt.element) else Precision.BF16
+
+
+def attention_math(cluster: ClusterSpec, precision: Precision) -> Precision:
+    """Precision the attention kernel's math runs at: the requested one where supported, else BF16."""
+    return precision if cluster.device.supports(precision) else Precision.BF16
+
+
+def _resolve(precisions: OpPrecisions | None, weight_precision: Precision | None,
+             kv_precision: Precision = Precision.BF16) -> OpPrecisions:
+    if precisions is not None:
+        return precisions
+    assert weight_precision is not None, "pass precisions or weight_precision"
+    return OpPrecisions.uniform(weight_precision, kv_precision)
+
+
+def _weight_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: int, k: int, n: int,
+                 batch: int = 1) -> OpCost:
+    return _kernel(name, compute.gemm_cost(cluster.device, m=m, k=k, n=n, batch=batch, precision=gemm_math(cluster, fmt),
+                                           weight_bytes_per_element=fmt.bytes_per_element))
 
 
 def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
-    return OpCost(name=name, kind="compute", seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
+    return OpCost(name=name, kind=OpKind.COMPUTE, seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
                   bound=cost.bound, detail=dict(cost.detail))
 
 
 def _collective(name: str, cost: comm.CommCost) -> OpCost:
-    return OpCost(name=name, kind="comm", seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
-                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail))
+    return OpCost(name=name, kind=OpKind.COMM, seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
+                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail),
+                  algorithm=cost.algorithm)
 
 
 def group_devices_per_node(cluster: ClusterSpec, group: int, stride: int = 1) -> int:
@@ -86,22 +116,27 @@ def _elementwise(cluster: ClusterSpec, name: str, nbytes: float) -> OpCost:
 
 @functools.lru_cache(maxsize=1 << 16)
 def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
-                  weight_precision: Precision, kv_precision: Precision) -> tuple[OpCost, ...]:
+                  weight_precision: Precision | None = None, kv_precision: Precision = Precision.BF16, *,
+                  precisions: OpPrecisions | None = None) -> tuple[OpCost, ...]:
     """Projections, core attention, output projection and the TP all-reduce of one layer."""
+    prec = _resolve(precisions, weight_precision, kv_precision)
+    if model.attention.kind is AttentionKind.MFA:
+        return mfa_attention_ops(model, cluster, dims, shape, prec)
     dev = cluster.device
     att = model.attention
     h = model.hidden_size
     heads = att.num_q_heads // dims.attn_tp
     t = max(1, math.ceil(shape.rank_tokens))
-    p = _gemm_precision(cluster, weight_precision)
+    proj, kv_precision = prec.attention_projections, prec.kv_cache
+    math_p = attention_math(cluster, prec.attention)
     ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
     if att.kind is AttentionKind.MLA:
         q_rank = att.q_lora_rank or 0
-        ops.append(_kernel("attn.qkv_a_proj", compute.gemm_cost(dev, m=t, k=h, n=q_rank + att.kv_lora_rank
-                                                               + att.qk_rope_head_dim, precision=p)))
+        ops.append(_weight_gemm(cluster, "attn.qkv_a_proj", proj, m=t, k=h,
+                                n=q_rank + att.kv_lora_rank + att.qk_rope_head_dim))
         q_in = q_rank if q_rank else h
-        ops.append(_kernel("attn.q_b_proj", compute.gemm_cost(dev, m=t, k=q_in, n=heads * att.qk_head_dim, precision=p)))
-        if shape.phase == "decode":
+        ops.append(_weight_gemm(cluster, "attn.q_b_proj", proj, m=t, k=q_in, n=heads * att.qk_head_dim))
+        if shape.phase == Phase.DECODE:
             bf16 = Precision.BF16
             ops.append(_kernel("attn.absorb_uk", compute.gemm_cost(dev, batch=heads, m=t, k=att.qk_nope_head_dim,
                                                                    n=att.kv_lora_rank, precision=bf16)))
@@ -109,26 +144,67 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
             ops.append(_kernel("attn.core", compute.attention_decode_cost(
                 dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
                 kv_heads=1, qk_head_dim=latent, v_head_dim=att.kv_lora_rank, context_tokens=shape.context_tokens,
-                kv_precision=kv_precision, kv_bytes_per_token=latent * kv_precision.bytes_per_element)))
+                kv_precision=kv_precision, kv_bytes_per_token=latent * kv_precision.bytes_per_element,
+                math_precision=math_p)))
             ops.append(_kernel("attn.absorb_uv", compute.gemm_cost(dev, batch=heads, m=t, k=att.kv_lora_rank,
                                                                    n=att.v_head_dim, precision=bf16)))
         else:
-            ops.append(_kernel("attn.kv_b_proj", compute.gemm_cost(
-                dev, m=t, k=att.kv_lora_rank, n=heads * (att.qk_nope_head_dim + att.v_head_dim), precision=p)))
-            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, heads)))
+            ops.append(_weight_gemm(cluster, "attn.kv_b_proj", proj, m=t, k=att.kv_lora_rank,
+                                    n=heads * (att.qk_nope_head_dim + att.v_head_dim)))
+            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, heads, math_p)))
     else:
         kv_heads = max(1, att.num_kv_heads // dims.attn_tp)
-        ops.append(_kernel("attn.qkv_proj", compute.gemm_cost(
-            dev, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim, precision=p)))
-        if shape.phase == "decode":
+        ops.append(_weight_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim))
+        if shape.phase == Phase.DECODE:
             ops.append(_kernel("attn.core", compute.attention_decode_cost(
                 dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
                 kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
-                context_tokens=_effective_context(model, shape.context_tokens), kv_precision=kv_precision)))
+                context_tokens=_effective_context(model, shape.context_tokens), kv_precision=kv_precision,
+                math_precision=math_p)))
         else:
-            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads)))
+            ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
     ops.append(_elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2))
-    ops.append(_kernel("attn.o_proj", compute.gemm_cost(dev, m=t, k=heads * att.v_head_dim, n=h, precision=p)))
+    ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
+    if dims.attn_tp > 1:
+        ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
+            cluster, bytes=t * h * 2, group_size=dims.attn_tp,
+            group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
+    return tuple(ops)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
+                      prec: OpPrecisions) -> tuple[OpCost, ...]:
+    """Multi-matrix Factorization Attention (Step-3, arXiv 2507.19427 §2; vLLM ``Step3TextAttention``).
+
+    One fused GEMM projects the hidden state to the low-rank query and the shared key and value
+    (``n = q_lora_rank + 2 x kv_heads x head_dim``; replicated under attention TP, as vLLM's ``ReplicatedLinear``),
+    an RMS norm runs on the low-rank query, ``wq`` up-projects it to this device's heads; the core is MQA
+    (decode: every query head of a sequence against ONE cached K/V head of ``head_dim``: FlashDecoding with all
+    64 heads in one work unit, KV bytes ``2 x head_dim`` per token and layer)."""
+    dev = cluster.device
+    att = model.attention
+    h = model.hidden_size
+    heads = att.num_q_heads // dims.attn_tp
+    kv_heads = att.num_kv_heads
+    t = max(1, math.ceil(shape.rank_tokens))
+    proj, kv_precision = prec.attention_projections, prec.kv_cache
+    math_p = attention_math(cluster, prec.attention)
+    rank = att.q_lora_rank or h
+    ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
+    ops.append(_weight_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h,
+                            n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim)))
+    ops.append(_elementwise(cluster, "attn.q_norm", 2 * t * rank * 2))
+    ops.append(_weight_gemm(cluster, "attn.wq", proj, m=t, k=rank, n=heads * att.qk_head_dim))
+    ops.append(_elementwise(cluster, "attn.rope", 2 * t * (heads + kv_heads) * att.qk_head_dim * 2))
+    if shape.phase == Phase.DECODE:
+        ops.append(_kernel("attn.core", compute.attention_decode_cost(
+            dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
+            kv_heads=kv_heads, qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
+            context_tokens=shape.context_tokens, kv_precision=kv_precision, math_precision=math_p)))
+    else:
+        ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
+    ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,
@@ -146,37 +222,37 @@ def _effective_context(model: ModelSpec, context_tokens: int) -> int:
 
 
 def _prefill_core(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
-                  heads: int, kv_heads: int) -> compute.KernelCost:
+                  heads: int, kv_heads: int, math_precision: Precision) -> compute.KernelCost:
     att = model.attention
     seqs = max(1, math.ceil(shape.sequences_per_rank))
     return compute.attention_prefill_cost(cluster.device, batch=seqs, q_heads=heads, kv_heads=kv_heads,
                                           qk_head_dim=att.qk_head_dim, v_head_dim=att.v_head_dim,
-                                          seq_tokens=_effective_context(model, shape.context_tokens), causal=True)
+                                          seq_tokens=_effective_context(model, shape.context_tokens), causal=True,
+                                          precision=math_precision)
 
 
 def gated_ffn_ops(cluster: ClusterSpec, prefix: str, *, tokens: float, hidden: int, width: float,
-                  weight_precision: Precision) -> tuple[OpCost, ...]:
+                  weight_format: WeightFormat) -> tuple[OpCost, ...]:
     """Gate+up GEMM, SiLU-and-multiply, down GEMM of a gated FFN slice of ``width``."""
-    dev = cluster.device
     t = max(1, math.ceil(tokens))
     w = max(1, round(width))
-    p = _gemm_precision(cluster, weight_precision)
     return (
-        _kernel(f"{prefix}.up_gate", compute.gemm_cost(dev, m=t, k=hidden, n=2 * w, precision=p)),
+        _weight_gemm(cluster, f"{prefix}.up_gate", weight_format, m=t, k=hidden, n=2 * w),
         _elementwise(cluster, f"{prefix}.act", t * 3 * w * 2),
-        _kernel(f"{prefix}.down", compute.gemm_cost(dev, m=t, k=w, n=hidden, precision=p)),
+        _weight_gemm(cluster, f"{prefix}.down", weight_format, m=t, k=w, n=hidden),
     )
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def dense_ffn_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape,
-                  weight_precision: Precision) -> tuple[OpCost, ...]:
+                  weight_precision: Precision | None = None, *,
+                  precisions: OpPrecisions | None = None) -> tuple[OpCost, ...]:
     """Dense FFN of a dense layer with ``dense_tp``: the tokens of ``dense_tp / attn_tp`` ranks are gathered."""
     h = model.hidden_size
     tokens = shape.rank_tokens * dims.dense_tp / dims.attn_tp
     ops = [_elementwise(cluster, "ffn.norm", 2 * shape.rank_tokens * h * 2)]
     ops += gated_ffn_ops(cluster, "ffn", tokens=tokens, hidden=h, width=model.dense_ffn_dim / dims.dense_tp,
-                         weight_precision=weight_precision)
+                         weight_format=_resolve(precisions, weight_precision).dense_ffn)
     if dims.dense_tp > 1:
         ops.append(_collective("ffn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=math.ceil(tokens) * h * 2, group_size=dims.dense_tp,
@@ -186,14 +262,17 @@ def dense_ffn_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
 
 @functools.lru_cache(maxsize=1 << 16)
 def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape, *,
-            weight_precision: Precision, dispatch_precision: Precision, imbalance: float) -> tuple[OpCost, ...]:
+            weight_precision: Precision | None = None, dispatch_precision: Precision, imbalance: float,
+            precisions: OpPrecisions | None = None) -> tuple[OpCost, ...]:
     """Router, EP dispatch, routed grouped GEMMs, combine, shared expert of one MoE layer."""
     assert model.moe is not None
     moe = model.moe
     dev = cluster.device
     h = model.hidden_size
     t = max(1, math.ceil(shape.rank_tokens))
-    p = _gemm_precision(cluster, weight_precision)
+    prec = _resolve(precisions, weight_precision)
+    routed = prec.routed_experts
+    p = gemm_math(cluster, routed)
     ops: list[OpCost] = [_elementwise(cluster, "moe.norm", 2 * t * h * 2)]
     ops.append(_kernel("moe.router", compute.gemm_cost(dev, m=t, k=h, n=moe.num_routed_experts,
                                                        precision=Precision.BF16)))
@@ -202,7 +281,7 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
     ep_per_node = group_devices_per_node(cluster, dims.moe_ep, stride=dims.moe_tp)
     # prefill uses throughput ("normal") kernels that send one copy per node and forward over the scale-up tier;
     # decode uses low-latency kernels that send every (token, expert) copy straight to its device (DeepEP README)
-    normal = shape.phase == "prefill"
+    normal = shape.phase == Phase.PREFILL
     if dims.moe_ep > 1:
         ops.append(_collective("moe.dispatch", comm.ep_dispatch(
             cluster, tokens_per_device=device_tokens, num_experts=moe.num_routed_experts, forward_in_node=normal, hidden_size=h, top_k=moe.top_k, ep_size=dims.moe_ep,
@@ -220,11 +299,12 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
     permute = normal and dims.moe_ep > 1
     if permute:
         ops.append(_elementwise(cluster, "moe.permute", 2 * rows * h * dispatch_precision.bytes_per_element))
+    wb = routed.bytes_per_element
     ops.append(_kernel("moe.experts_up_gate", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=h, n=2 * width,
-                                                                        precision=p)))
+                                                                        precision=p, weight_bytes_per_element=wb)))
     ops.append(_elementwise(cluster, "moe.experts_act", rows * 3 * width * 2))
     ops.append(_kernel("moe.experts_down", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=width, n=h,
-                                                                     precision=p)))
+                                                                     precision=p, weight_bytes_per_element=wb)))
     if permute:
         ops.append(_elementwise(cluster, "moe.unpermute", 2 * rows * h * Precision.BF16.bytes_per_element))
     if dims.moe_tp > 1:
@@ -238,7 +318,7 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
             num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=imbalance)))
     if moe.shared_ffn_dim:
         ops += gated_ffn_ops(cluster, "moe.shared", tokens=t, hidden=h, width=moe.shared_ffn_dim / dims.attn_tp,
-                             weight_precision=weight_precision)
+                             weight_format=prec.shared_experts)
     return tuple(ops)
 
 
@@ -257,16 +337,19 @@ def local_expert_tokens(model: ModelSpec, dims: ParallelDims, device_tokens: flo
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def head_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape) -> tuple[OpCost, ...]:
-    """Final norm, vocabulary-parallel LM head for the tokens being sampled, and the embedding lookup."""
-    dev = cluster.device
+def head_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: PhaseShape, *,
+             precisions: OpPrecisions | None = None, sampled_tokens: float | None = None) -> tuple[OpCost, ...]:
+    """Final norm, vocabulary-parallel LM head for the tokens being sampled, and the embedding lookup.
+
+    ``sampled_tokens`` (per attention rank) defaults to every decode token, or one per prefilled sequence."""
     h = model.hidden_size
-    sampled = shape.rank_tokens if shape.phase == "decode" else shape.sequences_per_rank
-    s = max(1, math.ceil(sampled))
+    if sampled_tokens is None:
+        sampled_tokens = shape.rank_tokens if shape.phase == Phase.DECODE else shape.sequences_per_rank
+    s = max(1, math.ceil(sampled_tokens))
+    head_format = precisions.lm_head if precisions is not None else WeightFormat.BF16
     ops = [
         _elementwise(cluster, "embed.lookup", 2 * math.ceil(shape.rank_tokens) * h * 2),
-        _kernel("head.lm_head", compute.gemm_cost(dev, m=s, k=h, n=model.vocab_size // dims.attn_tp,
-                                                  precision=Precision.BF16)),
+        _weight_gemm(cluster, "head.lm_head", head_format, m=s, k=h, n=model.vocab_size // dims.attn_tp),
         _elementwise(cluster, "head.sample", s * model.vocab_size / dims.attn_tp * 4),
     ]
     if dims.attn_tp > 1:
@@ -274,3 +357,16 @@ def head_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: 
             cluster, bytes_per_rank=s * 4 * 2, group_size=dims.attn_tp,
             group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
     return tuple(ops)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def mtp_projection_ops(model: ModelSpec, cluster: ClusterSpec, shape: PhaseShape) -> tuple[OpCost, ...]:
+    """The input of a draft (MTP) module: RMSNorm of the embedding and of the previous hidden state, then the
+    ``[t, 2h] x [2h, h]`` ``eh_proj`` (DeepSeek-V3 report §2.2), BF16 and unsharded (SGLang builds it as a plain
+    ``nn.Linear`` in ``DeepseekModelNextN``), so every device of an attention-TP group runs it whole."""
+    h = model.hidden_size
+    t = max(1, math.ceil(shape.rank_tokens))
+    return (
+        _elementwise(cluster, "enorm_hnorm", 2 * (2 * t * h * 2)),
+        _weight_gemm(cluster, "eh_proj", WeightFormat.BF16, m=t, k=2 * h, n=h),
+    )

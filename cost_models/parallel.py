@@ -17,6 +17,7 @@ what would be accepted, so the CLI can print them and exit 2.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, fields
 
 from cost_models.specs import AttentionKind, ModelSpec
@@ -70,6 +71,10 @@ class ParallelDims:
     def experts_per_device(self, model: ModelSpec) -> int:
         return self.physical_expert_slots(model) // self.moe_ep if model.moe else 0
 
+    def pipeline_stages(self, model: ModelSpec) -> tuple[StageLayers, ...]:
+        """The layers each of the ``pp`` stages holds (:func:`pipeline_stages`)."""
+        return pipeline_stages(model, self.pp)
+
     def as_dict(self) -> dict[str, int | str]:
         out: dict[str, int | str] = {}
         for f in fields(self):
@@ -80,6 +85,50 @@ class ParallelDims:
     def label(self) -> str:
         """Compact plan string, the same grammar ``--plan`` accepts."""
         return ",".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageLayers:
+    """What one pipeline stage holds: its decoder layers by kind, and the embedding / LM head."""
+
+    dense_layers: int
+    """Layers with a dense FFN."""
+    moe_layers: int
+    """Layers with routed experts."""
+    holds_embedding: bool
+    """The first stage looks up the input embedding."""
+    holds_head: bool
+    """The last stage runs the final norm, the LM head and sampling."""
+
+    @property
+    def layers(self) -> int:
+        return self.dense_layers + self.moe_layers
+
+
+def stage_layer_counts(num_layers: int, pp: int) -> tuple[int, ...]:
+    """Decoder layers per stage, first to last: ``num_layers // pp`` each, the remainder one each on the stages
+    before the last, from the second-to-last backwards (vLLM ``vllm/distributed/utils.py::get_pp_indices``: the
+    last stage also runs the head). 61 layers: pp 2 -> (31, 30), pp 4 -> (15, 15, 16, 15)."""
+    counts = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        counts[-i] += 1
+    return tuple(counts)
+
+
+@functools.lru_cache(maxsize=1024)
+def pipeline_stages(model: ModelSpec, pp: int) -> tuple[StageLayers, ...]:
+    """Every stage's composition: layers are contiguous and the model's dense layers come first (DeepSeek's
+    ``first_k_dense_replace``), so stage 0 holds them. Memory and step time both read this one split, each
+    taking the stage that binds it (the fullest, the slowest)."""
+    out: list[StageLayers] = []
+    start = 0
+    counts = stage_layer_counts(model.num_layers, pp)
+    for i, n in enumerate(counts):
+        dense = max(0, min(model.num_dense_layers, start + n) - start)
+        out.append(StageLayers(dense_layers=dense, moe_layers=n - dense, holds_embedding=i == 0,
+                               holds_head=i == len(counts) - 1))
+        start += n
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)

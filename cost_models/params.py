@@ -1,9 +1,11 @@
 """Parameter (weight-element) counts of a ModelSpec: per layer for memory models, and whole-model totals.
 
-Counting rules (specs.md §2.4, which checks them against every published total):
+Counting rules (tests/test_params.py checks them against every published total, ``planner/catalog/SOURCES.md``):
 
 * attention, GQA/MHA: q ``h x Hq*dqk``, k ``h x Hkv*dqk``, v ``h x Hkv*dv``, o ``Hq*dv x h``; head dims come from the
   spec, never from ``h / Hq`` (gpt-oss: 64 x 64 = 4096 != 2880);
+* attention, MFA (Step-3, arXiv 2507.19427 §2): q ``h x rq + rq x Hq*dqk`` (low-rank query), k ``h x Hkv*dqk``,
+  v ``h x Hkv*dv``, o ``Hq*dv x h``;
 * attention, MLA (DeepSeek-V2 paper §2.1): q ``h x rq + rq x Hq*dqk`` (or ``h x Hq*dqk`` without q compression),
   kv_a ``h x (rkv + drope)``, kv_b ``rkv x Hq*(dnope + dv)``, o ``Hq*dv x h``;
 * every FFN is gated (SwiGLU): ``3 x h x width``; shared experts are one FFN of ``shared_ffn_dim``;
@@ -24,13 +26,13 @@ def attention_weight_elements(model: ModelSpec) -> int:
     """Weights of one attention block (one layer)."""
     a, h = model.attention, model.hidden_size
     out = a.num_q_heads * a.v_head_dim * h
+    q_width = a.num_q_heads * a.qk_head_dim
+    low_rank_q = a.kind in (AttentionKind.MLA, AttentionKind.MFA) and a.q_lora_rank is not None
+    q = h * a.q_lora_rank + a.q_lora_rank * q_width if low_rank_q else h * q_width
     if a.kind is AttentionKind.MLA:
-        q_width = a.num_q_heads * a.qk_head_dim
-        q = h * q_width if a.q_lora_rank is None else h * a.q_lora_rank + a.q_lora_rank * q_width
         kv_down = h * (a.kv_lora_rank + a.qk_rope_head_dim)
         kv_up = a.kv_lora_rank * a.num_q_heads * (a.qk_nope_head_dim + a.v_head_dim)
         return q + kv_down + kv_up + out
-    q = h * a.num_q_heads * a.qk_head_dim
     kv = h * a.num_kv_heads * (a.qk_head_dim + a.v_head_dim)
     return q + kv + out
 

@@ -33,6 +33,51 @@ class Precision(enum.Enum):
         raise ValueError(label)
 
 
+class WeightFormat(enum.Enum):
+    """How a weight matrix is stored: element type (whose tensor cores run it) plus its block-scale overhead.
+
+    * ``bf16``: 2 bytes, no scales;
+    * ``fp8`` / ``int8``: 1 byte plus one FP32 scale per 128 x 128 block (DeepSeek-V3 ``quantization_config``
+      ``weight_block_size: [128, 128]``): 1 + 4 / 16384 bytes; per-tensor or per-channel FP8 scales are smaller
+      still and are counted the same (under 0.03 % of the bytes);
+    * ``mxfp4``: FP4 E2M1 elements in blocks of 32 sharing one 8-bit E8M0 scale (OCP Microscaling Formats (MX)
+      Specification v1.0, 2023, §5 "MXFP4"): 0.5 + 1 / 32 = 0.53125 bytes;
+    * ``nvfp4``: FP4 E2M1 elements in blocks of 16 sharing one FP8 E4M3 scale, plus one FP32 scale per tensor
+      (NVIDIA technical blog "Introducing NVFP4 for Efficient and Accurate Low-Precision Inference", 2025):
+      0.5 + 1 / 16 = 0.5625 bytes (the per-tensor scale is 4 bytes per matrix, not counted).
+    """
+
+    BF16 = ("bf16", Precision.BF16, 0.0)
+    FP8 = ("fp8", Precision.FP8, 4.0 / (128 * 128))
+    INT8 = ("int8", Precision.INT8, 4.0 / (128 * 128))
+    MXFP4 = ("mxfp4", Precision.FP4, 1.0 / 32)
+    NVFP4 = ("nvfp4", Precision.FP4, 1.0 / 16)
+
+    def __init__(self, label: str, element: Precision, scale_bytes_per_element: float) -> None:
+        self.label = label
+        self.element = element
+        """Element type: the precision whose tensor cores (and peak) a GEMM over these weights uses natively."""
+        self.scale_bytes_per_element = scale_bytes_per_element
+
+    @property
+    def bytes_per_element(self) -> float:
+        """Stored bytes per weight element, scales included."""
+        return self.element.bytes_per_element + self.scale_bytes_per_element
+
+    @classmethod
+    def from_label(cls, label: str) -> WeightFormat:
+        for f in cls:
+            if f.label == label:
+                return f
+        raise ValueError(label)
+
+    @classmethod
+    def for_precision(cls, precision: Precision) -> WeightFormat:
+        """The storage a one-precision ``weight_precision`` stands for: ``fp4`` is MXFP4 (gpt-oss's format)."""
+        return {Precision.BF16: cls.BF16, Precision.FP8: cls.FP8, Precision.INT8: cls.INT8,
+                Precision.FP4: cls.MXFP4}[precision]
+
+
 class Confidence(enum.Enum):
     """How much a catalog number can be trusted (STYLE.md rule 8)."""
 
@@ -52,6 +97,8 @@ class LinkSpec:
     """Fixed start-up latency of one transfer or collective step on this tier, seconds."""
     achievable_fraction: float = 0.8
     """Fraction of the line rate that collectives reach at large message sizes (measured where known)."""
+    multicast_reduction: bool = False
+    """The switch of this tier reduces and multicasts (NVLink SHARP, "NVLS": NVSwitch on Hopper / Blackwell)."""
 
     @property
     def effective_bytes_per_s(self) -> float:
@@ -117,6 +164,10 @@ class AttentionKind(enum.Enum):
     MHA = "mha"
     GQA = "gqa"
     MLA = "mla"
+    MFA = "mfa"
+    """Multi-matrix Factorization Attention (Step-3; Hu et al. 2025, arXiv 2412.19255): the query goes through a
+    low-rank bottleneck (``q_lora_rank``, normalised, then up-projected to every head) and all query heads share
+    ``num_kv_heads`` (Step-3: 1) key and value heads of the full head width."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +184,7 @@ class AttentionSpec:
     v_head_dim: int
     """Per-head value width."""
     q_lora_rank: int | None = None
-    """MLA query compression rank; None = plain q projection."""
+    """MLA / MFA query compression rank (Step-3's ``share_q_dim``); None = plain q projection."""
     kv_lora_rank: int = 0
     """MLA latent KV rank (the cached latent width without the rope part)."""
     qk_rope_head_dim: int = 0
@@ -166,6 +217,48 @@ class MoESpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OpPrecisions:
+    """Precision of each op class of a layer: the weights' storage, the attention math and the KV cache.
+
+    A GEMM runs at its weights' element type where the device has tensor cores for it and otherwise de-quantises
+    the weights to BF16 (weight-only: the stored bytes are read, the BF16 peak is used), as Hopper does for FP4.
+    """
+
+    routed_experts: WeightFormat
+    """Routed-expert gate/up/down weights."""
+    shared_experts: WeightFormat
+    """Shared-expert weights."""
+    dense_ffn: WeightFormat
+    """Dense-layer FFN weights."""
+    attention_projections: WeightFormat
+    """q/kv down and up projections and the output projection."""
+    attention: Precision = Precision.BF16
+    """Math of the attention kernel (QK^T and PV): FP8 for FlashMLA FP8 / FlashAttention-3 FP8, else BF16.
+    DeepSeek-V3 keeps attention operators in BF16 (report §3.3.1), hence the default."""
+    kv_cache: Precision = Precision.BF16
+    """KV-cache storage."""
+    lm_head: WeightFormat = WeightFormat.BF16
+    """Output head (kept BF16 by DeepSeek-V3, report §3.3.1)."""
+
+    @classmethod
+    def uniform(cls, weight: Precision, kv: Precision = Precision.BF16) -> OpPrecisions:
+        """Every weight class in ``weight`` (BF16 head), BF16 attention math, ``kv`` cache: the one-precision
+        behaviour of ``weight_precision`` / ``kv_precision``."""
+        f = WeightFormat.for_precision(weight)
+        return cls(routed_experts=f, shared_experts=f, dense_ffn=f, attention_projections=f, kv_cache=kv)
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name).label for name in OP_CLASSES}
+
+
+OP_CLASSES = ("routed_experts", "shared_experts", "dense_ffn", "attention_projections", "attention", "kv_cache",
+              "lm_head")
+"""The op classes of :class:`OpPrecisions`, in the order reports list them."""
+WEIGHT_CLASSES = ("routed_experts", "shared_experts", "dense_ffn", "attention_projections", "lm_head")
+"""The op classes whose value is a :class:`WeightFormat`."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """A decoder-only transformer, MoE or dense."""
 
@@ -187,6 +280,11 @@ class ModelSpec:
     tie_embeddings: bool = False
     num_mtp_layers: int = 0
     """Multi-token-prediction layers present in the checkpoint (not used unless speculative decoding is on)."""
+    checkpoint_precisions: OpPrecisions | None = None
+    """Per-op-class formats the checkpoint's quantization config states; None = ``native_precision`` everywhere."""
+    ffn_gated: bool = True
+    """FFNs are gated (SwiGLU: gate, up, down = 3 matrices); False = plain two-matrix MLP (GELU), as the GPT models
+    of the Megatron training papers (arXiv 2104.04473, 2205.05198) that the training cost models are checked on."""
 
     @property
     def num_moe_layers(self) -> int:
@@ -235,8 +333,24 @@ class ServingWorkload:
     aligned_prefill: bool = False
     """Aggregated serving: the engine aligns prompt (context) phases across attention-DP ranks."""
     mtp_tokens: int = 0
-    """Speculative tokens per step from multi-token prediction (0 = off)."""
+    """Draft tokens per step from multi-token prediction (0 = off)."""
     mtp_acceptance: float = 0.0
-    """Probability a speculative token is accepted."""
+    """Probability a draft token is accepted given that the drafts before it were (every position alike)."""
+    mtp_position_acceptance: tuple[float, ...] = ()
+    """Per-position conditional acceptance (draft 1, 2, ...); overrides ``mtp_acceptance`` when given."""
     expert_imbalance: float = 1.0
     """Max/mean tokens per device of the routed experts (1.0 = perfect balance)."""
+    op_precision: OpPrecisions | None = None
+    """Precision per op class; None = ``weight_precision`` for every weight class, ``kv_precision`` for the KV."""
+
+    @property
+    def precisions(self) -> OpPrecisions:
+        """The precision of every op class (explicit, or derived from weight_precision / kv_precision)."""
+        return self.op_precision or OpPrecisions.uniform(self.weight_precision, self.kv_precision)
+
+    @property
+    def mtp_acceptance_by_position(self) -> tuple[float, ...]:
+        """Conditional acceptance of draft 1..k (k = ``mtp_tokens``)."""
+        if self.mtp_position_acceptance:
+            return self.mtp_position_acceptance
+        return (self.mtp_acceptance,) * self.mtp_tokens

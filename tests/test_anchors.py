@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from planner.analysis.error_bands import load_table
 from planner.cli import main
 from planner.inputs.scenario import load_scenario
 
@@ -55,6 +56,10 @@ def test_published_figure_within_tolerance(path, expect):
     print(f"\n{path.stem:40s} {expect.metric:45s} published {expect.value:>10.4g} predicted {predicted:>10.4g} "
           f"error {err:+.1%}  ({expect.source})")
     assert abs(err) <= expect.tolerance, f"{expect.metric}: predicted {predicted:.4g} vs {expect.value} ({err:+.1%})"
+    # the error-band table (planner/catalog/validation_errors.json) must hold this very prediction
+    shipped = {r.id: r for r in load_table()}[f"{path.stem}:{expect.metric}"]
+    assert shipped.predicted == pytest.approx(predicted, rel=1e-9), \
+        "stale error-band table: python -m planner.analysis.error_bands --write"
 
 
 def test_every_validation_scenario_has_an_expectation():

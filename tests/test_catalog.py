@@ -93,7 +93,7 @@ def test_device_numbers_are_plausible(device_id: str) -> None:
 
 
 def test_precision_support_follows_the_hardware() -> None:
-    # specs.md §1.1: A100 and Ascend have no FP8 units; Blackwell adds FP4; Ascend INT8 = 2 x BF16
+    # SOURCES.md a, m: A100 and Ascend have no FP8 units; Blackwell adds FP4; Ascend INT8 = 2 x BF16
     assert not get_device("a100_sxm_80gb").supports(Precision.FP8)
     for ascend in ("ascend_910b2", "ascend_910b3", "ascend_910b4", "ascend_910c", "cloudmatrix384"):
         d = get_device(ascend)
@@ -107,7 +107,7 @@ def test_precision_support_follows_the_hardware() -> None:
 
 
 def test_anchor_numbers_from_the_reference() -> None:
-    # specs.md §1.1/§1.2 [V]: H200 989.4 TFLOP/s BF16, 4.8 TB/s, NVLink 450 GB/s uni, ~370 effective (v)
+    # SOURCES.md a, g, v [V]: H200 989.4 TFLOP/s BF16, 4.8 TB/s, NVLink 450 GB/s uni, ~370 effective (v)
     h200 = get_device("h200_sxm")
     assert h200.peak_flop_per_s[Precision.BF16] == pytest.approx(989.4e12)
     assert h200.hbm_bytes_per_s == pytest.approx(4.8e12)
@@ -134,7 +134,7 @@ def test_logical_device_and_domain_sizes() -> None:
 
 
 def test_unverified_numbers_are_not_called_datasheet() -> None:
-    # specs.md tags the 910B compute and bandwidth rows [U]
+    # the 910B compute and bandwidth figures are unverified (SOURCES.md m [U])
     for ascend in ("ascend_910b2", "ascend_910b3", "ascend_910b4"):
         s = device_sources(ascend)
         assert s["peak_flop_per_s.bf16"].confidence is Confidence.ESTIMATED

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from planner.analysis import compare as cmp
 from planner.analysis.compare import parse_side
 from planner.cli import main
 
@@ -46,23 +47,26 @@ def test_cross_node_ep_compare_document(ascend_doc):
     for row in doc["metrics"]:  # the ratio is exactly candidate / baseline
         if row["baseline"]:
             assert row["ratio"] == pytest.approx(row["candidate"] / row["baseline"], rel=1e-12)
-    assert m["devices"]["ratio"] == 4.0
+    assert m[cmp.DEVICES]["ratio"] == 4.0
     # 4x the cards spread the routed experts 4x thinner: weights per card fall (attention/dense stay TP8)
     w = m["weights per device"]
     assert w["ratio"] < 0.5 and w["improved"] is True
     # EP64 gives every card's experts the tokens of all 64 ranks: density must rise
-    assert m["expert compute density, decode (tokens per local expert per step)"]["ratio"] > 2
+    assert m[cmp.DECODE_DENSITY]["ratio"] > 2
     # both sides carry their full evaluate documents, each costed on its own cluster
     assert doc["baseline"]["evaluate"]["scenario"]["devices"] == 16
     assert doc["candidate"]["evaluate"]["plan"]["moe_ep"] == 64
 
 
-def test_end_to_end_latency_is_ttft_plus_output_times_tpot(ascend_doc):
+def test_end_to_end_latency_is_ttft_plus_output_times_effective_tpot(ascend_doc):
     m = {row["name"]: row for row in ascend_doc["metrics"]}
     out = ascend_doc["candidate"]["evaluate"]["scenario"]["output_tokens"]
     for side in ("baseline", "candidate"):
-        assert m["end-to-end latency (TTFT + output x TPOT)"][side] == pytest.approx(
-            m["TTFT"][side] + out * m["TPOT"][side])
+        assert m[cmp.E2E][side] == pytest.approx(m[cmp.TTFT][side] + out * m[cmp.TPOT][side])
+        # both sides are aggregated: a user's TPOT is the whole cycle over its tokens, not the decode step's
+        agg = ascend_doc[side]["evaluate"]["aggregated"]
+        assert m[cmp.TPOT][side] == pytest.approx(1 / agg["user_tok_per_s"], rel=1e-12)
+        assert m[cmp.TPOT][side] > m[cmp.DECODE_TPOT][side] == ascend_doc[side]["evaluate"]["decode"]["tpot_s"]
 
 
 def test_plan_strings_on_one_scenario_and_table():
@@ -83,11 +87,11 @@ def test_candidate_defaults_to_plans_best_deployment():
         plan = p["plan"]
         assert plan["attn_tp"] * plan["attn_dp"] * plan["pp"] * plan["dp"] == p["devices"]
     m = {row["name"]: row for row in doc["metrics"]}
-    assert m["throughput per device (output tok/s)"]["candidate"] == pytest.approx(
+    assert m[cmp.THROUGHPUT_PER_DEVICE]["candidate"] == pytest.approx(
         cand["output_tok_per_s"] / cand["devices"])
     if cand["mode"] == "disaggregated":  # the prefill pool's figures come from its own evaluation
-        assert m["TTFT"]["candidate"] == cand["prefill_evaluate"]["prefill"]["ttft_s"]
-        assert m["TPOT"]["candidate"] == cand["evaluate"]["decode"]["tpot_s"]
+        assert m[cmp.TTFT]["candidate"] == cand["prefill_evaluate"]["prefill"]["ttft_s"]
+        assert m[cmp.TPOT]["candidate"] == cand["evaluate"]["decode"]["tpot_s"]
 
 
 @pytest.mark.parametrize(("args", "needle"), [

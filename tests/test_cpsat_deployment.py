@@ -15,15 +15,16 @@ from planner.search.validate import brute_force_best, ranking_preserved, recost
 
 def cand(devices: int, *, pre: float = 0.0, dec: float = 0.0, agg: float = 0.0, tpot: float = 0.05,
          pre_ok: bool = True, dec_ok: bool = True, agg_ok: bool = True, tag: int = 0) -> Candidate:
-    return Candidate(dims=ParallelDims(attn_dp=devices, moe_ep=devices, dense_tp=1 + tag), devices=devices,
+    return Candidate(dims=ParallelDims(attn_dp=devices, moe_ep=devices, dense_tp=1 + tag),
+                     devices_per_replica=devices,
                      prefill_tok_per_s_per_device=pre, ttft_s=1.0, decode_tok_per_s_per_device=dec, tpot_s=tpot,
                      decode_batch_per_device=1.0, aggregated_tok_per_s_per_device=agg, aggregated_user_tok_per_s=1 / tpot,
-                     memory_used_bytes=0.0, static_bytes=0.0, prefill_ok=pre_ok, decode_ok=dec_ok,
+                     aggregated_tpot_s=tpot, memory_used_bytes=0.0, prefill_ok=pre_ok, decode_ok=dec_ok,
                      aggregated_ok=agg_ok, result=None)  # type: ignore[arg-type]
 
 
 def inst(cands, devices=16, objective="throughput", **kw) -> DeploymentInstance:
-    return DeploymentInstance(candidates=tuple(cands), devices=devices, input_tokens=1000, output_tokens=1000,
+    return DeploymentInstance(candidates=tuple(cands), cluster_devices=devices, input_tokens=1000, output_tokens=1000,
                               objective=objective, **kw)
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
 
-from cost_models.specs import AttentionKind, Precision
+from cost_models.specs import AttentionKind, Precision, WeightFormat
 from planner.catalog.errors import ConfigError
 from planner.catalog.hf_import import Family, detect_family, model_from_hf_config
-from planner.catalog.models import HF_CONFIG_DIR, get_model, load_hf_config
+from planner.catalog.models import HF_CONFIG_DIR, get_model, load_hf_config, model_entry, model_ids
 
-SHARED_CONFIGS = Path("/work/shared/reference/hf_configs")
-
-# specs.md §2.1 row Qwen2-57B-A14B (C6: TRT-LLM QWEN2_57B_A14B_CONFIG): the one shared_expert_intermediate_size user
+# Qwen2-57B-A14B as in NVIDIA/TensorRT-LLM tests/unittest/_torch/modeling/test_modeling_qwen_moe.py @08b2040c
+# (QWEN2_57B_A14B_CONFIG; planner/catalog/SOURCES.md C6): the one shared_expert_intermediate_size user
 QWEN2_57B = {
     "architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "hidden_size": 3584,
     "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "intermediate_size": 18944,
@@ -168,11 +169,105 @@ def test_name_defaults_to_id() -> None:
     assert model_from_hf_config(cfg("Qwen3-30B-A3B.json"), id="q").name == "q"
 
 
-def test_bundled_configs_are_verbatim_copies() -> None:
-    if not SHARED_CONFIGS.is_dir():
-        pytest.skip("shared reference configs not available on this machine")
-    for src in SHARED_CONFIGS.glob("*.json"):
-        assert (HF_CONFIG_DIR / src.name).read_bytes() == src.read_bytes(), src.name
-    ours = (HF_CONFIG_DIR / "SOURCES.md").read_text()
-    assert ours.startswith((SHARED_CONFIGS / "SOURCES.md").read_text())
-    assert "DeepSeek-V2-Lite.json" in ours and "reconstructed" in ours
+def _bundled_manifest() -> dict[str, str]:
+    """File name -> SHA-256 from the table in ``hf_configs/SOURCES.md``."""
+    rows = re.findall(r"^\| `([^`]+\.json)` \| [^|]+ \| `([0-9a-f]{64})` \|$",
+                      (HF_CONFIG_DIR / "SOURCES.md").read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return dict(rows)
+
+
+def test_bundled_configs_are_listed_and_unchanged_since_bundled() -> None:
+    manifest = _bundled_manifest()
+    on_disk = {p.name for p in HF_CONFIG_DIR.glob("*.json")}
+    # every catalog model's config is bundled, and every bundled file is in the provenance table
+    assert {model_entry(i).config_file for i in model_ids()} <= on_disk
+    assert set(manifest) == on_disk
+    for name, digest in manifest.items():
+        assert hashlib.sha256((HF_CONFIG_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "DeepSeek-V2-Lite.json" in manifest and "**reconstructed**" in (HF_CONFIG_DIR / "SOURCES.md").read_text()
+
+
+# --- quantization config per module (planner/catalog/hf_quant.py) -------------------------------------------------
+
+def test_deepseek_fp8_block_config_quantizes_every_linear_but_the_head() -> None:
+    p = get_model("deepseek-v3").checkpoint_precisions
+    # quant_method fp8, weight_block_size [128, 128], no modules_to_not_convert in the file
+    assert p.routed_experts is p.shared_experts is p.dense_ffn is p.attention_projections is WeightFormat.FP8
+    assert p.lm_head is WeightFormat.BF16 and p.kv_cache is Precision.BF16
+
+
+def test_gpt_oss_mxfp4_covers_the_experts_only() -> None:
+    p = get_model("gpt-oss-120b").checkpoint_precisions
+    # quant_method mxfp4; modules_to_not_convert: model.layers.*.self_attn, router, embed_tokens, lm_head
+    assert p.routed_experts is WeightFormat.MXFP4
+    assert p.attention_projections is WeightFormat.BF16 and p.lm_head is WeightFormat.BF16
+    c = cfg("gpt-oss-20b.json")
+    c["quantization_config"]["modules_to_not_convert"].append("model.layers.*.mlp.experts")
+    assert model_from_hf_config(c, id="x").checkpoint_precisions.routed_experts is WeightFormat.BF16
+
+
+def test_bf16_checkpoint_states_no_per_class_formats() -> None:
+    assert get_model("qwen3-235b-a22b").checkpoint_precisions is None
+
+
+# The ModelOpt unified-HF-export shape (hf_quant_config.json of nvidia/DeepSeek-R1-NVFP4 on Hugging Face, as read
+# by vLLM's / SGLang's modelopt loaders): producer + quantization {quant_algo, kv_cache_quant_algo, group_size,
+# exclude_modules}. Built here from that documented shape, not copied.
+def _modelopt(excluded: list[str], kv: str | None = "FP8", algo: str = "NVFP4") -> dict:
+    return {"producer": {"name": "modelopt", "version": "0.23.0"},
+            "quantization": {"quant_algo": algo, "kv_cache_quant_algo": kv, "group_size": 16,
+                             "exclude_modules": excluded}}
+
+
+def test_modelopt_nvfp4_with_bf16_attention() -> None:
+    excluded = [f"model.layers.{i}.self_attn*" for i in range(61)] + ["lm_head", "model.layers.*.mlp.gate"]
+    m = model_from_hf_config(cfg("DeepSeek-R1.json"), id="r1-fp4", hf_quant_config=_modelopt(excluded))
+    p = m.checkpoint_precisions
+    assert p.routed_experts is p.shared_experts is p.dense_ffn is WeightFormat.NVFP4
+    assert p.attention_projections is WeightFormat.BF16 and p.kv_cache is Precision.FP8
+    assert m.native_precision is Precision.FP4
+
+
+def test_modelopt_class_format_follows_most_layers() -> None:
+    # two of 61 layers keep BF16 attention: attention counts as NVFP4; all dense layers' MLPs excluded: BF16 FFN
+    excluded = ["model.layers.0.self_attn*", "model.layers.1.self_attn*", "model.layers.0.mlp*",
+                "model.layers.1.mlp*", "model.layers.2.mlp*"]
+    p = model_from_hf_config(cfg("DeepSeek-R1.json"), id="x", hf_quant_config=_modelopt(excluded, kv=None)
+                             ).checkpoint_precisions
+    assert p.attention_projections is WeightFormat.NVFP4 and p.dense_ffn is WeightFormat.BF16
+    assert p.kv_cache is Precision.BF16
+
+
+def test_modelopt_flat_inside_config_json() -> None:
+    c = cfg("DeepSeek-R1.json")
+    c["quantization_config"] = {"quant_method": "modelopt", **_modelopt([])["quantization"]}
+    m = model_from_hf_config(c, id="x")
+    assert m.checkpoint_precisions.attention_projections is WeightFormat.NVFP4 and m.native_precision is Precision.FP4
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"quant_algo": "W4A16_AWQ"}, "quantization.quant_algo"),
+    ({"kv_cache_quant_algo": "INT4"}, "quantization.kv_cache_quant_algo"),
+    ({"group_size": 32}, "quantization.group_size"),
+    ({"exclude_modules": "lm_head"}, "quantization_config.exclude_modules"),
+])
+def test_modelopt_errors_name_the_key(change: dict, key: str) -> None:
+    q = _modelopt([])
+    q["quantization"].update(change)
+    with pytest.raises(ConfigError) as e:
+        model_from_hf_config(cfg("DeepSeek-R1.json"), id="x", hf_quant_config=q)
+    assert e.value.key_path == key
+
+
+def test_scenario_reads_hf_quant_config_beside_config_json(tmp_path: Path) -> None:
+    import json
+
+    from planner.inputs.scenario import load_scenario
+    (tmp_path / "config.json").write_text(json.dumps(cfg("DeepSeek-R1.json")))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(_modelopt(["lm_head", "model.layers.*.self_attn*"])))
+    (tmp_path / "s.yaml").write_text("name: t\nmodel: {hf_config: config.json, precision: {attention_projections: "
+                                     "fp8}}\ncluster: {device: b200, nodes: 1}\n"
+                                     "workload: {input_tokens: 1000, output_tokens: 1000}\nplan: attn_dp=8,moe_ep=8\n")
+    p = load_scenario(tmp_path / "s.yaml").workload.precisions
+    assert p.routed_experts is WeightFormat.NVFP4 and p.attention_projections is WeightFormat.FP8
+    assert p.kv_cache is Precision.FP8  # kv_cache_quant_algo FP8, no kv_precision in the scenario

@@ -28,11 +28,12 @@ SCHEMA_DIR = ROOT / "docs" / "schema"
 DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
 ASCEND_16 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_16cards.yaml"
 ASCEND_64 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_64cards.yaml"
+STEP3_2A2F = ROOT / "scenarios" / "validation" / "step3_2a2f_h800_decode.yaml"
 ROUTING_COUNTS = ROOT / "planner" / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
 DOCUMENTS = tuple(SCHEMA_FILES.values())
-"""Schema file stems: evaluate, plan, schedule, place, compare, cost, catalog_devices, catalog_models."""
+"""Schema file stems: evaluate, plan, schedule, place, compare, cost, catalog_devices, catalog_models, afd."""
 VERSIONS = {"evaluate": 2, "plan": 2, "place": 2, "compare": 2, "schedule": 1, "cost": 1, "catalog_devices": 1,
-            "catalog_models": 1}
+            "catalog_models": 1, "afd": 1}
 """/2: the _tok_s -> _tok_per_s and CP-SAT work-unit renames; the others never renamed a key."""
 UNIT_WORDS = re.compile(r"second|bytes|token|FLOP|count|fraction|ratio|dimensionless|ind(ex|ices)|units|elements"
                         r"|seed|tok/s|row's unit", re.I)
@@ -204,6 +205,11 @@ def catalog_models_doc() -> dict[str, Any]:
     return run_json("catalog", "models")
 
 
+@pytest.fixture(scope="module")
+def afd_doc() -> dict[str, Any]:
+    return run_json("evaluate", STEP3_2A2F)
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_validates(name, request):
     doc = request.getfixturevalue(f"{name}_doc")
@@ -308,6 +314,12 @@ BAD = {
     ],
     "catalog_models": [
         ("unknown attention", _set("linear", "items", 0, "attention")),
+    ],
+    "afd": [
+        ("required key dropped", _drop("afd", "tpot_s")),
+        ("unknown bottleneck", _set("pcie", "afd", "layers", 0, "bottleneck")),
+        ("fractional instances", _set(1.5, "afd", "layout", "ffn_instances")),
+        ("unknown key", _set(1.0, "afd", "memory_bytes", "mtp_weight_bytes")),
     ],
 }
 

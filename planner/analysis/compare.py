@@ -3,7 +3,9 @@
 Each side is a scenario (model, cluster, workload) with a plan, costed exactly as ``evaluate`` costs it. The
 metrics are the ones deployment write-ups quote (static memory per card, throughput, end-to-end latency,
 TPOT, expert compute density, all-to-all time, cross-node traffic), each as both values and the ratio
-candidate / baseline, with which direction is better.
+candidate / baseline, with which direction is better. Deployment metrics (static memory, throughput by mode,
+effective TPOT, end-to-end latency, device counts) come from :mod:`cost_models.metrics`; ``evaluate A B`` shows
+a subset of these same rows (:data:`SIDE_BY_SIDE`), each scenario as one aggregated deployment of its plan.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cost_models import metrics
+from cost_models.kinds import DeploymentMode
 from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.step import StepCost
@@ -19,11 +23,11 @@ from planner.inputs.scenario import Scenario
 
 @dataclass(frozen=True, kw_only=True)
 class Pool:
-    """One layout serving one role, costed as ``evaluate`` costs a plan."""
+    """One layout serving one role, costed as ``evaluate`` costs a plan (a :class:`cost_models.metrics.Pool`)."""
 
     dims: ParallelDims
     result: ServingResult
-    devices: int
+    pool_devices: int
     """Devices of this pool (all replicas)."""
 
 
@@ -34,32 +38,31 @@ class Side:
     label: str
     """How the user named it (``baseline`` / ``candidate`` and the plan or file)."""
     scenario: Scenario
-    mode: str
-    """``aggregated`` or ``disaggregated``."""
+    mode: DeploymentMode
     prefill: Pool
     decode: Pool
-    output_tok_per_s: float
-    """Output tokens per second of the whole deployment."""
 
     @property
-    def devices(self) -> int:
-        return self.decode.devices if self.mode == "aggregated" else self.prefill.devices + self.decode.devices
+    def deployment_devices(self) -> int:
+        return metrics.deployment_devices(self.mode, self.prefill, self.decode)
+
+    @property
+    def output_tok_per_s(self) -> float:
+        """Output tokens per second of the whole deployment (:func:`cost_models.metrics.output_tok_per_s`)."""
+        wl = self.scenario.workload
+        return metrics.output_tok_per_s(self.mode, self.prefill, self.decode, input_tokens=wl.input_tokens,
+                                        output_tokens=wl.output_tokens)
 
     @classmethod
     def aggregated(cls, label: str, scenario: Scenario, dims: ParallelDims, result: ServingResult) -> Side:
-        n = scenario.cluster.num_devices
-        pool = Pool(dims=dims, result=result, devices=n)
-        return cls(label=label, scenario=scenario, mode="aggregated", prefill=pool, decode=pool,
-                   output_tok_per_s=result.aggregated_output_tok_per_s_per_device * n)
+        """One pool of ``dims`` (all its ``dp`` replicas) serving both phases."""
+        pool = Pool(dims=dims, result=result, pool_devices=dims.world_devices)
+        return cls(label=label, scenario=scenario, mode=DeploymentMode.AGGREGATED, prefill=pool, decode=pool)
 
     @classmethod
     def disaggregated(cls, label: str, scenario: Scenario, prefill: Pool, decode: Pool) -> Side:
-        """Output rate: the decode pool's, or what the prefill pool feeds it if that is less."""
-        wl = scenario.workload
-        pre_tok_per_s = prefill.result.prefill.throughput_tok_per_s_per_device * prefill.devices
-        dec_tok_per_s = decode.result.decode.throughput_tok_per_s_per_device * decode.devices
-        return cls(label=label, scenario=scenario, mode="disaggregated", prefill=prefill, decode=decode,
-                   output_tok_per_s=min(dec_tok_per_s, pre_tok_per_s * wl.output_tokens / wl.input_tokens))
+        return cls(label=label, scenario=scenario, mode=DeploymentMode.DISAGGREGATED, prefill=prefill,
+                   decode=decode)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,14 +104,6 @@ def _scale_out_bytes_per_token(step: StepCost, tokens_per_device: float) -> floa
     return total / tokens_per_device if tokens_per_device else 0.0
 
 
-def _e2e_s(s: Side) -> float:
-    return s.prefill.result.prefill.latency_s + s.scenario.workload.output_tokens * s.decode.result.decode.latency_s
-
-
-def _decode_tokens_per_device(s: Side) -> float:
-    return s.decode.result.decode.tokens_per_device_per_step
-
-
 def _dec(s: Side):  # noqa: ANN202
     return s.decode.result.decode
 
@@ -117,35 +112,103 @@ def _pre(s: Side):  # noqa: ANN202
     return s.prefill.result.prefill
 
 
-_ROWS: tuple[tuple[str, str, str, Callable[[Side], float]], ...] = (
-    ("devices", "devices", "none", lambda s: float(s.devices)),
-    ("static memory per device (weights, buffers, reserve)", "bytes", "lower",
-     lambda s: max(_dec(s).memory.static_bytes, _pre(s).memory.static_bytes)),
-    ("weights per device", "bytes", "lower", lambda s: max(_dec(s).memory.weight_bytes, _pre(s).memory.weight_bytes)),
-    ("throughput, total (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_per_s),
-    ("throughput per device (output tok/s)", "tok/s", "higher", lambda s: s.output_tok_per_s / s.devices),
-    ("decode throughput per decode device", "tok/s", "higher", lambda s: _dec(s).throughput_tok_per_s_per_device),
-    ("prefill throughput per prefill device", "tok/s", "higher", lambda s: _pre(s).throughput_tok_per_s_per_device),
-    ("TTFT", "s", "lower", lambda s: _pre(s).latency_s),
-    ("TPOT", "s", "lower", lambda s: _dec(s).latency_s),
-    ("end-to-end latency (TTFT + output x TPOT)", "s", "lower", _e2e_s),
-    ("expert compute density, decode (tokens per local expert per step)", "tokens", "higher",
-     lambda s: _dec(s).expert_tokens_per_local_expert),
-    ("expert compute density, prefill", "tokens", "higher", lambda s: _pre(s).expert_tokens_per_local_expert),
-    ("all-to-all time per decode step (dispatch + combine)", "s", "lower",
-     lambda s: _comm_seconds(_dec(s).step, "moe.dispatch") + _comm_seconds(_dec(s).step, "moe.combine")),
-    ("exposed communication per decode step", "s", "lower", lambda s: _exposed_comm_s(_dec(s).step)),
-    ("cross-node traffic per decode token", "bytes/token", "lower",
-     lambda s: _scale_out_bytes_per_token(_dec(s).step, _decode_tokens_per_device(s))),
-    ("cross-node traffic per prefill token", "bytes/token", "lower",
-     lambda s: _scale_out_bytes_per_token(_pre(s).step, _pre(s).tokens_per_device_per_step)),
+def _static_bytes(s: Side) -> float:
+    return metrics.static_bytes_per_device(s.mode, s.prefill, s.decode)
+
+
+def _weight_bytes(s: Side) -> float:
+    return metrics.weight_bytes_per_device(s.mode, s.prefill, s.decode)
+
+
+def _tpot_s(s: Side) -> float:
+    return metrics.effective_tpot_s(s.mode, s.decode.result)
+
+
+def _e2e_s(s: Side) -> float:
+    return metrics.deployment_end_to_end_s(s.mode, s.prefill, s.decode, s.scenario.workload.output_tokens)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRow:
+    """How one compare metric is read off a side."""
+
+    name: str
+    unit: str
+    better: str
+    get: Callable[[Side], float]
+
+
+def _row(name: str, unit: str, better: str, get: Callable[[Side], float]) -> MetricRow:
+    return MetricRow(name=name, unit=unit, better=better, get=get)
+
+
+DEVICES = "devices (deployment)"
+STATIC = "static memory per device (weights, buffers, reserve)"
+THROUGHPUT = "throughput, total (output tok/s)"
+THROUGHPUT_PER_DEVICE = "throughput per device (output tok/s)"
+DECODE_PER_DEVICE = "decode throughput per decode device"
+PREFILL_PER_DEVICE = "prefill throughput per prefill device"
+TTFT = "TTFT"
+TPOT = "TPOT, effective (aggregated: the cycle over a user's tokens)"
+DECODE_TPOT = "TPOT, decode step"
+E2E = "end-to-end latency (TTFT + output x effective TPOT)"
+DECODE_DENSITY = "expert compute density, decode (tokens per local expert per step)"
+
+ROWS: tuple[MetricRow, ...] = (
+    _row(DEVICES, "devices", "none", lambda s: float(s.deployment_devices)),
+    _row(STATIC, "bytes", "lower", _static_bytes),
+    _row("weights per device", "bytes", "lower", _weight_bytes),
+    _row(THROUGHPUT, "tok/s", "higher", lambda s: s.output_tok_per_s),
+    _row(THROUGHPUT_PER_DEVICE, "tok/s", "higher", lambda s: s.output_tok_per_s / s.deployment_devices),
+    _row(DECODE_PER_DEVICE, "tok/s", "higher", lambda s: _dec(s).throughput_tok_per_s_per_device),
+    _row(PREFILL_PER_DEVICE, "tok/s", "higher", lambda s: _pre(s).throughput_tok_per_s_per_device),
+    _row(TTFT, "s", "lower", lambda s: _pre(s).latency_s),
+    _row(TPOT, "s", "lower", _tpot_s),
+    _row(DECODE_TPOT, "s", "lower", lambda s: _dec(s).latency_s),
+    _row(E2E, "s", "lower", _e2e_s),
+    _row(DECODE_DENSITY, "tokens", "higher", lambda s: _dec(s).expert_tokens_per_local_expert),
+    _row("expert compute density, prefill", "tokens", "higher", lambda s: _pre(s).expert_tokens_per_local_expert),
+    _row("all-to-all time per decode step (dispatch + combine)", "s", "lower",
+         lambda s: _comm_seconds(_dec(s).step, "moe.dispatch") + _comm_seconds(_dec(s).step, "moe.combine")),
+    _row("exposed communication per decode step", "s", "lower", lambda s: _exposed_comm_s(_dec(s).step)),
+    _row("cross-node traffic per decode token", "bytes/token", "lower",
+         lambda s: _scale_out_bytes_per_token(_dec(s).step, _dec(s).tokens_per_device_per_step)),
+    _row("cross-node traffic per prefill token", "bytes/token", "lower",
+         lambda s: _scale_out_bytes_per_token(_pre(s).step, _pre(s).tokens_per_device_per_step)),
 )
+"""Every compare metric; ``evaluate``'s side-by-side table shows a subset of these same rows."""
+
+
+def rows_named(names: tuple[str, ...]) -> tuple[MetricRow, ...]:
+    """The rows of :data:`ROWS` with these names, in this order."""
+    by_name = {r.name: r for r in ROWS}
+    return tuple(by_name[n] for n in names)
 
 
 def compare(baseline: Side, candidate: Side) -> list[Metric]:
-    """Every metric of :data:`_ROWS` for both sides."""
-    return [Metric(name=name, unit=unit, baseline=get(baseline), candidate=get(candidate), better=better)
-            for name, unit, better, get in _ROWS]
+    """Every metric of :data:`ROWS` for both sides."""
+    return [Metric(name=r.name, unit=r.unit, baseline=r.get(baseline), candidate=r.get(candidate), better=r.better)
+            for r in ROWS]
+
+
+SIDE_BY_SIDE = (STATIC, THROUGHPUT, THROUGHPUT_PER_DEVICE, DECODE_PER_DEVICE, TPOT, DECODE_TPOT, TTFT, E2E,
+                DECODE_DENSITY, PREFILL_PER_DEVICE)
+"""The rows ``evaluate A B`` shows: the same definitions as ``compare``'s, so the two commands agree."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricSeries:
+    """One metric over several sides (``evaluate A B``'s side-by-side table)."""
+
+    name: str
+    unit: str
+    values: tuple[float, ...]
+
+
+def side_by_side(sides: list[Side]) -> list[MetricSeries]:
+    """The :data:`SIDE_BY_SIDE` rows of every side."""
+    return [MetricSeries(name=r.name, unit=r.unit, values=tuple(r.get(s) for s in sides))
+            for r in rows_named(SIDE_BY_SIDE)]
 
 
 def parse_side(spec: str) -> tuple[str | None, str | None]:

@@ -35,19 +35,18 @@ def layer_schedules(sc: Any, dims: Any, *, phase: str, micro_batches: int, decod
                                  sequences_per_rank=seqs / micro_batches, context_tokens=decode_context(wl),
                                  query_tokens_per_sequence=q)
         f = COMM_SM_FRACTION_LOW_LATENCY
-    att = opmod.attention_ops(model, cluster, ParallelDims(attn_tp=dims.attn_tp), shape, wl.weight_precision,
-                              wl.kv_precision)
+    att = opmod.attention_ops(model, cluster, ParallelDims(attn_tp=dims.attn_tp), shape, precisions=wl.precisions)
     out: dict[str, LayerSchedule] = {}
     if model.moe is not None:
         moe_dims = ParallelDims(attn_tp=dims.attn_tp, attn_dp=dims.attn_dp, moe_ep=dims.moe_ep, moe_tp=dims.moe_tp,
                                 redundant_experts=dims.redundant_experts)
-        moe = opmod.moe_ops(model, cluster, moe_dims, shape, weight_precision=wl.weight_precision,
+        moe = opmod.moe_ops(model, cluster, moe_dims, shape, precisions=wl.precisions,
                             dispatch_precision=wl.dispatch_precision, imbalance=wl.expert_imbalance)
         out["moe"] = schedule_layer(att + moe, micro_batches=micro_batches, comm_sm_fraction=f,
                                     time_limit_s=time_limit_s)
     if model.num_dense_layers:
         ffn = opmod.dense_ffn_ops(model, cluster, ParallelDims(attn_tp=dims.attn_tp, dense_tp=dims.dense_tp), shape,
-                                  wl.weight_precision)
+                                  precisions=wl.precisions)
         out["dense"] = schedule_layer(att + ffn, micro_batches=micro_batches, comm_sm_fraction=f,
                                       time_limit_s=time_limit_s)
     return out

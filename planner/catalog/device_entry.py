@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cost_models.specs import DeviceSpec, LinkSpec, Precision
-from planner.catalog.sourced import Sourced
+from planner.catalog.sourced import Sourced, estimated
 
-LINK_FIELDS = ("bytes_per_s", "latency_s", "achievable_fraction")
+LINK_FIELDS = ("bytes_per_s", "latency_s", "achievable_fraction", "multicast_reduction")
+NO_MULTICAST = estimated(0, "moeplan default", "no in-switch reduction assumed unless the entry cites one")
 SCALAR_FIELDS = ("hbm_bytes", "hbm_bytes_per_s", "compute_units", "l2_bytes", "devices_per_node", "vector_flop_per_s")
 PEAK_PREFIX = "peak_flop_per_s."
 
@@ -24,10 +25,13 @@ class LinkSources:
     """Start-up latency of one transfer or collective step, seconds."""
     achievable_fraction: Sourced
     """Share of the line rate that large collectives reach."""
+    multicast_reduction: Sourced = field(default=NO_MULTICAST)
+    """1 when the tier's switch reduces and multicasts (NVLink SHARP), else 0."""
 
     def spec(self) -> LinkSpec:
         return LinkSpec(bytes_per_s=self.bytes_per_s.value, latency_s=self.latency_s.value,
-                        achievable_fraction=self.achievable_fraction.value)
+                        achievable_fraction=self.achievable_fraction.value,
+                        multicast_reduction=bool(self.multicast_reduction.value))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +70,8 @@ class DeviceEntry:
 
 
 def _link(sources: Mapping[str, Sourced], tier: str) -> LinkSpec:
-    return LinkSpec(**{f: sources[f"{tier}.{f}"].value for f in LINK_FIELDS})
+    values = {f: sources[f"{tier}.{f}"].value for f in LINK_FIELDS}
+    return LinkSpec(**{**values, "multicast_reduction": bool(values["multicast_reduction"])})
 
 
 def make_entry(*, id: str, name: str, vendor: str, peak: Mapping[Precision, Sourced], hbm_bytes: Sourced,

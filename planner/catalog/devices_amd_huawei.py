@@ -1,12 +1,12 @@
 """AMD MI300X and Huawei Ascend devices (910B2/B3/B4, one 910C die, a CloudMatrix384 supernode's die).
 
 Ascend: no FP8 units (FP8 weights run at the BF16 Cube rate via ``DeviceSpec.peak_for``); INT8 = 2 x BF16.
-Huawei publishes no datasheet that specs.md could find, so compute and bandwidth figures are [U]/[D] and marked
+No Huawei datasheet was found (``planner/catalog/SOURCES.md`` m), so compute and bandwidth figures are [U]/[D] and marked
 estimated/derived. Core counts, HBM and L2 sizes of 910B2/B4 come from CANN ``platform_config/Ascend910B*.ini``
 files (``ai_core_cnt``, ``memory_size``, ``l2_size``) as quoted in third-party Ascend kernel tutorials [S].
 
 The logical device of the 910C rows is ONE DIE: CANN/MindCluster expose each of the two dies of a 910C as one
-"Ascend AI processor" (specs.md §1.1 notes, s), so an Atlas 800/900 A3 node is 16 devices and a CloudMatrix384
+"Ascend AI processor" (SOURCES.md s: MindCluster 7.3 docs), so an Atlas 800/900 A3 node is 16 devices and a CloudMatrix384
 supernode (384 chips) is 768 devices in one UB scale-up domain.
 """
 
@@ -25,8 +25,7 @@ from planner.catalog.device_links import (
 )
 from planner.catalog.sourced import GIB, MIB, TB_PER_S, TFLOP_PER_S, Sourced, datasheet, derived, estimated, gbit_per_s
 
-S11 = "specs.md §1.1"
-S12 = "specs.md §1.2"
+SRC = "SOURCES.md"  # ids of planner/catalog/SOURCES.md
 BF16, FP8, INT8 = Precision.BF16, Precision.FP8, Precision.INT8
 ROCM_SPECS = "ROCm docs reference/gpu-specs (MI300X row)"
 CANN_INI = "CANN platform_config/{}.ini as quoted in third-party Ascend tutorials [S]"
@@ -38,17 +37,17 @@ CUBE_FORMULA = "{cores} AI cores x 4096 FP16 MAC/cycle x 2 x {ghz} GHz"
 def mi300x() -> DeviceEntry:
     return make_entry(
         id="mi300x", name="AMD Instinct MI300X", vendor="amd",
-        peak={BF16: datasheet(1307.4 * TFLOP_PER_S, f"{S11} row MI300X (k: ROCm mi300.md, dense)"),
-              FP8: datasheet(2614.9 * TFLOP_PER_S, f"{S11} row MI300X (k)", "OCP FNUZ FP8"),
-              INT8: datasheet(2614.9 * TFLOP_PER_S, f"{S11} row MI300X (k)")},
-        hbm_bytes=datasheet(192 * GIB, f"{S11} row MI300X (k: gpu-arch-specs.rst 192 GiB)"),
-        hbm_bytes_per_s=datasheet(5.3 * TB_PER_S, f"{S11} row MI300X (k)"),
-        compute_units=datasheet(304, f"{S11} notes (k: 304 CUs = 8 XCD x 38)"),
+        peak={BF16: datasheet(1307.4 * TFLOP_PER_S, f"{SRC} MI300X (k: ROCm mi300.md, dense)"),
+              FP8: datasheet(2614.9 * TFLOP_PER_S, f"{SRC} MI300X (k)", "OCP FNUZ FP8"),
+              INT8: datasheet(2614.9 * TFLOP_PER_S, f"{SRC} MI300X (k)")},
+        hbm_bytes=datasheet(192 * GIB, f"{SRC} MI300X (k: gpu-arch-specs.rst 192 GiB)"),
+        hbm_bytes_per_s=datasheet(5.3 * TB_PER_S, f"{SRC} MI300X (k)"),
+        compute_units=datasheet(304, f"{SRC} (k: 304 CUs = 8 XCD x 38)"),
         l2_bytes=datasheet(256 * MIB, ROCM_SPECS,
                            "last-level cache = 256 MiB Infinity Cache (MALL); the 8 XCD L2s total 32 MiB"),
         scale_up=XGMI_MI300X,
-        scale_out=infiniband(400, estimated(gbit_per_s(400), f"{S12} row MI300X [U]: 1x 400 Gb/s per GPU common")),
-        devices_per_node=datasheet(8, f"{S12} row MI300X (k): fully connected 8-GPU platform"),
+        scale_out=infiniband(400, estimated(gbit_per_s(400), f"{SRC} MI300X [U]: 1x 400 Gb/s per GPU common")),
+        devices_per_node=datasheet(8, f"{SRC} MI300X (k): fully connected 8-GPU platform"),
         vector_flop_per_s=datasheet(163.4 * TFLOP_PER_S, "AMD MI300X datasheet endnote MI300-11 (FP32 vector) [S]"),
         notes="XGMI is a full mesh without a switch: a GPU pair shares one 64 GB/s link.",
     )
@@ -58,7 +57,7 @@ def _ascend_910b(*, id: str, chip: str, cores: Sourced, ghz: float, marketed: st
                  l2: Sourced) -> DeviceEntry:
     cube = int(cores.value)
     bf16 = cube * 4096 * 2 * ghz * 1e9
-    row = f"{S11} row Ascend {chip} (m) [U]"
+    row = f"{SRC} Ascend {chip} (m) [U]"
     return make_entry(
         id=id, name=f"Huawei Ascend {chip} (Atlas 800 A2)", vendor="huawei",
         peak={BF16: estimated(bf16, row, f"Cube formula {CUBE_FORMULA.format(cores=cube, ghz=ghz)}; "
@@ -70,7 +69,7 @@ def _ascend_910b(*, id: str, chip: str, cores: Sourced, ghz: float, marketed: st
         l2_bytes=l2,
         scale_up=HCCS_910B,
         scale_out=ROCE_910B,
-        devices_per_node=datasheet(8, f"{S12} row Ascend 910B: 8 NPUs per Atlas 800 A2 [S]"),
+        devices_per_node=datasheet(8, f"{SRC} Ascend 910B: 8 NPUs per Atlas 800 A2 [S]"),
         vector_flop_per_s=NO_VECTOR,
         notes="No 910B datasheet was found; check against npu-smi output before trusting compute/bandwidth.",
     )
@@ -87,8 +86,8 @@ def ascend_910b3() -> DeviceEntry:
     return _ascend_910b(
         id="ascend_910b3", chip="910B3", ghz=1.8,
         cores=datasheet(20, "HAMi ascend-device-plugin configmap 'aiCore: 20' as quoted [S]"),
-        marketed="'313T' (specs.md reaches the same 294.9 as 24 cores x 1.5 GHz)",
-        hbm=estimated(64 * GIB, f"{S11} row Ascend 910B3 (m) [U]"), hbm_tb_s=1.6,
+        marketed="'313T' (source m's Cube formula gives 294.9 as 24 cores x 1.5 GHz)",
+        hbm=estimated(64 * GIB, f"{SRC} Ascend 910B3 (m) [U]"), hbm_tb_s=1.6,
         l2=estimated(192 * MIB, "assumed equal to 910B2 (same die, fewer cores enabled)"))
 
 
@@ -100,7 +99,7 @@ def ascend_910b4() -> DeviceEntry:
 
 
 def _ascend_910c_die(*, id: str, name: str, devices_src: Sourced, scale_up: LinkSources, notes: str) -> DeviceEntry:
-    die = f"{S11} row Ascend 910C (2 dies)"
+    die = f"{SRC} Ascend 910C (2 dies)"
     a3_note = "third-party A3 kernel-timing note (npu-smi + CANN ini on one die: 24 AIC usable of 25, 1850 MHz)"
     return make_entry(
         id=id, name=name, vendor="huawei",
@@ -123,7 +122,7 @@ def _ascend_910c_die(*, id: str, name: str, devices_src: Sourced, scale_up: Link
 def ascend_910c() -> DeviceEntry:
     return _ascend_910c_die(
         id="ascend_910c", name="Huawei Ascend 910C die (Atlas 800/900 A3 node)", scale_up=UB_A3_NODE,
-        devices_src=datasheet(16, f"{S12} row Ascend 910C (s: MindCluster 7.3): 8 HiAM modules = 16 logical NPUs [V]"),
+        devices_src=datasheet(16, f"{SRC} Ascend 910C (s: MindCluster 7.3): 8 HiAM modules = 16 logical NPUs [V]"),
         notes="Device = one 910C die (CANN's logical NPU); 2 dies per chip joined by SIO; 16 dies per A3 node.",
     )
 
@@ -132,7 +131,7 @@ def cloudmatrix384() -> DeviceEntry:
     return _ascend_910c_die(
         id="cloudmatrix384", name="Huawei CloudMatrix384 (Ascend 910C die, 768-die UB domain)",
         scale_up=UB_CM384,
-        devices_src=derived(768, f"{S12} row CloudMatrix384 (n,q) [S]",
+        devices_src=derived(768, f"{SRC} CloudMatrix384 (n,q) [S]",
                             "384 chips x 2 dies = 768 logical NPUs in one non-blocking UB domain (48 nodes x 16)"),
         notes="Device = one 910C die; the whole supernode (384 chips, 48 nodes) is one UB scale-up domain. "
               "Published per-NPU figures (tok/s/NPU) are per chip = 2 devices here.",

@@ -1,16 +1,20 @@
 """Build a ModelSpec from a Hugging Face ``config.json`` dict.
 
-Families (key names per specs.md §2.3): DeepSeek-V2/V3 and Kimi-K2 (MLA + routed/shared experts), Qwen2-MoE /
-Qwen3-MoE, Mixtral, gpt-oss, and dense Llama. The family is chosen from ``architectures`` first, then
+Families (key names as in each family's config.json, listed in ``hf_configs/SOURCES.md``): DeepSeek-V2/V3 and
+Kimi-K2 (MLA + routed/shared experts), Qwen2-MoE / Qwen3-MoE, Mixtral, gpt-oss, Step-3 (MFA attention; its text
+decoder, also nested as ``text_config`` of the ``step3_vl`` wrapper) and dense Llama. The family is chosen from
+``architectures`` first, then
 ``model_type``, then tell-tale keys: Kimi-K2 says ``model_type: kimi_k2`` but is a ``DeepseekV3ForCausalLM``.
 
 A missing or ill-typed key raises :class:`~planner.catalog.errors.ConfigError` naming the key, the value and what
 would be accepted; optional keys fall back to the Hugging Face defaults of that family.
 
-Precision: ModelSpec has ONE ``native_precision``. It is the format of the bulk of the weights: FP8 for DeepSeek-V3/
-R1 and Kimi-K2 (``quant_method: fp8``), FP4 for gpt-oss, whose routed experts ship as MXFP4 while attention, router,
-embeddings and head stay BF16 (``modules_to_not_convert``); BF16 for ``torch_dtype``/``dtype`` bfloat16 or
-float16 (same 2-byte storage), and BF16 when no dtype is given.
+Precision: ``native_precision`` is the format of the bulk of the weights: FP8 for DeepSeek-V3/R1 and Kimi-K2
+(``quant_method: fp8``), FP4 for gpt-oss, whose routed experts ship as MXFP4 while attention, router, embeddings
+and head stay BF16 (``modules_to_not_convert``), FP4 / FP8 for NVIDIA ModelOpt checkpoints (``quant_algo``); BF16
+for ``torch_dtype``/``dtype`` bfloat16 or float16 (same 2-byte storage), and BF16 when no dtype is given.
+``checkpoint_precisions`` holds the format of each op class where the quantization config states one
+(:mod:`planner.catalog.hf_quant`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from cost_models.specs import AttentionKind, AttentionSpec, ModelSpec, MoESpec, Precision
 from planner.catalog.errors import MISSING, ConfigError
+from planner.catalog.hf_quant import checkpoint_precisions, modelopt_precision, modelopt_section
 
 
 class Family(enum.Enum):
@@ -31,17 +36,19 @@ class Family(enum.Enum):
     MIXTRAL = "mixtral"
     GPT_OSS = "gpt_oss"
     LLAMA = "llama"
+    STEP3 = "step3"
 
 
 _BY_ARCHITECTURE = {
     "DeepseekV2ForCausalLM": Family.DEEPSEEK, "DeepseekV3ForCausalLM": Family.DEEPSEEK,
     "Qwen2MoeForCausalLM": Family.QWEN_MOE, "Qwen3MoeForCausalLM": Family.QWEN_MOE,
     "MixtralForCausalLM": Family.MIXTRAL, "GptOssForCausalLM": Family.GPT_OSS, "LlamaForCausalLM": Family.LLAMA,
+    "Step3TextForCausalLM": Family.STEP3, "Step3VLForConditionalGeneration": Family.STEP3,
 }
 _BY_MODEL_TYPE = {
     "deepseek_v2": Family.DEEPSEEK, "deepseek_v3": Family.DEEPSEEK, "kimi_k2": Family.DEEPSEEK,
     "qwen2_moe": Family.QWEN_MOE, "qwen3_moe": Family.QWEN_MOE, "mixtral": Family.MIXTRAL,
-    "gpt_oss": Family.GPT_OSS, "llama": Family.LLAMA,
+    "gpt_oss": Family.GPT_OSS, "llama": Family.LLAMA, "step3_text": Family.STEP3, "step3_vl": Family.STEP3,
 }
 
 
@@ -119,7 +126,10 @@ def native_precision(cfg: Mapping[str, Any]) -> Precision:
             return Precision.FP8
         if method == "mxfp4":
             return Precision.FP4
-        raise ConfigError("quantization_config.quant_method", method, "'fp8' or 'mxfp4' (or no quantization_config)")
+        if method == "modelopt":
+            return modelopt_precision(quant)
+        raise ConfigError("quantization_config.quant_method", method,
+                          "'fp8', 'mxfp4' or 'modelopt' (or no quantization_config)")
     key = "torch_dtype" if "torch_dtype" in cfg else "dtype"
     dtype = cfg.get(key)
     if dtype is None or dtype in ("bfloat16", "float16"):
@@ -255,15 +265,77 @@ def _llama(c: _Cfg) -> dict[str, Any]:
                 dense_ffn_dim=c.integer("intermediate_size"))
 
 
+def _step3_moe_layers(c: _Cfg, layers: int) -> set[int]:
+    """``moe_layers_enum``: MoE layer indices as a comma string (the checkpoint) or a list; absent = every layer
+    but the first (vLLM ``Step3TextDecoderLayer`` default)."""
+    raw = c.cfg.get("moe_layers_enum")
+    if raw is None:
+        return set(range(1, layers))
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError("moe_layers_enum", raw, "a comma-separated string or a list of layer indices")
+    out: set[int] = set()
+    for i, item in enumerate(items):
+        try:
+            index = int(str(item).strip())
+        except ValueError:
+            raise ConfigError(f"moe_layers_enum[{i}]", item, f"a layer index in 0..{layers - 1}") from None
+        if not 0 <= index < layers:
+            raise ConfigError(f"moe_layers_enum[{i}]", item, f"a layer index in 0..{layers - 1}")
+        out.add(index)
+    return out
+
+
+def _step3(outer: _Cfg) -> dict[str, Any]:
+    """Step-3: MFA attention (``share_q_dim`` low-rank query, ``num_attention_groups`` shared K/V heads of
+    ``head_dim``), ``moe_layers_enum`` MoE layers with one shared expert of ``share_expert_dim``."""
+    text = outer.cfg.get("text_config", outer.cfg)
+    c = _Cfg(text)
+    layers = c.integer("num_hidden_layers")
+    heads = c.integer("num_attention_heads")
+    groups = c.integer("num_attention_groups", default=1)
+    if heads % groups:
+        raise ConfigError("num_attention_groups", groups, f"a divisor of num_attention_heads={heads}")
+    head_dim = c.integer("head_dim")
+    attention = AttentionSpec(kind=AttentionKind.MFA, num_q_heads=heads, num_kv_heads=groups, qk_head_dim=head_dim,
+                              v_head_dim=head_dim, q_lora_rank=c.integer("share_q_dim"))
+    moe_layers = len(_step3_moe_layers(c, layers))
+    experts = c.integer("moe_num_experts")
+    top_k = c.integer("moe_top_k")
+    _check_top_k(top_k, experts, "moe_num_experts")
+    shared = c.integer("share_expert_dim", default=0, minimum=0)
+    moe = MoESpec(num_routed_experts=experts, top_k=top_k, expert_ffn_dim=c.integer("moe_intermediate_size"),
+                  num_shared_experts=1 if shared else 0, shared_ffn_dim=shared) if moe_layers else None
+    context_key = "max_position_embedding" if "max_position_embedding" in text else "max_seq_len"
+    quantized = outer if "quantization_config" in outer.cfg else c
+    return dict(hidden_size=c.integer("hidden_size"), num_layers=layers, vocab_size=c.integer("vocab_size"),
+                max_context_tokens=c.integer(context_key), tie_embeddings=c.flag("tie_word_embeddings", False),
+                native_precision=native_precision(quantized.cfg), attention=attention, moe=moe,
+                num_dense_layers=layers - moe_layers,
+                dense_ffn_dim=c.integer("intermediate_size") if layers - moe_layers else 0)
+
+
 _BUILDERS = {Family.DEEPSEEK: _deepseek, Family.QWEN_MOE: _qwen_moe, Family.MIXTRAL: _mixtral,
-             Family.GPT_OSS: _gpt_oss, Family.LLAMA: _llama}
+             Family.GPT_OSS: _gpt_oss, Family.LLAMA: _llama, Family.STEP3: _step3}
 
 
-def model_from_hf_config(cfg: Mapping[str, Any], *, id: str, name: str | None = None) -> ModelSpec:
-    """ModelSpec of the decoder described by a config.json dict; raises ConfigError on a bad or missing key."""
+def model_from_hf_config(cfg: Mapping[str, Any], *, id: str, name: str | None = None,
+                         hf_quant_config: Mapping[str, Any] | None = None) -> ModelSpec:
+    """ModelSpec of the decoder described by a config.json dict; raises ConfigError on a bad or missing key.
+
+    ``hf_quant_config``: a ModelOpt ``hf_quant_config.json`` dict shipped beside config.json; it states the
+    checkpoint's formats (and overrides config.json's dtype as the native precision)."""
     c = _Cfg(cfg)
     fields = _BUILDERS[detect_family(cfg)](c)
-    return ModelSpec(id=id, name=name or id, **fields)
+    moe = fields["moe"]
+    per_class = checkpoint_precisions(cfg, num_layers=fields["num_layers"], num_dense_layers=fields["num_dense_layers"],
+                                      moe=moe is not None, shared=bool(moe and moe.shared_ffn_dim),
+                                      hf_quant_config=hf_quant_config)
+    if hf_quant_config is not None:
+        section = modelopt_section(hf_quant_config)
+        assert section is not None  # checkpoint_precisions raised otherwise
+        fields["native_precision"] = modelopt_precision(section)
+    return ModelSpec(id=id, name=name or id, checkpoint_precisions=per_class, **fields)
 
 
 _COMMON_KEYS = {
@@ -301,5 +373,13 @@ FAMILY_KEYS: Mapping[Family, Mapping[str, str]] = {
         "moe.expert_ffn_dim": "intermediate_size", "attention.sliding_window_tokens": "sliding_window",
         "attention.sliding_window_layer_fraction": "layer_types (share of sliding_attention)"},
     Family.LLAMA: {**_COMMON_KEYS, "num_dense_layers": "num_hidden_layers", "dense_ffn_dim": "intermediate_size"},
+    Family.STEP3: {
+        **_COMMON_KEYS, "max_context_tokens": "max_position_embedding (else max_seq_len)",
+        "attention.num_kv_heads": "num_attention_groups", "attention.qk_head_dim": "head_dim",
+        "attention.v_head_dim": "head_dim", "attention.q_lora_rank": "share_q_dim",
+        "num_dense_layers": "num_hidden_layers minus the moe_layers_enum count",
+        "dense_ffn_dim": "intermediate_size", "moe.num_routed_experts": "moe_num_experts", "moe.top_k": "moe_top_k",
+        "moe.expert_ffn_dim": "moe_intermediate_size", "moe.shared_ffn_dim": "share_expert_dim",
+        "moe.num_shared_experts": "1 when share_expert_dim > 0"},
 }
 """ModelSpec field path -> the config.json key(s) it is read from, per family (for provenance reports)."""

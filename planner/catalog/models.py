@@ -36,7 +36,7 @@ class ModelEntry:
     config_file: str
     """File name under ``hf_configs/``."""
     config_source: str
-    """Where the config values come from (specs.md §3 model letters)."""
+    """Where the config values come from (ids of ``planner/catalog/SOURCES.md``)."""
     published_total: Sourced
     """Official total parameter count."""
     published_active: Sourced
@@ -46,19 +46,19 @@ class ModelEntry:
 def _entry(id: str, name: str, config_file: str, cite: str, total: float, active: float, note: str = "",
            secondary: bool = False) -> ModelEntry:
     tag = " [S]" if secondary else ""
-    return ModelEntry(id=id, name=name, config_file=config_file, config_source=f"{_MIRROR}; specs.md §3 {cite}",
-                      published_total=datasheet(total, f"specs.md §2.1/§2.4 official, {cite}{tag}"),
-                      published_active=datasheet(active, f"specs.md §2.1/§2.4 official, {cite}{tag}", note))
+    return ModelEntry(id=id, name=name, config_file=config_file, config_source=f"{_MIRROR}; SOURCES.md {cite}",
+                      published_total=datasheet(total, f"official, SOURCES.md {cite}{tag}"),
+                      published_active=datasheet(active, f"official, SOURCES.md {cite}{tag}", note))
 
 
 _ENTRIES = (
     _entry("deepseek-v3", "DeepSeek-V3", "DeepSeek-V3.json", "C1, M1", 671e9, 37e9, "685B on HF incl. 14B MTP"),
     _entry("deepseek-r1", "DeepSeek-R1", "DeepSeek-R1.json", "C1, M1", 671e9, 37e9, "same architecture as V3"),
     ModelEntry(id="deepseek-v2-lite", name="DeepSeek-V2-Lite", config_file="DeepSeek-V2-Lite.json",
-               config_source="reconstructed from specs.md §2.1/§2.2 values (C3 MaxText deepseek2-16b.yml [V]; "
+               config_source="reconstructed from published values (SOURCES.md C3: MaxText deepseek2-16b.yml [V]; "
                              "transformers dump [S]); see hf_configs/SOURCES.md",
-               published_total=datasheet(15.7e9, "specs.md §2.4 official, M2 DeepSeek-V2 README", "'16B'"),
-               published_active=datasheet(2.4e9, "specs.md §2.4 official, M2 DeepSeek-V2 README")),
+               published_total=datasheet(15.7e9, "official, SOURCES.md M2 DeepSeek-V2 README", "'16B'"),
+               published_active=datasheet(2.4e9, "official, SOURCES.md M2 DeepSeek-V2 README")),
     _entry("kimi-k2", "Kimi K2 Instruct", "Kimi-K2-Instruct.json", "C4, M3", 1e12, 32e9),
     _entry("qwen3-235b-a22b", "Qwen3-235B-A22B", "Qwen3-235B-A22B.json", "C5, M4", 235e9, 22e9, secondary=True),
     _entry("qwen3-30b-a3b", "Qwen3-30B-A3B", "Qwen3-30B-A3B.json", "C5, M4", 30.5e9, 3.3e9, secondary=True),
@@ -68,6 +68,13 @@ _ENTRIES = (
            "official active count excludes embedding and head"),
     _entry("gpt-oss-20b", "gpt-oss-20b", "gpt-oss-20b.json", "C8, M5", 21e9, 3.6e9,
            "official active count excludes embedding and head"),
+    ModelEntry(id="step3", name="Step-3", config_file="step3.json",
+               config_source="reconstructed from vLLM Step3TextConfig defaults (vllm-project/vllm@fb6c0501) and the "
+                             "stepfun-ai/step3 model card; see hf_configs/SOURCES.md",
+               published_total=datasheet(316e9, "arXiv 2507.19427 Table 1 / stepfun-ai/step3 model card",
+                                         "LLM only; 321B with the 5B vision encoder (not modelled)"),
+               published_active=datasheet(38e9, "arXiv 2507.19427 Table 1 / stepfun-ai/step3 model card",
+                                          "'38B'; matches the count without the input embedding table")),
     _entry("llama-3.1-70b", "Llama-3.1-70B", "Meta-Llama-3.1-70B.json", "C14", 70e9, 70e9, "dense"),
     _entry("llama-3.1-405b", "Llama-3.1-405B", "Meta-Llama-3.1-405B.json", "C14", 405e9, 405e9, "dense"),
 )
@@ -112,9 +119,10 @@ def model_sources(id: str) -> dict[str, Sourced]:
     total, active = params.total_parameters(model), params.active_parameters(model)
     out["published.total_parameters"] = entry.published_total
     out["published.active_parameters"] = entry.published_active
-    out["computed.total_parameters"] = derived(total, "cost_models.params.total_parameters", "specs.md §2.4 rules")
+    out["computed.total_parameters"] = derived(total, "cost_models.params.total_parameters",
+                                               "counting rules in the cost_models.params docstring")
     out["computed.active_parameters"] = derived(active, "cost_models.params.active_parameters",
-                                                "incl. embedding and head (specs.md §2.4)")
+                                                "incl. embedding and head")
     return out
 
 

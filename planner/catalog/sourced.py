@@ -1,6 +1,6 @@
 """A catalog number with its source and confidence (STYLE.md rule 8), plus SI unit constants.
 
-Confidence mapping from the tags of ``/work/shared/reference/specs.md``:
+Confidence mapping from the source tags listed in ``planner/catalog/SOURCES.md``:
 
 * ``[V]`` vendor figure -> ``DATASHEET``; ``[V]`` measurement -> ``MEASURED``;
 * ``[S]`` vendor figure quoted by a third party -> ``DATASHEET`` with ``[S]`` in the note;

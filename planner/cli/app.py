@@ -10,21 +10,35 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
 
-from cost_models.parallel import ParallelDims, check_dims
-from planner.inputs.scenario import Scenario, ScenarioError, load_scenario, parse_plan
 from planner.render.export import ExportError, check_export, write_export
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cost_models.parallel import ParallelDims
+    from planner.inputs.scenario import Scenario
 
 EXIT_OK = 0
 EXIT_INFEASIBLE = 1
 EXIT_BAD_INPUT = 2
 
-out = Console(soft_wrap=False, width=160)
-err = Console(stderr=True, soft_wrap=True)
+_CONSOLES: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Console:
+    """``out`` (results, stdout) and ``err`` (diagnostics, stderr): rich consoles made on first use, so
+    ``--help`` and commands that print JSON never import rich (it and pydantic were most of --help's CPU)."""
+    if name not in ("out", "err"):
+        raise AttributeError(name)
+    if name not in _CONSOLES:
+        from rich.console import Console
+        _CONSOLES[name] = Console(soft_wrap=False, width=160) if name == "out" else Console(stderr=True,
+                                                                                             soft_wrap=True)
+    return _CONSOLES[name]
 
 EXPORT_HELP = "Also write the document to FILE: .json, .yaml, .md or self-contained .html (with charts)."
 EMIT_HELP = "Also print the launch lines that realise the plan in this serving engine (README 'Launch configs')."
@@ -33,7 +47,7 @@ EMIT_ENGINES = click.Choice(["vllm", "sglang", "trtllm", "mindie"])
 
 def abort(code: int, message: str) -> NoReturn:
     """The one way a command fails: the message on stderr, exit ``code`` (1 infeasible, 2 bad input)."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    __getattr__("err").print(f"[red]error:[/red] {message}", highlight=False)
     sys.exit(code)
 
 
@@ -87,6 +101,7 @@ def echo_launch(launch: Any) -> None:
 
 
 def load(path: str) -> Scenario:
+    from planner.inputs.scenario import ScenarioError, load_scenario
     try:
         return load_scenario(path)
     except ScenarioError as e:
@@ -95,6 +110,8 @@ def load(path: str) -> Scenario:
 
 def scenario_and_plan(path: str, plan_text: str | None) -> tuple[Scenario, ParallelDims]:
     """Load ``path`` and the plan (``plan_text`` or the scenario's ``plan:``), checked against the cluster."""
+    from cost_models.parallel import check_dims
+    from planner.inputs.scenario import ScenarioError, parse_plan
     sc = load(path)
     try:
         dims = parse_plan(plan_text) if plan_text else sc.plan

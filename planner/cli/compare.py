@@ -21,6 +21,7 @@ from planner.cli import app
 def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, export: str | None,
                 verbose: bool) -> None:
     """Two deployments side by side: memory, throughput, latency, expert density, all-to-all, cross-node traffic."""
+    from cost_models.kinds import DeploymentMode
     from planner.analysis import compare as cmp
     from planner.render import terminal
 
@@ -49,7 +50,7 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
             return
     if verbose:
         for s in (base, cand):
-            for pool in (s.decode,) if s.mode == "aggregated" else (s.prefill, s.decode):
+            for pool in (s.decode,) if s.mode is DeploymentMode.AGGREGATED else (s.prefill, s.decode):
                 terminal.render_evaluate(app.out, s.scenario, pool.dims, pool.result, verbose=True)
     app.out.print(terminal.compare_table(base, cand, metrics))
 
@@ -58,6 +59,7 @@ def _best_deployment_side(scenario: str):  # noqa: ANN202
     """``plan``'s best deployment on SCENARIO as a compare side: one pool (DP replicas folded into the plan)
     when aggregated, else its prefill and decode pools; each pool re-costed with the CP-SAT overlap schedule,
     as the baseline is, so the two sides differ only in the plan."""
+    from cost_models.kinds import DeploymentMode
     from cost_models.serving import evaluate as evaluate_plan
     from planner.analysis import compare as cmp
     from planner.analysis.evaluate import overlap_hook
@@ -72,10 +74,10 @@ def _best_deployment_side(scenario: str):  # noqa: ANN202
     def pool(c, replicas: int) -> cmp.Pool:  # noqa: ANN001
         r = evaluate_plan(sc.model, sc.cluster, c.dims, sc.workload, overlap_model=hook)
         return cmp.Pool(dims=dataclasses.replace(c.dims, dp=c.dims.dp * replicas), result=r,
-                        devices=c.devices * replicas)
+                        pool_devices=c.devices_per_replica * replicas)
 
     label = f"candidate: plan's best ({d.mode})"
     dec = pool(d.decode, d.decode_replicas)
-    if d.mode == "aggregated":
+    if d.mode is DeploymentMode.AGGREGATED:
         return cmp.Side.aggregated(label, sc, dec.dims, dec.result)
     return cmp.Side.disaggregated(label, sc, pool(d.prefill, d.prefill_replicas), dec)

@@ -25,6 +25,11 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
     app.check_export_path(export)
+    loaded = [app.load(path) for path in scenarios]
+    if any(sc.afd is not None for sc in loaded):
+        _evaluate_afd(loaded, plan_text=plan_text, as_json=as_json, verbose=verbose, export=export,
+                      emit_engine=emit_engine)
+        return
     if export and len(scenarios) > 1:
         app.abort(app.EXIT_BAD_INPUT, f"--export: got {export!r} with {len(scenarios)} scenarios; accepted: one scenario")
     if emit_engine and len(scenarios) > 1:
@@ -47,6 +52,42 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     for ev in evals:
         terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose)
     if len(evals) > 1:
-        app.out.print(terminal.side_by_side([(ev.scenario, ev.dims, ev.result) for ev in evals]))
+        from planner.analysis import compare as cmp
+        sides = [cmp.Side.aggregated(ev.scenario.name, ev.scenario, ev.dims, ev.result) for ev in evals]
+        app.out.print(terminal.side_by_side(sides, cmp.side_by_side(sides)))
     if launch:
         app.echo_launch(launch)
+
+
+def _evaluate_afd(loaded: list, *, plan_text: str | None, as_json: bool, verbose: bool, export: str | None,
+                  emit_engine: str | None) -> None:
+    """Scenarios with an ``afd:`` section (attention-FFN disaggregation): the AFD document / terminal view."""
+    from planner.analysis.afd import evaluate_afd, layout_problems
+    if not all(sc.afd is not None for sc in loaded):
+        app.abort(app.EXIT_BAD_INPUT, "scenarios: got AFD and non-AFD scenarios together; accepted: one kind per call")
+    for name, value in (("--plan", plan_text), ("--export", export), ("--emit", emit_engine)):
+        if value:
+            app.abort(app.EXIT_BAD_INPUT, f"{name}: got {value!r} for an afd: scenario; accepted: none (the afd: "
+                      "section is the layout; AFD export and launch lines are not built yet)")
+    evals = []
+    for sc in loaded:
+        problems = layout_problems(sc)
+        if problems:
+            app.abort(app.EXIT_BAD_INPUT, f"{sc.path}: " + "; ".join(p.message() for p in problems))
+        ev = evaluate_afd(sc)
+        m = ev.result.memory
+        if not m.fits:
+            from planner.inputs.units import fmt_bytes
+            app.abort(app.EXIT_INFEASIBLE, f"memory: an attention device needs {fmt_bytes(m.attention_device_bytes)}"
+                      f" and an FFN device {fmt_bytes(m.ffn_device_bytes)}, but {sc.cluster.device.id} has "
+                      f"{fmt_bytes(m.capacity_bytes)}. Add attention instances (KV) or FFN instances (experts), or "
+                      "lower the batch or the precision.")
+        evals.append(ev)
+    if as_json:
+        from planner.documents.afd import afd_document
+        docs = [afd_document(ev) for ev in evals]
+        app.emit_json(docs[0] if len(docs) == 1 else docs)
+        return
+    from planner.render.afd_view import render_afd
+    for ev in evals:
+        render_afd(app.out, ev.scenario, ev.result, verbose=verbose)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 import click
 
 from planner.cli import app
 from planner.cpsat.deployment_instance import OBJECTIVES
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "deepseek_v3_h200_16.yaml"
+DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_v3_h200_16.yaml"
+"""The bundled default scenario: package data, so an installed wheel plans without a source checkout
+(``scenarios/deepseek_v3_h200_16.yaml`` in the repository is a link to this file)."""
 
 
 @click.command()
@@ -33,7 +35,11 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
-    sc = app.load(scenario or str(DEFAULT_SCENARIO))
+    if scenario is None:
+        with resources.as_file(DEFAULT_SCENARIO) as path:
+            sc = app.load(str(path))
+    else:
+        sc = app.load(scenario)
     if objective == "devices" and sc.workload.request_rate_per_s is None:
         app.abort(app.EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
                   "required by --objective devices")

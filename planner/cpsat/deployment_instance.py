@@ -10,17 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from cost_models.kinds import DeploymentMode
+
 
 class PoolCandidate(Protocol):
     """What the deployment model reads of a costed layout."""
 
-    devices: int
+    devices_per_replica: int
     prefill_tok_per_s_per_device: float
     decode_tok_per_s_per_device: float
     aggregated_tok_per_s_per_device: float
     tpot_s: float
+    """Decode-step TPOT: a decode pool's."""
     ttft_s: float
     aggregated_user_tok_per_s: float
+    aggregated_tpot_s: float
+    """The TPOT a user of an aggregated pool sees (the cycle over the user's tokens)."""
     prefill_ok: bool
     decode_ok: bool
     aggregated_ok: bool
@@ -33,8 +38,7 @@ OBJECTIVES = ("throughput", "latency", "devices")
 class Deployment:
     """One solution: a mode, its layouts and replica counts, and the integer objective it scored."""
 
-    mode: str
-    """``aggregated`` or ``disaggregated``."""
+    mode: DeploymentMode
     prefill: PoolCandidate | None
     prefill_replicas: int
     decode: PoolCandidate
@@ -54,7 +58,8 @@ class DeploymentInstance:
     """Everything the model is built from (typed instance, no solver objects)."""
 
     candidates: tuple[PoolCandidate, ...]
-    devices: int
+    cluster_devices: int
+    """Devices the deployment may use."""
     input_tokens: int
     output_tokens: int
     objective: str = "throughput"

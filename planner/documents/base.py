@@ -33,7 +33,7 @@ Phase = Literal["prefill", "decode"]
 OpKind = Literal["compute", "comm"]
 Bound = Literal["compute", "memory", "overhead", "scale_up", "scale_out", "latency"]
 """Which roof bound an op (cost_models.ops.OpCost.bound)."""
-LayerKind = Literal["dense", "moe", "head"]
+LayerKind = Literal["dense", "moe", "head", "mtp"]
 ScheduledLayerKind = Literal["moe", "dense"]
 Overlap = Literal["none", "two_batch"]
 Precision = Literal["bf16", "fp8", "int8", "fp4"]
@@ -42,8 +42,9 @@ DeploymentMode = Literal["aggregated", "disaggregated"]
 PoolRole = Literal["aggregated", "prefill", "decode"]
 RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"]
 """Why the search dropped a layout before the solve (planner.search.layouts.REJECT_*)."""
-SolverStatus = Literal["OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN"]
-"""CP-SAT solve status."""
+SolverStatus = Literal["EXACT_ENUMERATION", "OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN"]
+"""CP-SAT solve status, or EXACT_ENUMERATION when the plan's deployment split was enumerated exactly (small
+instances, planner/search/deployment_exact.py)."""
 Resource = Literal["compute", "scale_up", "scale_out"]
 """What an op occupies in a layer schedule: compute units, the intra-node link, the inter-node network."""
 BatchLimit = Literal["workload", "memory", "tpot_slo"]

@@ -48,7 +48,8 @@ class ModelItem(Document):
     layers: Positive = field("Transformer layers; a count.")
     moe_layers: Count = field("Layers whose FFN is a mixture of experts; a count.")
     hidden_size: Positive = field("Model width, elements per token.")
-    attention: Literal["mha", "gqa", "mla"] = field("Attention family: `mha`, `gqa` or `mla` (latent KV).")
+    attention: Literal["mha", "gqa", "mla", "mfa"] = field("Attention family: `mha`, `gqa`, `mla` (latent KV) or "
+                                                           "`mfa` (Step-3's multi-matrix factorisation).")
     routed_experts: Count = field("Routed experts per MoE layer (0 for a dense model); a count.")
     top_k: Count = field("Routed experts each token uses (0 for a dense model); a count.")
     native_precision: Precision = field("Format the published weights are stored in.")

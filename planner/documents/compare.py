@@ -86,9 +86,9 @@ def _side(s: Side, evaluate_of: EvaluateOf) -> CompareSide:
     aggregated = s.mode == "aggregated"
     pools = [("aggregated", s.decode)] if aggregated else [("prefill", s.prefill), ("decode", s.decode)]
     return CompareSide(
-        label=s.label, scenario=s.scenario.name, path=s.scenario.path, mode=s.mode, devices=s.devices,
+        label=s.label, scenario=s.scenario.name, path=s.scenario.path, mode=s.mode, devices=s.deployment_devices,
         device=s.scenario.cluster.device.id, output_tok_per_s=s.output_tok_per_s, plan=parallel_plan(s.decode.dims),
-        pools=[ComparePool(role=role, plan=parallel_plan(p.dims), devices=p.devices) for role, p in pools],
+        pools=[ComparePool(role=role, plan=parallel_plan(p.dims), devices=p.pool_devices) for role, p in pools],
         evaluate=evaluate_of(s, s.decode), prefill_evaluate=None if aggregated else evaluate_of(s, s.prefill))
 
 

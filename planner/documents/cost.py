@@ -9,6 +9,9 @@ from planner.documents.base import Document, NonNegative, Number, Phase, Positiv
 
 COST_SCHEMA = "moeplan.cost/1"
 KernelDtype = Literal["bf16", "fp8", "int8", "fp4"]
+WeightDtype = Literal["bf16", "fp8", "int8", "mxfp4", "nvfp4"]
+"""Weight storage formats with their scales (cost_models.specs.WeightFormat)."""
+KvDtype = Literal["bf16", "fp8", "int8"]
 
 
 class GemmArgs(Document):
@@ -18,7 +21,9 @@ class GemmArgs(Document):
     k: Positive = field("Reduction length; a count.")
     n: Positive = field("Columns of the right operand; a count.")
     batch: Positive = field("Independent GEMMs of this shape (experts); a count.")
-    dtype: KernelDtype = field("Operand format.")
+    dtype: KernelDtype = field("Math (tensor-core) precision and activation storage.")
+    weight_dtype: WeightDtype = field("Weight storage with its scales (--weight-dtype; --dtype's format when not "
+                                      "given): `mxfp4` / `nvfp4` under `bf16` math is a weight-only kernel.")
 
 
 class AttentionArgs(Document):
@@ -30,7 +35,8 @@ class AttentionArgs(Document):
     kv_heads: Positive = field("KV heads (divides q_heads); a count.")
     head_dim: Positive = field("Elements per head.")
     context: Positive = field("Prompt length (prefill) or KV length (decode), tokens.")
-    dtype: KernelDtype = field("Operand (and KV cache) format.")
+    dtype: Literal["bf16", "fp8"] = field("Attention math precision (and Q storage).")
+    kv_dtype: KvDtype = field("KV-cache storage (--kv-dtype; --dtype when not given).")
 
 
 class CostDocument(Document):

@@ -80,7 +80,9 @@ class MemoryBytes(Document):
     runtime_reserve_bytes: NonNegative = field("Runtime context, workspaces, collective-library buffers and "
                                                "fragmentation (an estimate), bytes.")
     capacity_bytes: NonNegative = field("Device memory capacity, bytes.")
-    weight_bytes: NonNegative = field("Sum of the six *_weight_bytes, bytes.")
+    mtp_weight_bytes: NonNegative = field("Multi-token-prediction draft modules (decoder layer and eh_proj; "
+                                          "embedding and head shared), bytes; 0 when MTP is off.")
+    weight_bytes: NonNegative = field("Sum of the seven *_weight_bytes, bytes.")
     static_bytes: NonNegative = field("What does not grow with the batch: weight_bytes + comm_buffer_bytes + "
                                       "runtime_reserve_bytes, bytes.")
     used_bytes: NonNegative = field("static_bytes + kv_cache_bytes + activation_bytes, bytes.")
@@ -104,7 +106,9 @@ class OpDoc(Document):
 class LayerDoc(Document):
     """One layer type of the step (cost_models.step.LayerCost); times are per layer."""
 
-    kind: LayerKind = field("`dense` (dense FFN layers), `moe` (MoE layers) or `head` (embedding / LM head).")
+    kind: LayerKind = field("`dense` (dense FFN layers), `moe` (MoE layers), `head` (embedding / LM head) or `mtp` "
+                            "(multi-token-prediction draft forwards: their decoder layer, or their projection and "
+                            "head; op names start with `mtp.`).")
     count: Count = field("How many such layers the device's pipeline stage runs per step; a count.")
     layer_s: NonNegative = field("Time of one such layer after overlap, seconds.")
     compute_s: NonNegative = field("Compute-op time of one layer, seconds.")
@@ -213,7 +217,8 @@ def memory_document(m: MemoryBreakdown) -> MemoryBytes:
         shared_expert_weight_bytes=m.shared_expert_weight_bytes, routed_expert_weight_bytes=m.routed_expert_weight_bytes,
         router_weight_bytes=m.router_weight_bytes, embedding_weight_bytes=m.embedding_weight_bytes,
         kv_cache_bytes=m.kv_cache_bytes, activation_bytes=m.activation_bytes, comm_buffer_bytes=m.comm_buffer_bytes,
-        runtime_reserve_bytes=m.runtime_reserve_bytes, capacity_bytes=m.capacity_bytes, weight_bytes=m.weight_bytes,
+        runtime_reserve_bytes=m.runtime_reserve_bytes, capacity_bytes=m.capacity_bytes,
+        mtp_weight_bytes=m.mtp_weight_bytes, weight_bytes=m.weight_bytes,
         static_bytes=m.static_bytes, used_bytes=m.used_bytes, free_bytes=m.free_bytes)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+from cost_models import kinds
 from planner.cpsat.deployment_instance import Deployment
 from planner.documents.base import (
     Count,
@@ -144,11 +145,11 @@ class PlanDocument(Document):
 
 def _pool(c: Any, replicas: int, role: str) -> PlanPool:
     """``c``: a costed layout (planner.search.layouts.Candidate)."""
-    return PlanPool(role=role, plan=parallel_plan(c.dims), devices_per_replica=c.devices, replicas=replicas,
-                    devices=c.devices * replicas, prefill_tok_per_s_per_device=c.prefill_tok_per_s_per_device,
+    return PlanPool(role=role, plan=parallel_plan(c.dims), devices_per_replica=c.devices_per_replica,
+                    replicas=replicas, devices=c.devices_per_replica * replicas, prefill_tok_per_s_per_device=c.prefill_tok_per_s_per_device,
                     decode_tok_per_s_per_device=c.decode_tok_per_s_per_device, ttft_s=c.ttft_s, tpot_s=c.tpot_s,
                     decode_batch_per_device=c.decode_batch_per_device, memory_used_bytes=c.memory_used_bytes,
-                    static_bytes=c.static_bytes)
+                    static_bytes=c.static_bytes(kinds.PoolRole(role)))
 
 
 def _deployment(d: Deployment, r: Recost) -> PlanDeployment:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from planner.documents.afd import AFD_SCHEMA, AfdDocument
 from planner.documents.base import Document
 from planner.documents.catalog import DEVICES_SCHEMA, MODELS_SCHEMA, DevicesDocument, ModelsDocument
 from planner.documents.compare import COMPARE_SCHEMA, CompareDocument
@@ -16,12 +17,13 @@ from planner.documents.schedule import SCHEDULE_SCHEMA, ScheduleDocument
 MODELS: dict[str, type[Document]] = {
     EVALUATE_SCHEMA: EvaluateDocument, PLAN_SCHEMA: PlanDocument, SCHEDULE_SCHEMA: ScheduleDocument,
     PLACE_SCHEMA: PlaceDocument, COMPARE_SCHEMA: CompareDocument, COST_SCHEMA: CostDocument,
-    DEVICES_SCHEMA: DevicesDocument, MODELS_SCHEMA: ModelsDocument}
+    DEVICES_SCHEMA: DevicesDocument, MODELS_SCHEMA: ModelsDocument, AFD_SCHEMA: AfdDocument}
 """Schema id -> the model of that document."""
 
 SCHEMA_FILES: dict[str, str] = {
     EVALUATE_SCHEMA: "evaluate", PLAN_SCHEMA: "plan", SCHEDULE_SCHEMA: "schedule", PLACE_SCHEMA: "place",
-    COMPARE_SCHEMA: "compare", COST_SCHEMA: "cost", DEVICES_SCHEMA: "catalog_devices", MODELS_SCHEMA: "catalog_models"}
+    COMPARE_SCHEMA: "compare", COST_SCHEMA: "cost", DEVICES_SCHEMA: "catalog_devices", MODELS_SCHEMA: "catalog_models",
+    AFD_SCHEMA: "afd"}
 """Schema id -> stem of its file in docs/schema/ (``<stem>.schema.json``)."""
 
 

@@ -56,9 +56,11 @@ def used_fraction(m: MemoryBreakdown) -> float:
     return fraction(m.used_bytes / m.capacity_bytes)
 
 
-def static_fraction(m: MemoryBreakdown) -> float:
-    """Weights + KV cache + communication buffers over capacity (activations and runtime reserve excluded)."""
-    return fraction((m.weight_bytes + m.kv_cache_bytes + m.comm_buffer_bytes) / m.capacity_bytes)
+def engine_pool_fraction(m: MemoryBreakdown) -> float:
+    """What an engine allocates up front (SGLang's ``--mem-fraction-static``: weights and the KV pool) over
+    capacity: the plan's static memory (``MemoryBreakdown.static_bytes``, the one definition) less the runtime
+    reserve, which the engine keeps outside the fraction, plus the KV cache. Activations stay outside too."""
+    return fraction((m.static_bytes - m.runtime_reserve_bytes + m.kv_cache_bytes) / m.capacity_bytes)
 
 
 def kv_free_fraction(m: MemoryBreakdown) -> float:

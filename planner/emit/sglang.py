@@ -82,7 +82,7 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
     if deepep and common.two_batch(role):
         argv.append("--enable-two-batch-overlap")
     argv += ["--context-length", str(spec.context_tokens),
-             "--mem-fraction-static", f"{common.static_fraction(role.memory):.2f}"]
+             "--mem-fraction-static", f"{common.engine_pool_fraction(role.memory):.2f}"]
     if spec.kv_precision.label == "fp8":
         argv += ["--kv-cache-dtype", "fp8_e4m3"]
     if role.role != "prefill":

@@ -7,6 +7,7 @@ the CLI turns it into exit code 2.  Units are written in the file and parsed her
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cost_models.afd import AfdLayout
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ClusterSpec, Confidence, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
 from planner.catalog import devices, models
@@ -22,6 +24,7 @@ from planner.catalog.errors import ConfigError, UnknownName
 from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
 from planner.inputs import units
+from planner.inputs.precision import PrecisionProblem, PrecisionSection, resolve_precisions
 
 
 class ScenarioError(Exception):
@@ -44,9 +47,14 @@ class ModelSection(_Strict):
     """Bundled model id (``moeplan catalog models``)."""
     hf_config: str | None = None
     """Path to a Hugging Face config.json, relative to the scenario file."""
+    hf_quant_config: str | None = None
+    """Path to a ModelOpt hf_quant_config.json (default: the one beside hf_config, if any)."""
     weight_precision: Literal["bf16", "fp8", "int8", "fp4"] | None = None
-    """Weight format; default: the checkpoint's native format."""
-    kv_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    """Weight format of every weight class (fp4 = MXFP4); default: the checkpoint's format per class."""
+    precision: PrecisionSection = PrecisionSection()
+    """Precision per op class, overriding weight_precision / kv_precision class by class."""
+    kv_precision: Literal["bf16", "fp8", "int8"] | None = None
+    """KV-cache format; default: the checkpoint's (ModelOpt kv_cache_quant_algo), else bf16."""
     activation_precision: Literal["bf16", "fp8", "int8"] | None = None
     """GEMM activation format; default fp8/int8 when weights are, else bf16."""
     dispatch_precision: Literal["bf16", "fp8", "int8"] | None = None
@@ -86,7 +94,18 @@ class SloSection(_Strict):
 
 class MtpSection(_Strict):
     tokens: int = Field(default=1, ge=0, le=4)
-    acceptance: float = Field(ge=0, le=1)
+    """Draft tokens per step (k)."""
+    acceptance: float | list[float]
+    """Conditional acceptance of each draft given the ones before it: one value for every position, or a list
+    of k values (draft 1, 2, ...)."""
+
+    @field_validator("acceptance")
+    @classmethod
+    def _in_unit_interval(cls, v: float | list[float]) -> float | list[float]:
+        for a in v if isinstance(v, list) else [v]:
+            if not 0.0 <= a <= 1.0:
+                raise ValueError(f"acceptance {a} outside [0, 1]")
+        return v
 
 
 class LengthBin(_Strict):
@@ -131,6 +150,21 @@ class ExpectSection(_Strict):
     source: str
 
 
+class AfdSection(_Strict):
+    """Attention-FFN disaggregation (decode): attention instances and FFN instances (README 'Attention-FFN
+    disaggregation'); the whole batch is ``workload.concurrency``."""
+
+    attention_instances: int = Field(ge=1)
+    attention_instance_devices: int = Field(ge=1)
+    attention_tp: int = Field(default=1, ge=1)
+    """Attention TP inside an instance (1 = local DP: every device its own sequences)."""
+    ffn_instances: int = Field(ge=1)
+    ffn_instance_devices: int = Field(ge=1)
+    ffn_tp: int = Field(ge=1)
+    """TP degree of every expert inside an FFN instance (the rest of the instance is EP)."""
+    micro_batches: int = Field(default=3, ge=1)
+
+
 class ScenarioFile(_Strict):
     name: str
     description: str = ""
@@ -138,6 +172,7 @@ class ScenarioFile(_Strict):
     cluster: ClusterSection
     workload: WorkloadSection
     plan: str | None = None
+    afd: AfdSection | None = None
     expect: list[ExpectSection] = []
 
 
@@ -156,6 +191,8 @@ class Scenario:
     device_sources: dict[str, Any]
     expert_loads: Any = None
     """:class:`planner.inputs.loads.ExpertLoads` from ``workload.expert_load``, or None."""
+    afd: AfdLayout | None = None
+    """The attention-FFN disaggregated layout of the ``afd:`` section, or None."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -174,9 +211,9 @@ def _convert(path: str, value: str | None, parser: Any) -> float | None:
 def _link(path: str, base: LinkSpec, sec: LinkSection) -> LinkSpec:
     bw = _convert(f"{path}.bandwidth", sec.bandwidth, units.parse_bandwidth)
     lat = _convert(f"{path}.latency", sec.latency, units.parse_seconds)
-    return LinkSpec(bytes_per_s=bw if bw is not None else base.bytes_per_s,
-                    latency_s=lat if lat is not None else base.latency_s,
-                    achievable_fraction=sec.achievable_fraction or base.achievable_fraction)
+    return dataclasses.replace(base, bytes_per_s=bw if bw is not None else base.bytes_per_s,
+                               latency_s=lat if lat is not None else base.latency_s,
+                               achievable_fraction=sec.achievable_fraction or base.achievable_fraction)
 
 
 def _device(sec: ClusterSection) -> DeviceSpec:
@@ -215,16 +252,28 @@ def _model(sec: ModelSection, base_dir: Path) -> ModelSpec:
                                 ) from None
     assert sec.hf_config is not None
     cfg_path = (base_dir / sec.hf_config).resolve()
+    cfg = _read_json("model.hf_config", sec.hf_config, cfg_path)
+    quant_key, quant_path = "model.hf_quant_config", None
+    if sec.hf_quant_config is not None:
+        quant_path = (base_dir / sec.hf_quant_config).resolve()
+    elif (cfg_path.parent / "hf_quant_config.json").is_file():  # what the engines read beside a config.json
+        quant_key, quant_path = f"{cfg_path.parent / 'hf_quant_config.json'}", cfg_path.parent / "hf_quant_config.json"
+    quant = None if quant_path is None else _read_json(quant_key, sec.hf_quant_config or quant_key, quant_path)
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except OSError as e:
-        raise ScenarioError("model.hf_config", sec.hf_config, f"a readable config.json file ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise ScenarioError("model.hf_config", sec.hf_config, f"valid JSON (line {e.lineno}: {e.msg})") from None
-    try:
-        return model_from_hf_config(cfg, id=cfg_path.stem)
+        return model_from_hf_config(cfg, id=cfg_path.stem, hf_quant_config=quant)
     except ConfigError as e:
-        raise ScenarioError(f"model.hf_config -> {e.key_path}", e.value, e.expected) from None
+        in_quant = quant is not None and e.key_path.split(".")[0] in ("quantization", "hf_quant_config")
+        raise ScenarioError(f"{quant_key if in_quant else 'model.hf_config'} -> {e.key_path}", e.value,
+                            e.expected) from None
+
+
+def _read_json(key: str, given: str, path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise ScenarioError(key, given, f"a readable JSON file ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ScenarioError(key, given, f"valid JSON (line {e.lineno}: {e.msg})") from None
 
 
 def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: DeviceSpec) -> ServingWorkload:
@@ -243,16 +292,28 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
         # through weight-only de-quantising kernels, at the BF16 rate)
         raise ScenarioError("model.weight_precision", "fp4",
                             f"a precision {dev.name} supports: {', '.join(p.label for p in dev.peak_flop_per_s)}")
+    try:
+        prec = resolve_precisions(model, dev, msec.precision, weight_precision=msec.weight_precision,
+                                  kv_precision=msec.kv_precision)
+    except PrecisionProblem as e:
+        raise ScenarioError(e.path, e.value, e.accepted) from None
     act = _p(msec.activation_precision) or (weight if weight in (Precision.FP8, Precision.INT8) else Precision.BF16)
+    mtp_pos = ()
+    if sec.mtp is not None and isinstance(sec.mtp.acceptance, list):
+        if len(sec.mtp.acceptance) != sec.mtp.tokens:
+            raise ScenarioError("workload.mtp.acceptance", sec.mtp.acceptance,
+                                f"one value, or a list of workload.mtp.tokens = {sec.mtp.tokens} values")
+        mtp_pos = tuple(sec.mtp.acceptance)
+    mtp_a = sec.mtp.acceptance if sec.mtp is not None and not isinstance(sec.mtp.acceptance, list) else 0.0
     return ServingWorkload(
         input_tokens=inp, output_tokens=out, concurrency=sec.concurrency, request_rate_per_s=sec.request_rate,
         ttft_slo_s=_convert("workload.slo.ttft", sec.slo.ttft, units.parse_seconds),
         tpot_slo_s=_convert("workload.slo.tpot", sec.slo.tpot, units.parse_seconds),
-        weight_precision=weight, kv_precision=Precision.from_label(msec.kv_precision), activation_precision=act,
+        weight_precision=weight, kv_precision=prec.kv_cache, activation_precision=act, op_precision=prec,
         dispatch_precision=_p(msec.dispatch_precision) or act,
         prefill_tokens_per_device=sec.prefill_tokens_per_device, decode_context_tokens=sec.decode_context_tokens,
         decode_batch_per_device=sec.decode_batch_per_device,
-        mtp_tokens=sec.mtp.tokens if sec.mtp else 0, mtp_acceptance=sec.mtp.acceptance if sec.mtp else 0.0,
+        mtp_tokens=sec.mtp.tokens if sec.mtp else 0, mtp_acceptance=mtp_a, mtp_position_acceptance=mtp_pos,
         expert_imbalance=sec.expert_imbalance, aligned_prefill=sec.aligned_prefill)
 
 
@@ -294,9 +355,22 @@ def load_scenario(path: str | Path) -> Scenario:
     plan = parse_plan(sf.plan, key="plan") if sf.plan else None
     loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
         if sf.workload.expert_load else None
+    afd = _afd(sf, wl)
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads)
+                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd)
+
+
+def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
+    """The ``afd:`` layout; an AFD scenario names its batch (``workload.concurrency``) and no ``plan:``."""
+    if sf.afd is None:
+        return None
+    if sf.plan is not None:
+        raise ScenarioError("plan", sf.plan, "no plan: with an afd: section (the afd: section is the layout)")
+    if wl.concurrency is None:
+        raise ScenarioError("workload.concurrency", None,
+                            "the sequences in flight over all attention instances (required with afd:)")
+    return AfdLayout(**sf.afd.model_dump())
 
 
 _OVERRIDE_KEYS = {"hbm_bytes": "cluster.device_overrides.hbm_capacity",
@@ -368,9 +442,16 @@ def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
     return ParallelDims(**values)
 
 
+class _ExportDumper(yaml.SafeDumper):
+    """Safe dumper that writes the closed choices (``enum.StrEnum``) as their strings, as JSON does."""
+
+
+_ExportDumper.add_multi_representer(enum.StrEnum, lambda d, v: d.represent_str(str(v)))
+
+
 def dump_yaml(doc: Any) -> str:
     """YAML text of an export document (kept here: the one module that touches YAML)."""
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    return yaml.dump(doc, Dumper=_ExportDumper, sort_keys=False, allow_unicode=True)
 
 
 def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, key: str = "--expert-load") -> Any:

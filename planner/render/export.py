@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from planner.inputs import files
 
 EXTENSIONS = (".json", ".yaml", ".yml", ".md", ".html")
 ACCEPTED = "a file ending in " + ", ".join(EXTENSIONS[:-1]) + " or " + EXTENSIONS[-1]
@@ -84,25 +85,8 @@ def write_export(path: str | Path, doc: Doc) -> Path:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """The one writer: ``text`` to a temporary file in the target's folder, flushed, then renamed over ``path``;
-    on any failure nothing half-written (and no temporary file) is left. Raises :class:`ExportError`."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    """:func:`planner.inputs.files.write_text_atomic`, its error as an :class:`ExportError`."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ExportError(f"got {str(path)!r}; accepted: a path in an existing, writable folder ({e.strerror})") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ExportError(f"got {str(path)!r}; accepted: a writable path ({e.strerror})") from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        return files.write_text_atomic(path, text)
+    except files.FileWriteError as e:
+        raise ExportError(str(e)) from e

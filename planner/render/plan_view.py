@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from cost_models.kinds import Rejection
 from planner.inputs.units import fmt_bytes
 from planner.render import terminal
 
@@ -49,7 +50,7 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
     terminal.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
 
 
-REJECTION_KEYS = ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain")
+REJECTION_KEYS = tuple(Rejection)
 
 
 def _short(c) -> str:  # noqa: ANN001

@@ -27,7 +27,8 @@ US = 1e-6
 MEMORY_SEGMENTS = (("attention weights", "attention_weight_bytes"), ("dense FFN weights", "dense_ffn_weight_bytes"),
                    ("shared expert weights", "shared_expert_weight_bytes"),
                    ("routed expert weights", "routed_expert_weight_bytes"), ("router weights", "router_weight_bytes"),
-                   ("embedding weights", "embedding_weight_bytes"), ("KV cache", "kv_cache_bytes"),
+                   ("embedding weights", "embedding_weight_bytes"), ("MTP weights", "mtp_weight_bytes"),
+                   ("KV cache", "kv_cache_bytes"),
                    ("activations", "activation_bytes"), ("comm buffers", "comm_buffer_bytes"),
                    ("runtime reserve", "runtime_reserve_bytes"), ("free", "free_bytes"))
 """(legend name, field of an evaluate document's ``memory_bytes``) in stacking order."""

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+from cost_models import metrics
+from cost_models.kinds import DeploymentMode, PoolRole
 from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.step import StepCost
 from planner.inputs.scenario import Scenario
 from planner.inputs.units import fmt_bytes, fmt_seconds
 
+if TYPE_CHECKING:
+    from planner.analysis.compare import Metric, MetricSeries, Side
+
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
-                "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "kv_cache_bytes",
+                "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "mtp_weight_bytes",
+                "kv_cache_bytes",
                 "activation_bytes", "comm_buffer_bytes", "runtime_reserve_bytes")
 
 
@@ -70,7 +76,10 @@ def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: Servi
     s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_per_s:,.1f}")
     s.add_row("expert density prefill (tokens / local expert)", f"{r.prefill.expert_tokens_per_local_expert:,.1f}")
     s.add_row("expert density decode (tokens / local expert)", f"{r.decode.expert_tokens_per_local_expert:,.1f}")
-    s.add_row("static memory / device", fmt_bytes(r.decode.memory.static_bytes))
+    s.add_row("aggregated TPOT, effective (the cycle over a user's tokens)",
+              fmt_seconds(metrics.effective_tpot_s(DeploymentMode.AGGREGATED, r)))
+    s.add_row("static memory / device (max of prefill, decode)",
+              fmt_bytes(metrics.pool_static_bytes(PoolRole.AGGREGATED, r)))
     console.print(s)
     if not verbose:
         console.print("[dim]-v: per-device memory, step time by resource, per-layer and per-op breakdowns[/dim]")
@@ -99,37 +108,18 @@ def _slo(value: float, slo: float | None) -> str:
     return f" [green](<= {fmt_seconds(slo)})[/green]" if value <= slo else f" [red](SLO {fmt_seconds(slo)} missed)[/red]"
 
 
-def side_by_side(results: list[tuple[Scenario, ParallelDims, ServingResult]]) -> Table:
-    """Key metrics of several evaluated scenarios in columns, with each one's ratio to the first."""
+def side_by_side(sides: list[Side], rows: list[MetricSeries]) -> Table:
+    """Key metrics of several evaluated scenarios in columns (:func:`planner.analysis.compare.side_by_side`),
+    with each one's ratio to the first."""
     t = Table(title="Side by side (ratio to the first scenario in brackets)")
     t.add_column("metric")
-    for sc, _, _ in results:
-        t.add_column(f"{sc.name}\n({sc.cluster.num_devices} x {sc.cluster.device.id})", justify="right")
-    rows: list[tuple[str, Any, Any]] = [
-        ("static memory / device", lambda r: r.decode.memory.static_bytes, fmt_bytes),
-        ("decode tok/s / device", lambda r: r.decode.throughput_tok_per_s_per_device, lambda v: f"{v:,.0f}"),
-        ("decode tok/s total", None, lambda v: f"{v:,.0f}"),
-        ("TPOT", lambda r: r.decode.latency_s, fmt_seconds),
-        ("TTFT", lambda r: r.prefill.latency_s, fmt_seconds),
-        ("end-to-end latency (TTFT + output x TPOT)", None, fmt_seconds),
-        ("decode expert density (tokens / local expert)", lambda r: r.decode.expert_tokens_per_local_expert,
-         lambda v: f"{v:,.1f}"),
-        ("prefill tok/s / device", lambda r: r.prefill.throughput_tok_per_s_per_device, lambda v: f"{v:,.0f}"),
-    ]
-    base: dict[str, float] = {}
-    for name, get, fmt in rows:
-        cells = []
-        for sc, _, r in results:
-            if name == "decode tok/s total":
-                v = r.decode.throughput_tok_per_s_per_device * sc.cluster.num_devices
-            elif name.startswith("end-to-end"):
-                v = r.prefill.latency_s + sc.workload.output_tokens * r.decode.latency_s
-            else:
-                v = get(r)
-            base.setdefault(name, v)
-            ratio = v / base[name] if base[name] else float("nan")
-            cells.append(f"{fmt(v)} (x{ratio:.2f})")
-        t.add_row(name, *cells)
+    for s in sides:
+        sc = s.scenario
+        t.add_column(f"{sc.name}\n({s.deployment_devices} x {sc.cluster.device.id}, {s.mode})", justify="right")
+    for row in rows:
+        base = row.values[0]
+        t.add_row(row.name, *(f"{fmt_metric(v, row.unit)} (x{v / base if base else float('nan'):.2f})"
+                              for v in row.values))
     return t
 
 
@@ -146,14 +136,15 @@ def fmt_metric(value: float, unit: str) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def compare_table(base: Any, cand: Any, metrics: list[Any]) -> Table:
+def compare_table(base: Side, cand: Side, rows: list[Metric]) -> Table:
     """``moeplan compare``: metric, both values, candidate / baseline and whether it improved."""
     t = Table(title="Compare (ratio = candidate / baseline)")
     t.add_column("metric")
     for s in (base, cand):
-        t.add_column(f"{s.label}\n{s.mode}, {s.devices} x {s.scenario.cluster.device.id}", justify="right")
+        t.add_column(f"{s.label}\n{s.mode}, {s.deployment_devices} x {s.scenario.cluster.device.id}",
+                     justify="right")
     t.add_column("ratio", justify="right")
-    for m in metrics:
+    for m in rows:
         ratio = "-" if m.ratio is None else f"x{m.ratio:.2f}"
         colour = {True: "green", False: "red", None: ""}[m.improved]
         t.add_row(m.name, fmt_metric(m.baseline, m.unit), fmt_metric(m.candidate, m.unit),

@@ -16,8 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from cost_models import metrics
+from cost_models.kinds import DeploymentMode, PoolRole, Rejection
 from cost_models.parallel import OverlapPolicy, ParallelDims, check_dims
-from cost_models.serving import ServingResult, evaluate
+from cost_models.serving import DecodeBatchLimit, ServingResult, evaluate
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, ServingWorkload
 from cost_models.step import OverlapModel
 
@@ -25,12 +27,6 @@ MAX_TP = 16
 """Largest tensor-parallel degree searched: beyond 16 every layer pays an all-reduce over more devices than any
 published MoE deployment uses, and head / FFN slices shrink below efficient GEMM widths."""
 
-REJECT_DIVISIBILITY = "divisibility"
-REJECT_TOPOLOGY = "topology"
-REJECT_MEMORY = "memory"
-REJECT_TTFT = "ttft"
-REJECT_TPOT = "tpot"
-REJECT_PP_NO_GAIN = "pp_no_gain"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,17 +34,19 @@ class Candidate:
     """One costed unit layout (``dims.dp == 1``): what each of its devices delivers in each role."""
 
     dims: ParallelDims
-    devices: int
+    devices_per_replica: int
     """Devices of one replica (unit x pp)."""
     prefill_tok_per_s_per_device: float
     ttft_s: float
     decode_tok_per_s_per_device: float
     tpot_s: float
+    """Decode step TPOT (per accepted token): what a user of a decode pool sees."""
     decode_batch_per_device: float
     aggregated_tok_per_s_per_device: float
     aggregated_user_tok_per_s: float
+    aggregated_tpot_s: float
+    """TPOT a user of an aggregated pool sees (:func:`cost_models.metrics.aggregated_tpot_s`)."""
     memory_used_bytes: float
-    static_bytes: float
     prefill_ok: bool
     """Fits memory and meets the TTFT SLO as a prefill instance."""
     decode_ok: bool
@@ -60,6 +58,10 @@ class Candidate:
     @property
     def user_tok_per_s(self) -> float:
         return 1.0 / self.tpot_s if self.tpot_s > 0 else 0.0
+
+    def static_bytes(self, role: PoolRole) -> float:
+        """Static memory per device when this layout serves ``role`` (:func:`cost_models.metrics.pool_static_bytes`)."""
+        return metrics.pool_static_bytes(role, self.result)
 
 
 @dataclass
@@ -93,15 +95,15 @@ def unit_layouts(model: ModelSpec, cluster: ClusterSpec, max_devices: int, *, re
             if dpn % unit and unit % dpn:
                 # a unit that neither fits inside a node nor covers whole nodes straddles node boundaries
                 # unevenly: some of its EP / TP traffic would cross the scale-out tier for no gain
-                rejected[REJECT_TOPOLOGY] += 1
+                rejected[Rejection.TOPOLOGY] += 1
                 continue
             for attn_tp in _divisors(unit):
                 if attn_tp > min(dpn, MAX_TP):
-                    rejected[REJECT_TOPOLOGY] += 1
+                    rejected[Rejection.TOPOLOGY] += 1
                     continue
                 if att.num_q_heads % attn_tp or (att.kind is not AttentionKind.MLA and att.num_kv_heads % attn_tp
                                                  and attn_tp % att.num_kv_heads):
-                    rejected[REJECT_DIVISIBILITY] += 1
+                    rejected[Rejection.DIVISIBILITY] += 1
                     continue
                 yield from _moe_variants(model, cluster, unit, attn_tp, pp, rejected)
 
@@ -116,15 +118,15 @@ def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: in
     experts = model.moe.num_routed_experts
     for moe_tp in _divisors(unit):
         if moe_tp > min(cluster.devices_per_node, MAX_TP):
-            rejected[REJECT_TOPOLOGY] += 1
+            rejected[Rejection.TOPOLOGY] += 1
             continue
         ep = unit // moe_tp
         if model.moe.expert_ffn_dim % moe_tp:
-            rejected[REJECT_DIVISIBILITY] += 1
+            rejected[Rejection.DIVISIBILITY] += 1
             continue
         spare = (-experts) % ep  # fewest redundant slots that make the slots divide by EP
         if spare > experts // 2:
-            rejected[REJECT_DIVISIBILITY] += 1
+            rejected[Rejection.DIVISIBILITY] += 1
             continue
         for dense_tp in dense_tps:
             for overlap in ((OverlapPolicy.NONE, OverlapPolicy.TWO_BATCH) if ep > 1 else (OverlapPolicy.NONE,)):
@@ -133,26 +135,25 @@ def _moe_variants(model: ModelSpec, cluster: ClusterSpec, unit: int, attn_tp: in
 
 
 def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-                overlap_model: OverlapModel | None = None) -> Candidate:
-    """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``)."""
-    r = evaluate(model, cluster, dims, wl, overlap_model=overlap_model)
+                overlap_model: OverlapModel | None = None, *, decode_hint_rank: int | None = None) -> Candidate:
+    """Cost one layout in every role (floats, the same functions as ``moeplan evaluate``); ``decode_hint_rank``
+    only guides the TPOT batch search (:func:`cost_models.serving.decode_batch_search`)."""
+    r = evaluate(model, cluster, dims, wl, overlap_model=overlap_model, decode_hint_rank=decode_hint_rank)
     pre_fits = r.prefill.memory.free_bytes >= 0
     dec_fits = r.decode.memory.free_bytes >= 0 and r.decode_batch_per_device > 0
     ttft_ok = wl.ttft_slo_s is None or r.prefill.latency_s <= wl.ttft_slo_s
     tpot_ok = wl.tpot_slo_s is None or r.decode.latency_s <= wl.tpot_slo_s
-    # aggregated: a user's tokens also wait while the device prefills other prompts, so the TPOT a user sees is
-    # the whole cycle over its output tokens
-    agg_tpot_ok = wl.tpot_slo_s is None or (r.aggregated_user_tok_per_s > 0 and 1 / r.aggregated_user_tok_per_s
-                                            <= wl.tpot_slo_s)
+    # aggregated: a user's tokens also wait while the device prefills other prompts (the effective TPOT)
+    agg_tpot_s = metrics.effective_tpot_s(DeploymentMode.AGGREGATED, r)
+    agg_tpot_ok = wl.tpot_slo_s is None or agg_tpot_s <= wl.tpot_slo_s
     return Candidate(
-        dims=dims, devices=dims.unit_devices * dims.pp,
+        dims=dims, devices_per_replica=dims.unit_devices * dims.pp,
         prefill_tok_per_s_per_device=r.prefill.throughput_tok_per_s_per_device, ttft_s=r.prefill.latency_s,
         decode_tok_per_s_per_device=r.decode.throughput_tok_per_s_per_device if dec_fits else 0.0,
         tpot_s=r.decode.latency_s, decode_batch_per_device=r.decode_batch_per_device,
         aggregated_tok_per_s_per_device=r.aggregated_output_tok_per_s_per_device if dec_fits else 0.0,
-        aggregated_user_tok_per_s=r.aggregated_user_tok_per_s,
+        aggregated_user_tok_per_s=r.aggregated_user_tok_per_s, aggregated_tpot_s=agg_tpot_s,
         memory_used_bytes=max(r.prefill.memory.used_bytes, r.decode.memory.used_bytes),
-        static_bytes=r.decode.memory.static_bytes,
         prefill_ok=pre_fits and ttft_ok, decode_ok=dec_fits and tpot_ok,
         aggregated_ok=pre_fits and dec_fits and ttft_ok and agg_tpot_ok, result=r)
 
@@ -165,22 +166,26 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
     out: list[Candidate] = []
     memory_bound: dict[ParallelDims, bool] = {}
+    hints: dict[ParallelDims, int] = {}
     for i, dims in enumerate(layouts):
         if check_dims(dims, model, dims.unit_devices * dims.pp):
-            rejected[REJECT_DIVISIBILITY] += 1
+            rejected[Rejection.DIVISIBILITY] += 1
             continue
         flat = dataclasses.replace(dims, pp=1)
         if dims.pp > 1 and memory_bound.get(flat) is False:
             # Pipeline stages only help by freeing memory: per device they run the same ops on fewer layers,
             # so throughput per device is at best equal and latency grows by the stage hand-offs. When the
             # pp=1 layout's decode batch is already set by the TPOT SLO (not memory), more memory buys nothing.
-            rejected[REJECT_PP_NO_GAIN] += 1
+            rejected[Rejection.PP_NO_GAIN] += 1
             continue
         layout_wl = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(dims))
-        c = cost_layout(model, cluster, dims, layout_wl)
+        family = _decode_family(dims)
+        c = cost_layout(model, cluster, dims, layout_wl, decode_hint_rank=hints.get(family))
+        if c.result.decode_batch_limit == "tpot_slo":
+            hints[family] = round(c.decode_batch_per_device * dims.attn_tp)
         if dims.pp == 1:
             fits = c.result.prefill.memory.free_bytes >= 0
-            memory_bound[dims] = not fits or c.result.decode_batch_limit == "memory"
+            memory_bound[dims] = not fits or c.result.decode_batch_limit is DecodeBatchLimit.MEMORY
         if not (c.prefill_ok or c.decode_ok):
             rejected[_why(c, wl)] += 1
         out.append(c)
@@ -189,13 +194,20 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     return SearchSpace(candidates=out, rejected=rejected, layouts_considered=len(layouts))
 
 
-def _why(c: Candidate, wl: ServingWorkload) -> str:
+def _decode_family(dims: ParallelDims) -> ParallelDims:
+    """Layouts whose TPOT-limited decode batches lie close together: the same attention and MoE degrees and
+    overlap, differing only in the dense-layer TP (a few of the layers) or the pipeline depth (the same layers
+    in stages). One's answer is the next one's hint."""
+    return dataclasses.replace(dims, dense_tp=1, pp=1)
+
+
+def _why(c: Candidate, wl: ServingWorkload) -> Rejection:
     r = c.result
     if r.prefill.memory.free_bytes < 0 or r.decode.memory.free_bytes < 0 or r.decode_batch_per_device <= 0:
-        return REJECT_MEMORY
+        return Rejection.MEMORY
     if wl.ttft_slo_s is not None and c.ttft_s > wl.ttft_slo_s:
-        return REJECT_TTFT
-    return REJECT_TPOT
+        return Rejection.TTFT
+    return Rejection.TPOT
 
 
 def pareto_front(cands: list[Candidate]) -> list[Candidate]:

@@ -11,10 +11,11 @@ from cost_models.ops import OpCost
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
 from cost_models.step import closed_form_overlap_s
-from planner.cpsat.deployment import Deployment, DeploymentInstance, solve_top_k
+from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import validate
+from planner.search.deployment_exact import solve_deployments
 from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
 
 
@@ -82,15 +83,17 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
     if overlap_model == "schedule":
         def layout_wl(d: ParallelDims) -> ServingWorkload:
             return wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
-        shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap)
+        # decode is costed as before (closed form at f = 0), so its batch is the hint: two probes, not a search
+        shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
+                                 decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
                      if c.dims.overlap is OverlapPolicy.TWO_BATCH else c for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
     inst = DeploymentInstance(candidates=tuple(shortlist),
-                              devices=sc.cluster.num_devices,
+                              cluster_devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
                               required_output_tok_per_s=required)
-    found, stats = solve_top_k(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
+    found, stats = solve_deployments(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
     if not found:
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
     recosts = [validate.recost(d, inst) for d in found]
@@ -108,17 +111,19 @@ def prune_dominated(cands: list[Candidate], k: int) -> list[Candidate]:
     at a fixed device count, so a layout outside the K best of its (role, devices) group is matched or beaten by
     K others in every combination it could join (tests/test_plan.py checks against the unpruned space)."""
     keep: dict[int, Candidate] = {}
-    roles = (("prefill_ok", "prefill_tok_per_s_per_device"), ("decode_ok", "decode_tok_per_s_per_device"),
-             ("aggregated_ok", "aggregated_tok_per_s_per_device"))
-    for ok, rate in roles:
+    # the TPOT each role is ranked by in the latency objective (aggregated: the effective TPOT users see)
+    roles = (("prefill_ok", "prefill_tok_per_s_per_device", "tpot_s"),
+             ("decode_ok", "decode_tok_per_s_per_device", "tpot_s"),
+             ("aggregated_ok", "aggregated_tok_per_s_per_device", "aggregated_tpot_s"))
+    for ok, rate, tpot in roles:
         groups: dict[int, list[Candidate]] = {}
         for c in cands:
             if getattr(c, ok):
-                groups.setdefault(c.devices, []).append(c)
+                groups.setdefault(c.devices_per_replica, []).append(c)
         for group in groups.values():
             for c in sorted(group, key=lambda c: -getattr(c, rate))[:k]:
                 keep[id(c)] = c
-            for c in sorted(group, key=lambda c: c.tpot_s)[:k]:
+            for c in sorted(group, key=lambda c: getattr(c, tpot))[:k]:
                 keep[id(c)] = c
     return [c for c in cands if id(c) in keep]
 
@@ -137,7 +142,7 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
         m = best.result.decode.memory
         need = m.static_bytes + m.activation_bytes
         per_dev_short = need - m.capacity_bytes
-        total_weights = m.weight_bytes * best.devices
+        total_weights = m.weight_bytes * best.devices_per_replica
         more = max(cl.num_devices + 1, int(-(-total_weights // max(1.0, m.capacity_bytes - m.runtime_reserve_bytes
                                                                     - m.activation_bytes - m.comm_buffer_bytes))))
         fixes = [f"more devices: about {more} {cl.device.id} (weights need {total_weights / 2**30:,.0f} GiB in all)"]
@@ -165,16 +170,16 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
         return NoFeasiblePlan("request_rate", f"the whole cluster cannot deliver {required:,.0f} output tok/s",
                               ["more devices", "a lower workload.request_rate"])
     n = cl.num_devices
-    smallest = min(c.devices for c in fits)
+    smallest = min(c.devices_per_replica for c in fits)
     agg = [c for c in fits if c.prefill_ok and c.aggregated_user_tok_per_s > 0]
     parts = []
     fixes = []
     if agg:
-        best = max(agg, key=lambda c: c.aggregated_user_tok_per_s)
+        best = min(agg, key=lambda c: c.aggregated_tpot_s)
         parts.append(f"aggregated: the best layout ({best.dims.label()}) gives an effective TPOT of "
-                     f"{1e3 / best.aggregated_user_tok_per_s:.1f} ms once prompt phases stall decoding"
+                     f"{best.aggregated_tpot_s * 1e3:.1f} ms once prompt phases stall decoding"
                      + (f" > SLO {wl.tpot_slo_s * 1e3:.0f} ms" if wl.tpot_slo_s else ""))
-        fixes.append(f"loosen the TPOT SLO to >= {1.05e3 / best.aggregated_user_tok_per_s:.0f} ms for aggregated serving")
+        fixes.append(f"loosen the TPOT SLO to >= {best.aggregated_tpot_s * 1.05e3:.0f} ms for aggregated serving")
     if 2 * smallest > n:
         parts.append(f"disaggregated: the smallest layout that fits holds {smallest} devices, so two pools need "
                      f"{2 * smallest} > {n}")

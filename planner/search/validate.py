@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.cpsat.deployment import Deployment, DeploymentInstance
+from cost_models import metrics
+from cost_models.kinds import DeploymentMode
+from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.quantize import max_rounding_error_tok_per_s
 from planner.search.layouts import Candidate
 
@@ -23,25 +25,28 @@ class Recost:
     decode_output_tok_per_s: float
     devices_used: int
     tpot_s: float
+    """Effective TPOT (:func:`cost_models.metrics.effective_tpot_s`)."""
     ttft_s: float
 
 
 def recost(d: Deployment, inst: DeploymentInstance) -> Recost:
-    """Output rate of a deployment in floats: min(decode rate, what prefill feeds) for disaggregated pools."""
+    """A deployment's figures in floats, by the definitions of :mod:`cost_models.metrics`: output rate by mode,
+    the effective TPOT a user sees."""
     dec = d.decode
-    if d.mode == "aggregated":
-        out = d.decode_replicas * dec.devices * dec.aggregated_tok_per_s_per_device
+    if d.mode is DeploymentMode.AGGREGATED:
+        out = metrics.aggregated_output_tok_per_s(dec.aggregated_tok_per_s_per_device,
+                                                  d.decode_replicas * dec.devices_per_replica)
         pre = out * inst.input_tokens / inst.output_tokens
         dec_rate = out
-        ttft = dec.ttft_s
+        ttft, tpot = dec.ttft_s, dec.aggregated_tpot_s
     else:
         assert d.prefill is not None
-        pre = d.prefill_replicas * d.prefill.devices * d.prefill.prefill_tok_per_s_per_device
-        dec_rate = d.decode_replicas * dec.devices * dec.decode_tok_per_s_per_device
-        out = min(dec_rate, pre * inst.output_tokens / inst.input_tokens)
-        ttft = d.prefill.ttft_s
+        pre = d.prefill_replicas * d.prefill.devices_per_replica * d.prefill.prefill_tok_per_s_per_device
+        dec_rate = d.decode_replicas * dec.devices_per_replica * dec.decode_tok_per_s_per_device
+        out = metrics.disaggregated_output_tok_per_s(pre, dec_rate, input_tokens=inst.input_tokens,
+                                                     output_tokens=inst.output_tokens)
+        ttft, tpot = d.prefill.ttft_s, dec.tpot_s
     used = d.devices_used
-    tpot = 1 / dec.aggregated_user_tok_per_s if d.mode == "aggregated" else dec.tpot_s
     return Recost(output_tok_per_s=out, output_tok_per_s_per_device=out / used if used else 0.0, prefill_input_tok_per_s=pre,
                   decode_output_tok_per_s=dec_rate, devices_used=used, tpot_s=tpot, ttft_s=ttft)
 
@@ -49,7 +54,7 @@ def recost(d: Deployment, inst: DeploymentInstance) -> Recost:
 def ranking_preserved(found: list[Deployment], inst: DeploymentInstance) -> bool:
     """True when the float totals of the solver's top-K are in the same order as its integer objectives,
     up to the quantization's worst-case rounding (throughput objective)."""
-    tol = max_rounding_error_tok_per_s(inst.devices) * 2
+    tol = max_rounding_error_tok_per_s(inst.cluster_devices) * 2
     totals = [recost(d, inst).output_tok_per_s for d in found]
     return all(a + tol >= b for a, b in zip(totals, totals[1:], strict=False))
 
@@ -57,7 +62,7 @@ def ranking_preserved(found: list[Deployment], inst: DeploymentInstance) -> bool
 def brute_force_best(inst: DeploymentInstance) -> tuple[float, list[tuple[str, Candidate | None, Candidate, int, int]]]:
     """Enumerate every mode, layout pair and replica split; return the best float output rate and the
     deployments that reach it (throughput objective)."""
-    n = inst.devices
+    n = inst.cluster_devices
     best = 0.0
     arg: list[tuple[str, Candidate | None, Candidate, int, int]] = []
     cands = inst.candidates
@@ -71,44 +76,44 @@ def brute_force_best(inst: DeploymentInstance) -> tuple[float, list[tuple[str, C
 
     if inst.allow_aggregated:
         for c in cands:
-            if c.aggregated_ok and c.devices <= n:
-                r = n // c.devices
-                consider(r * c.devices * c.aggregated_tok_per_s_per_device, ("aggregated", None, c, 0, r))
+            if c.aggregated_ok and c.devices_per_replica <= n:
+                r = n // c.devices_per_replica
+                consider(r * c.devices_per_replica * c.aggregated_tok_per_s_per_device, ("aggregated", None, c, 0, r))
     if inst.allow_disaggregated:
-        pres = [c for c in cands if c.prefill_ok and c.devices < n]
-        decs = [c for c in cands if c.decode_ok and c.devices < n]
+        pres = [c for c in cands if c.prefill_ok and c.devices_per_replica < n]
+        decs = [c for c in cands if c.decode_ok and c.devices_per_replica < n]
         for p in pres:
-            for x in range(1, n // p.devices + 1):
-                left = n - x * p.devices
-                feed = x * p.devices * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
+            for x in range(1, n // p.devices_per_replica + 1):
+                left = n - x * p.devices_per_replica
+                feed = x * p.devices_per_replica * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
                 for d in decs:
-                    y = left // d.devices
+                    y = left // d.devices_per_replica
                     if y >= 1:
-                        consider(min(y * d.devices * d.decode_tok_per_s_per_device, feed), ("disaggregated", p, d, x, y))
+                        consider(min(y * d.devices_per_replica * d.decode_tok_per_s_per_device, feed), ("disaggregated", p, d, x, y))
     return best, arg
 
 
 def brute_force_top_k(inst: DeploymentInstance, k: int) -> list[float]:
     """Best float output rate of each distinct (mode, layouts) combination, best first, K of them
     (throughput objective): the reference the CP-SAT top K is checked against."""
-    n = inst.devices
+    n = inst.cluster_devices
     values: list[float] = []
     if inst.allow_aggregated:
         for c in inst.candidates:
-            if c.aggregated_ok and c.devices <= n:
-                values.append((n // c.devices) * c.devices * c.aggregated_tok_per_s_per_device)
+            if c.aggregated_ok and c.devices_per_replica <= n:
+                values.append((n // c.devices_per_replica) * c.devices_per_replica * c.aggregated_tok_per_s_per_device)
     if inst.allow_disaggregated:
-        pres = [c for c in inst.candidates if c.prefill_ok and c.devices < n]
-        decs = [c for c in inst.candidates if c.decode_ok and c.devices < n]
+        pres = [c for c in inst.candidates if c.prefill_ok and c.devices_per_replica < n]
+        decs = [c for c in inst.candidates if c.decode_ok and c.devices_per_replica < n]
         for p in pres:
             for d in decs:
                 best = 0.0
-                for x in range(1, n // p.devices + 1):
-                    y = (n - x * p.devices) // d.devices
+                for x in range(1, n // p.devices_per_replica + 1):
+                    y = (n - x * p.devices_per_replica) // d.devices_per_replica
                     if y < 1:
                         break
-                    feed = x * p.devices * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
-                    best = max(best, min(y * d.devices * d.decode_tok_per_s_per_device, feed))
+                    feed = x * p.devices_per_replica * p.prefill_tok_per_s_per_device * inst.output_tokens / inst.input_tokens
+                    best = max(best, min(y * d.devices_per_replica * d.decode_tok_per_s_per_device, feed))
                 if best > 0:
                     values.append(best)
     return sorted(values, reverse=True)[:k]

@@ -1,0 +1,208 @@
+"""Training memory per device and per pipeline rank: weights, gradients, optimizer states, activations, buffers.
+
+Weights and states (Megatron's estimator, NVIDIA/Megatron-LM@d98e8a64 megatron/training/theoretical_memory_usage.py):
+attention, dense FFNs, shared experts, embedding and head are split over ``tp``; the router is replicated; routed
+experts are split over ``ep x etp``.  Bytes per parameter (Adam, bf16 params, fp32 grads, master and moments):
+18 without a distributed optimizer, ``6 + 12 / dp`` with it (ZeRO-1); the experts use the expert-data-parallel
+size.  ZeRO-2 also shards the gradients (``2 + 16 / dp``), ZeRO-3 / FSDP everything (``18 / dp``).  The dense
+part's states shard over ``dp x cp`` (Megatron's distributed optimizer uses the data-parallel group with context
+parallel ranks; the estimator itself divides by ``dp``).  Norms and biases are not counted (cost_models.params).
+
+Activations: :mod:`cost_models.training.activations` per layer and micro-batch, times the micro-batch chunks the
+schedule keeps in flight on the rank (:func:`cost_models.training.pipeline.in_flight_chunks`); the last stage adds
+its logits; full recompute adds one layer's working set.  DualPipe's two chunks per rank hold two stages'
+parameters (``2x`` in the DualPipe README table) because rank ``r`` holds stages ``r`` and ``PP-1-r``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from cost_models import params
+from cost_models.memory import GIB, RUNTIME_RESERVE_BYTES
+from cost_models.specs import ModelSpec
+from cost_models.training import activations as act
+from cost_models.training.dims import OptimizerSharding, TrainingDims, chunk_layers, rank_chunks
+from cost_models.training.pipeline import in_flight_chunks
+from cost_models.training.specs import Optimizer, TrainingWorkload
+
+DEEPEP_BUFFER_BYTES = 2 * GIB
+"""NVLink + RDMA staging buffers of DeepEP's normal kernels per device.  Estimated: Megatron-Core sizes them from
+DeepEP's ``get_nvl_buffer_size_hint`` / ``get_rdma_buffer_size_hint`` (megatron/core/transformer/moe/fused_a2a.py),
+about 1 GiB each at hidden 7168; only charged when ep > 1."""
+
+TRAINING_RESERVE_BYTES = RUNTIME_RESERVE_BYTES
+"""CUDA context, NCCL communicators, cuBLAS workspaces, allocator fragmentation (estimated, as for serving)."""
+
+
+def bytes_per_parameter(optimizer: Optimizer, sharding: OptimizerSharding, dp: int) -> float:
+    """Weight + gradient + optimizer bytes per parameter with states sharded over ``dp`` ranks.
+
+    Adam: 18 (none), ``6 + 12/dp`` (ZeRO-1, Megatron's distributed optimizer), ``2 + 16/dp`` (ZeRO-2),
+    ``18/dp`` (ZeRO-3 / FSDP).
+    """
+    o = optimizer
+    if sharding is OptimizerSharding.NONE:
+        return o.total_bytes
+    if sharding is OptimizerSharding.ZERO1:
+        return o.param_bytes + o.grad_bytes + o.sharded_bytes / dp
+    if sharding is OptimizerSharding.ZERO2:
+        return o.param_bytes + (o.grad_bytes + o.sharded_bytes) / dp
+    return o.total_bytes / dp
+
+
+def _ffn_elements(model: ModelSpec, width: int) -> float:
+    return (3 if model.ffn_gated else 2) * model.hidden_size * width
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankParameters:
+    """Parameter elements one device of a pipeline rank holds, by how they are sharded."""
+
+    tp_sharded: float
+    """Attention, dense FFN, shared experts, embedding, head, MTP projection: already divided by tp."""
+    replicated: float
+    """Routers."""
+    expert_sharded: float
+    """Routed experts: already divided by ep x etp."""
+    dense_layers: int
+    moe_layers: int
+
+    @property
+    def total(self) -> float:
+        return self.tp_sharded + self.replicated + self.expert_sharded
+
+
+def _rank_layer_kinds(model: ModelSpec, dims: TrainingDims, rank: int) -> tuple[int, int]:
+    """(dense, moe) decoder layers on ``rank``; the first ``num_dense_layers`` layers are the dense ones."""
+    counts = chunk_layers(model, dims)
+    starts = [sum(counts[:c]) for c in range(len(counts))]
+    dense = moe = 0
+    for c in rank_chunks(dims, rank):
+        for layer in range(starts[c], starts[c] + counts[c]):
+            if model.moe is not None and layer >= model.num_dense_layers:
+                moe += 1
+            else:
+                dense += 1
+    return dense, moe
+
+
+def holds_first(dims: TrainingDims, rank: int) -> bool:
+    return 0 in rank_chunks(dims, rank)
+
+
+def holds_last(model: ModelSpec, dims: TrainingDims, rank: int) -> bool:
+    return len(chunk_layers(model, dims)) - 1 in rank_chunks(dims, rank)
+
+
+def rank_parameters(model: ModelSpec, dims: TrainingDims, rank: int) -> RankParameters:
+    """Parameter elements on one device of pipeline rank ``rank`` (embedding on the first chunk, head and MTP on
+    the last)."""
+    dense, moe = _rank_layer_kinds(model, dims, rank)
+    h, tp = model.hidden_size, dims.tp
+    attn = params.attention_weight_elements(model)
+    table = model.vocab_size * h
+    mtp = model.num_mtp_layers if holds_last(model, dims, rank) else 0
+    tp_part = (dense + moe + mtp) * attn + dense * _ffn_elements(model, model.dense_ffn_dim) + mtp * 2 * h * h
+    replicated = expert = 0.0
+    if model.moe is not None:
+        moe_like = moe + mtp
+        tp_part += moe_like * _ffn_elements(model, model.moe.shared_ffn_dim)
+        replicated = moe_like * params.router_weight_elements(model)
+        expert = moe_like * model.moe.num_routed_experts * _ffn_elements(model, model.moe.expert_ffn_dim)
+    if holds_first(dims, rank):
+        tp_part += table
+    if holds_last(model, dims, rank) and (not model.tie_embeddings or not holds_first(dims, rank)):
+        tp_part += table
+    return RankParameters(tp_sharded=tp_part / tp, replicated=float(replicated),
+                          expert_sharded=expert / (dims.ep * dims.etp), dense_layers=dense, moe_layers=moe)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingMemory:
+    """Bytes on one device of one pipeline rank."""
+
+    rank: int
+    parameter_bytes: float
+    gradient_bytes: float
+    optimizer_bytes: float
+    """fp32 master weights and optimizer moments (after sharding)."""
+    activation_bytes: float
+    activation_by_tensor: dict[str, float]
+    """Per-layer-and-micro-batch tensors times the in-flight count (bytes on the device)."""
+    comm_buffer_bytes: float
+    reserve_bytes: float
+    capacity_bytes: float
+
+    @property
+    def state_bytes(self) -> float:
+        return self.parameter_bytes + self.gradient_bytes + self.optimizer_bytes
+
+    @property
+    def used_bytes(self) -> float:
+        return self.state_bytes + self.activation_bytes + self.comm_buffer_bytes + self.reserve_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.used_bytes <= self.capacity_bytes
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d.update(state_bytes=self.state_bytes, used_bytes=self.used_bytes)
+        return d
+
+
+def _state_bytes(p: RankParameters, optimizer: Optimizer, dims: TrainingDims) -> tuple[float, float, float]:
+    """(param, grad, optimizer) bytes of a rank's parameters under the sharding."""
+    dense_dp, expert_dp = dims.dp * dims.cp, dims.edp
+    out = [0.0, 0.0, 0.0]
+    for elements, group in ((p.tp_sharded + p.replicated, dense_dp), (p.expert_sharded, expert_dp)):
+        s = dims.sharding
+        out[0] += elements * optimizer.param_bytes / (group if s is OptimizerSharding.ZERO3 else 1)
+        out[1] += elements * optimizer.grad_bytes / (group if s in (OptimizerSharding.ZERO2, OptimizerSharding.ZERO3)
+                                                     else 1)
+        out[2] += elements * optimizer.sharded_bytes / (1 if s is OptimizerSharding.NONE else group)
+    return out[0], out[1], out[2]
+
+
+def _activations(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int,
+                 p: RankParameters) -> dict[str, float]:
+    m = dims.micro_batches(workload.global_batch_sequences)
+    chunks = dims.chunks_per_rank
+    in_flight = in_flight_chunks(dims.schedule, dims.pp, rank, m, vpp=dims.vpp)
+    mtp = model.num_mtp_layers if holds_last(model, dims, rank) else 0
+    out: dict[str, float] = {}
+    for kind, n in (("dense", p.dense_layers), ("moe", p.moe_layers + mtp)):
+        if n == 0:
+            continue
+        per_layer = act.layer_bytes(model, dims, workload, moe_layer=kind == "moe")
+        for name, v in per_layer.items():
+            out[name] = out.get(name, 0.0) + v * n / chunks * in_flight
+    if holds_last(model, dims, rank):
+        out["head_logits"] = act.head_bytes(model, dims, workload)
+    if workload.recompute.full:
+        out["recompute_working_set"] = act.full_layer_bytes(model, dims, workload, moe_layer=p.moe_layers > 0)
+    return out
+
+
+def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *, rank: int,
+                    capacity_bytes: float) -> TrainingMemory:
+    """Memory of one device of pipeline rank ``rank`` (module docstring)."""
+    p = rank_parameters(model, dims, rank)
+    param_b, grad_b, opt_b = _state_bytes(p, workload.optimizer, dims)
+    by_tensor = _activations(model, dims, workload, rank, p)
+    buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0
+    if dims.sharding is OptimizerSharding.ZERO3:
+        # FSDP gathers a layer's full parameters, the next one prefetched: two unsharded layers in bf16
+        layers = max(1, p.dense_layers + p.moe_layers)
+        buffers += 2 * p.total / layers * workload.optimizer.param_bytes
+    return TrainingMemory(rank=rank, parameter_bytes=param_b, gradient_bytes=grad_b, optimizer_bytes=opt_b,
+                          activation_bytes=sum(by_tensor.values()), activation_by_tensor=by_tensor,
+                          comm_buffer_bytes=buffers, reserve_bytes=TRAINING_RESERVE_BYTES,
+                          capacity_bytes=capacity_bytes)
+
+
+def memory_per_rank(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *,
+                    capacity_bytes: float) -> list[TrainingMemory]:
+    """:func:`training_memory` for every pipeline rank, rank 0 first."""
+    return [training_memory(model, dims, workload, rank=r, capacity_bytes=capacity_bytes) for r in range(dims.pp)]

@@ -1,0 +1,164 @@
+"""Typed specs of a training workload: precision recipe, optimizer, recompute policy, routing, batch.
+
+All sizes are bytes per element or per parameter and say so in their names.  Sources:
+
+* Adam with fp32 master weights, fp32 gradients and fp32 moments: 2 (bf16 param) + 4 (fp32 grad) + 4 (master)
+  + 4 + 4 (moments) = 18 bytes per parameter, the figure of Megatron's estimator
+  (NVIDIA/Megatron-LM@d98e8a64 megatron/training/theoretical_memory_usage.py, ``num_bytes_per_parameter``);
+* DeepSeek-V3 keeps AdamW's moments in BF16 and the master weights and gradient accumulation in FP32
+  (DeepSeek-V3 report, arXiv 2412.19437, §3.3.4 "Low-Precision Storage and Communication");
+* Muon keeps one momentum buffer per matrix instead of Adam's two moments (Liu et al., "Muon is Scalable for LLM
+  Training", arXiv 2502.16982, §2: "Muon ... requires only one momentum buffer");
+* FP8 recipes: DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks, §3.3.1-3.3.2),
+  which also caches the inputs of its Linear layers in FP8 for the backward pass (§3.3.4); Transformer Engine
+  tensor-wise (delayed / current) scaling and MXFP8 (32-element blocks, OCP MX spec v1.0).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from cost_models.specs import Precision
+
+
+class PrecisionRecipe(enum.Enum):
+    """How the Linear GEMMs of training run and what precision their saved inputs and EP payloads have."""
+
+    BF16 = ("bf16", Precision.BF16, 2.0, 2.0)
+    FP8_TENSORWISE = ("fp8_tensorwise", Precision.FP8, 2.0, 2.0)
+    FP8_BLOCKWISE = ("fp8_blockwise", Precision.FP8, 1.0 + 4.0 / 128, 1.0 + 4.0 / 128)
+    MXFP8 = ("mxfp8", Precision.FP8, 1.0 + 1.0 / 32, 2.0)
+
+    def __init__(self, label: str, gemm_precision: Precision, saved_linear_input_bytes_per_element: float,
+                 dispatch_bytes_per_element: float) -> None:
+        self.label = label
+        self.gemm_precision = gemm_precision
+        """Operand precision of forward, input-gradient and weight-gradient Linear GEMMs."""
+        self.saved_linear_input_bytes_per_element = saved_linear_input_bytes_per_element
+        """Bytes per element of a Linear input kept for the weight-gradient GEMM (DeepSeek caches FP8 + scales;
+        Transformer Engine's tensor-wise recipe keeps the BF16 input and re-casts it; MXFP8 keeps the
+        column-wise FP8 copy with one E8M0 scale per 32)."""
+        self.dispatch_bytes_per_element = dispatch_bytes_per_element
+        """EP dispatch payload per hidden element (DeepSeek dispatches FP8 with 1x128 scales; the others BF16)."""
+
+    @property
+    def swiglu_input_bytes_per_element(self) -> float:
+        """Saved gate/up outputs of routed experts: DeepSeek caches the SwiGLU inputs in FP8 (§3.3.4)."""
+        return self.saved_linear_input_bytes_per_element if self is PrecisionRecipe.FP8_BLOCKWISE else 2.0
+
+    @classmethod
+    def from_label(cls, label: str) -> PrecisionRecipe:
+        for r in cls:
+            if r.label == label:
+                return r
+        raise ValueError(f"unknown precision recipe {label!r}; accepted: {[r.label for r in cls]}")
+
+
+class Optimizer(enum.Enum):
+    """Optimizer with the bytes per parameter of its states (module docstring for sources)."""
+
+    ADAM = ("adam", 2.0, 4.0, 4.0, 8.0)
+    ADAM_BF16_MOMENTS = ("adam_bf16_moments", 2.0, 4.0, 4.0, 4.0)
+    MUON = ("muon", 2.0, 4.0, 4.0, 4.0)
+
+    def __init__(self, label: str, param_bytes: float, grad_bytes: float, master_bytes: float,
+                 state_bytes: float) -> None:
+        self.label = label
+        self.param_bytes = param_bytes
+        """Model (compute) copy of a parameter: bf16."""
+        self.grad_bytes = grad_bytes
+        """Gradient accumulation buffer per parameter: fp32 ("main grads")."""
+        self.master_bytes = master_bytes
+        """fp32 master copy the optimizer updates."""
+        self.state_bytes = state_bytes
+        """Optimizer moments per parameter (Adam: two fp32 = 8; BF16 moments = 4; Muon: one fp32 momentum = 4)."""
+
+    @property
+    def sharded_bytes(self) -> float:
+        """What a distributed optimizer (ZeRO-1) shards over data-parallel ranks: master + moments."""
+        return self.master_bytes + self.state_bytes
+
+    @property
+    def total_bytes(self) -> float:
+        return self.param_bytes + self.grad_bytes + self.sharded_bytes
+
+
+class RecomputeModule(enum.Enum):
+    """A part of a layer whose saved activations are dropped and recomputed in the backward pass."""
+
+    CORE_ATTENTION = "core_attn"
+    """Softmax(QK^T)V: Korthikanti et al.'s "selective" recompute (arXiv 2205.05198 §4.2)."""
+    NORM = "layernorm"
+    """Norm outputs (the GEMM inputs after each norm): Megatron-Core ``--recompute-modules layernorm``."""
+    ACTIVATION = "moe_act"
+    """FFN activation outputs (the down-projection inputs): Megatron-Core ``moe_act`` (and ``mlp`` activation)."""
+    MLA_UP_PROJ = "mla_up_proj"
+    """MLA's q/k/v after the up-projections: Megatron-Core ``mla_up_proj``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recompute:
+    """Activation recomputation: none, selected modules, or full (only each layer's input is kept)."""
+
+    full: bool = False
+    """Keep only the input of every layer; rerun the whole layer forward before its backward."""
+    modules: frozenset[RecomputeModule] = field(default_factory=frozenset)
+    """Modules recomputed when ``full`` is False (empty = no recompute)."""
+
+    def drops(self, module: RecomputeModule) -> bool:
+        return self.full or module in self.modules
+
+    @classmethod
+    def none(cls) -> Recompute:
+        return cls()
+
+    @classmethod
+    def selective(cls, *modules: RecomputeModule) -> Recompute:
+        return cls(modules=frozenset(modules or (RecomputeModule.CORE_ATTENTION,)))
+
+    @classmethod
+    def full_layers(cls) -> Recompute:
+        return cls(full=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingWorkload:
+    """What one training step processes and how."""
+
+    seq_tokens: int
+    """Tokens per sequence."""
+    global_batch_sequences: int
+    """Sequences per optimizer step (all data-parallel ranks together)."""
+    recipe: PrecisionRecipe = PrecisionRecipe.BF16
+    optimizer: Optimizer = Optimizer.ADAM
+    recompute: Recompute = field(default_factory=Recompute)
+    expert_imbalance: float = 1.0
+    """Max / mean routed tokens per EP rank (1.0 = force-balanced routing)."""
+    capacity_factor: float | None = None
+    """Expert capacity as a multiple of the mean load (tokens beyond it are dropped); None = dropless."""
+    flash_attention: bool = True
+    """Core attention is a fused kernel that keeps only its output and the softmax log-sum-exp; False = the
+    unfused attention of the 2021-2022 Megatron papers, which keeps the s x s scores (Korthikanti's 5as/h term)."""
+    dropout: bool = False
+    """Dropout after attention and MLP (1-byte masks, Korthikanti Table 2); modern LLM pre-training uses none."""
+
+    def __post_init__(self) -> None:
+        for name in ("seq_tokens", "global_batch_sequences"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"workload.{name} must be >= 1, got {getattr(self, name)}")
+        if self.expert_imbalance < 1.0:
+            raise ValueError(f"workload.expert_imbalance must be >= 1.0, got {self.expert_imbalance}")
+        if self.capacity_factor is not None and self.capacity_factor <= 0:
+            raise ValueError(f"workload.capacity_factor must be > 0 or None, got {self.capacity_factor}")
+
+    @property
+    def global_batch_tokens(self) -> int:
+        return self.seq_tokens * self.global_batch_sequences
+
+    @property
+    def routed_load_factor(self) -> float:
+        """Load of the busiest EP rank over the mean: the imbalance, capped by the capacity factor (drops)."""
+        if self.capacity_factor is None:
+            return self.expert_imbalance
+        return min(self.expert_imbalance, self.capacity_factor)
