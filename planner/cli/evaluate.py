@@ -48,9 +48,11 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         if as_json:
             app.emit_json(docs[0] if len(docs) == 1 else docs)
             return
+    from planner.analysis.error_bands import serving_bands
     from planner.render import terminal
     for ev in evals:
-        terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose)
+        terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose,
+                                 bands=serving_bands(ev.scenario, ev.dims))
     if len(evals) > 1:
         from planner.analysis import compare as cmp
         sides = [cmp.Side.aggregated(ev.scenario.name, ev.scenario, ev.dims, ev.result) for ev in evals]

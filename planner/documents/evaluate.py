@@ -25,12 +25,13 @@ from planner.documents.base import (
     schema_id,
 )
 from planner.documents.launch import LaunchBlock
-from planner.documents.parts import ParallelPlan, SourcedValue, parallel_plan, sourced_value
+from planner.documents.parts import ErrorBand, ParallelPlan, SourcedValue, error_band, parallel_plan, sourced_value
 from planner.documents.place import Heatmap, heatmap_document
 from planner.documents.schedule import DecodeSchedules, schedules_document
 from planner.inputs.scenario import Scenario
 
 if TYPE_CHECKING:
+    from planner.analysis.error_bands import FigureBands
     from planner.analysis.evaluate import Evaluation
 
 EVALUATE_SCHEMA = "moeplan.evaluate/2"
@@ -142,7 +143,10 @@ class PrefillPhase(Document):
 
     tokens_per_device_per_step: NonNegative = field("Input tokens one device prefills per forward (the chunk).")
     throughput_tok_per_s_per_device: NonNegative = field("Input (prompt) tokens per second per device.")
+    throughput_band: ErrorBand | None = optional("Error band of throughput_tok_per_s_per_device (the prefill "
+                                                 "regime's validation rows).")
     ttft_s: NonNegative = field("Time to first token: one prompt's prefill latency, seconds.")
+    ttft_band: ErrorBand | None = optional("Error band of ttft_s.")
     expert_tokens_per_local_expert: NonNegative = field(
         "Expert compute density: mean (token, expert) pairs each local routed expert GEMM gets per step, tokens "
         "(0 for a dense model).")
@@ -156,7 +160,10 @@ class DecodePhase(Document):
     sequences_per_device: NonNegative = field("Sequences one device decodes per step (the decode batch; fractional "
                                               "under attention TP).")
     throughput_tok_per_s_per_device: NonNegative = field("Output tokens per second per device.")
+    throughput_band: ErrorBand | None = optional("Error band of throughput_tok_per_s_per_device (the decode "
+                                                 "regime's validation rows).")
     tpot_s: NonNegative = field("Time per output token of one sequence, seconds.")
+    tpot_band: ErrorBand | None = optional("Error band of tpot_s.")
     expert_tokens_per_local_expert: NonNegative = field(
         "Expert compute density: mean (token, expert) pairs each local routed expert GEMM gets per step, tokens "
         "(0 for a dense model).")
@@ -171,6 +178,8 @@ class Aggregated(Document):
 
     output_tok_per_s_per_device: NonNegative = field("Output tokens per second per device.")
     user_tok_per_s: NonNegative = field("Output tokens per second one user sees, prefill stalls included.")
+    output_band: ErrorBand | None = optional("Error band of output_tok_per_s_per_device and user_tok_per_s (both "
+                                             "rates of the aggregated regime).")
 
 
 class Slo(Document):
@@ -234,16 +243,20 @@ def step_document(step: StepCost) -> StepDoc:
                    by_resource_s=dict(sorted(step.by_resource.items())), layers=layers)
 
 
-def _prefill(p: PhaseResult) -> PrefillPhase:
+def _prefill(p: PhaseResult, bands: FigureBands | None) -> PrefillPhase:
     return PrefillPhase(tokens_per_device_per_step=p.tokens_per_device_per_step,
                         throughput_tok_per_s_per_device=p.throughput_tok_per_s_per_device, ttft_s=p.latency_s,
+                        throughput_band=error_band(bands and bands.prefill_throughput),
+                        ttft_band=error_band(bands and bands.ttft),
                         expert_tokens_per_local_expert=p.expert_tokens_per_local_expert,
                         memory_bytes=memory_document(p.memory), step=step_document(p.step))
 
 
-def _decode(p: PhaseResult, batch_limit: str) -> DecodePhase:
+def _decode(p: PhaseResult, batch_limit: str, bands: FigureBands | None) -> DecodePhase:
     return DecodePhase(sequences_per_device=p.sequences_per_device,
                        throughput_tok_per_s_per_device=p.throughput_tok_per_s_per_device, tpot_s=p.latency_s,
+                       throughput_band=error_band(bands and bands.decode_throughput),
+                       tpot_band=error_band(bands and bands.tpot),
                        expert_tokens_per_local_expert=p.expert_tokens_per_local_expert,
                        memory_bytes=memory_document(p.memory), step=step_document(p.step), batch_limit=batch_limit)
 
@@ -264,28 +277,31 @@ def _scenario(sc: Scenario) -> EvaluateScenario:
 
 
 def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, schedule: DecodeSchedules | None = None,
-                      placement: Heatmap | None = None, launch: LaunchBlock | None = None) -> EvaluateDocument:
+                      placement: Heatmap | None = None, launch: LaunchBlock | None = None,
+                      bands: FigureBands | None = None) -> EvaluateDocument:
     """The ``evaluate --json`` document (schema ``moeplan.evaluate/2``). ``schedule``: the decode overlap
     schedules (:func:`planner.documents.schedule.schedules_document`); ``placement``: the expert-placement heatmap
     (:func:`planner.documents.place.heatmap_document`) when a load file was given; ``launch``: the ``--emit``
-    block."""
+    block; ``bands``: each figure's error band (:func:`planner.analysis.error_bands.serving_bands`)."""
     wl = sc.workload
     slo = Slo(ttft_s=wl.ttft_slo_s, tpot_s=wl.tpot_slo_s,
               ttft_met=None if wl.ttft_slo_s is None else r.prefill.latency_s <= wl.ttft_slo_s,
               tpot_met=None if wl.tpot_slo_s is None else r.decode.latency_s <= wl.tpot_slo_s)
     return EvaluateDocument(
-        schema_id=EVALUATE_SCHEMA, scenario=_scenario(sc), plan=parallel_plan(dims), prefill=_prefill(r.prefill),
-        decode=_decode(r.decode, r.decode_batch_limit),
+        schema_id=EVALUATE_SCHEMA, scenario=_scenario(sc), plan=parallel_plan(dims), prefill=_prefill(r.prefill, bands),
+        decode=_decode(r.decode, r.decode_batch_limit, bands),
         aggregated=Aggregated(output_tok_per_s_per_device=r.aggregated_output_tok_per_s_per_device,
-                              user_tok_per_s=r.aggregated_user_tok_per_s),
+                              user_tok_per_s=r.aggregated_user_tok_per_s,
+                              output_band=error_band(bands and bands.aggregated_throughput)),
         slo=slo, device=device_document(sc), schedule=schedule, placement=placement, launch=launch)
 
 
 def evaluation_document(ev: Evaluation, launch: LaunchBlock | None = None) -> EvaluateDocument:
     """:func:`evaluate_document` of an :class:`~planner.analysis.evaluate.Evaluation`, with the decode overlap
-    schedules and the placement heatmap it carries (added by ``with_solver_results``)."""
+    schedules, the placement heatmap and the error bands it carries (added by ``with_solver_results``)."""
     schedule = None if ev.schedules is None else schedules_document(ev.schedules, ev.schedule_micro_batches)
     placement = None
     if ev.placement is not None and ev.scenario.expert_loads is not None:
         placement = heatmap_document(ev.placement, ev.scenario.expert_loads)
-    return evaluate_document(ev.scenario, ev.dims, ev.result, schedule=schedule, placement=placement, launch=launch)
+    return evaluate_document(ev.scenario, ev.dims, ev.result, schedule=schedule, placement=placement, launch=launch,
+                             bands=ev.bands)

@@ -1,6 +1,9 @@
-"""Document parts several documents share: a pool's parallel degrees and a number with its provenance."""
+"""Document parts several documents share: a pool's parallel degrees, a number with its provenance and
+a figure's error band."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from cost_models.parallel import ParallelDims
 from planner.catalog.sourced import Sourced
@@ -47,3 +50,27 @@ class SourcedValue(Document):
 
 def sourced_value(s: Sourced) -> SourcedValue:
     return SourcedValue(value=s.value, source=s.source, confidence=s.confidence.value, note=s.note)
+
+
+BandMatch = Literal["phase, topology, precision", "phase, topology", "phase", "any"]
+
+
+class ErrorBand(Document):
+    """How far the validation set says to trust one predicted figure (planner.analysis.error_bands.Band): the
+    range of truth / prediction - 1 its regime's validation rows imply (README 'Error bands')."""
+
+    low_fraction: Number = field("Low end of truth / prediction - 1, a fraction (-0.12: the truth may be 12 % "
+                                 "below the prediction).")
+    high_fraction: Number = field("High end of truth / prediction - 1, a fraction.")
+    rows: list[str] = field("Ids of the validation rows the band rests on (`<scenario stem>:<metric path>`); a "
+                            "validation scenario's own rows are left out.", min_length=1)
+    matched: BandMatch = field("What the rows share with the figure's regime: all of `phase, topology, "
+                               "precision`, or fewer when the exact regime had too few rows.")
+
+
+def error_band(b: Any) -> ErrorBand | None:
+    """``b``: a :class:`planner.analysis.error_bands.Band` or None (no row at all)."""
+    if b is None:
+        return None
+    return ErrorBand(low_fraction=b.low_fraction, high_fraction=b.high_fraction, rows=list(b.rows),
+                     matched=b.matched)

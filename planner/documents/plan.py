@@ -24,9 +24,10 @@ from planner.documents.base import (
 )
 from planner.documents.evaluate import EvaluateDocument, evaluation_document
 from planner.documents.launch import LaunchBlock
-from planner.documents.parts import ParallelPlan, parallel_plan
+from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
+    from planner.analysis.error_bands import DeploymentBands
     from planner.analysis.evaluate import Evaluation
     from planner.search.plan import PlanResult
     from planner.search.validate import Recost
@@ -80,10 +81,14 @@ class PlanDeployment(Document):
     output_tok_per_s: NonNegative = field("Delivered output tokens per second of the whole deployment "
                                           "(disaggregated: the decode rate, or what the prefill pool feeds it if "
                                           "less).")
+    output_band: ErrorBand | None = optional("Error band of output_tok_per_s (and of its per-device and per-user "
+                                             "rates): the aggregated regime, or the decode pool's decode regime.")
     output_tok_per_s_per_device: NonNegative = field("output_tok_per_s / devices_used, tokens per second per device.")
     user_tok_per_s: NonNegative = field("Output tokens per second one user sees: 1 / tpot_s (0 when tpot_s is 0).")
     ttft_s: NonNegative = field("Time to first token, seconds.")
+    ttft_band: ErrorBand | None = optional("Error band of ttft_s (the prefilling pool's prefill regime).")
     tpot_s: NonNegative = field("Time per output token, seconds.")
+    tpot_band: ErrorBand | None = optional("Error band of tpot_s (the decode pool's decode regime).")
     prefill_input_tok_per_s: NonNegative = field("Input tokens per second the prefill side can process.")
     decode_output_tok_per_s: NonNegative = field("Output tokens per second the decode side can produce.")
     solver_objective_units: Count = field("The delivered output rate as the solver scored it, in integer units of "
@@ -152,7 +157,7 @@ def _pool(c: Any, replicas: int, role: str) -> PlanPool:
                     static_bytes=c.static_bytes(kinds.PoolRole(role)))
 
 
-def _deployment(d: Deployment, r: Recost) -> PlanDeployment:
+def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None) -> PlanDeployment:
     pools = ([_pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [_pool(d.prefill, d.prefill_replicas, "prefill"), _pool(d.decode, d.decode_replicas, "decode")])
     return PlanDeployment(
@@ -160,7 +165,8 @@ def _deployment(d: Deployment, r: Recost) -> PlanDeployment:
         output_tok_per_s_per_device=r.output_tok_per_s_per_device,
         user_tok_per_s=1 / r.tpot_s if r.tpot_s else 0.0, ttft_s=r.ttft_s, tpot_s=r.tpot_s,
         prefill_input_tok_per_s=r.prefill_input_tok_per_s, decode_output_tok_per_s=r.decode_output_tok_per_s,
-        solver_objective_units=d.output_tok_per_s_units)
+        solver_objective_units=d.output_tok_per_s_units, output_band=error_band(b and b.throughput),
+        ttft_band=error_band(b and b.ttft), tpot_band=error_band(b and b.tpot))
 
 
 REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
@@ -168,10 +174,12 @@ REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
 form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
-def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | None = None) -> PlanDocument:
+def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | None = None,
+                  bands: list[DeploymentBands] | None = None) -> PlanDocument:
     """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
     (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
-    ``launch``: the ``--emit`` block of the chosen deployment."""
+    ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
+    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -179,7 +187,8 @@ def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | Non
                             tpot_slo_s=sc.workload.tpot_slo_s)
     return PlanDocument(
         schema_id=PLAN_SCHEMA, scenario=scenario, objective=res.objective, overlap_model=res.overlap_model,
-        top=[_deployment(d, r) for d, r in zip(res.deployments, res.recosts, strict=True)],
+        top=[_deployment(d, r, b) for d, r, b in zip(res.deployments, res.recosts,
+                                                    bands or [None] * len(res.deployments), strict=True)],
         solver=[PlanSolve(status=s.status, objective=s.objective, bound=s.bound, gap=s.gap) for s in res.stats],
         quantization_ranking_preserved=res.ranking_preserved, rejected=dict(sorted(res.rejected.items())),
         layouts_considered=res.layouts_considered,

@@ -20,6 +20,7 @@ from planner.documents.registry import parse_document, schema_of
 from planner.documents.schedule import ScheduleDocument
 from planner.inputs.units import fmt_bytes
 from planner.render import svg as svg
+from planner.render.bands import band_text
 from planner.render.sections import (
     Block,
     Chart,
@@ -48,9 +49,9 @@ def _chosen_section(top: PlanDeployment) -> Section:
     rows = [[p.role, p.replicas, p.devices, plan_label(p.plan), num(p.prefill_tok_per_s_per_device),
              num(p.decode_tok_per_s_per_device), secs(p.ttft_s), secs(p.tpot_s), num(p.decode_batch_per_device, 1),
              fmt_bytes(p.memory_used_bytes)] for p in top.pools]
-    head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s "
-            f"({num(top.output_tok_per_s_per_device)} per device), TTFT {secs(top.ttft_s)}, "
-            f"TPOT {secs(top.tpot_s)}.")
+    head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
+            f"{band_text(top.output_band)} ({num(top.output_tok_per_s_per_device)} per device), TTFT "
+            f"{secs(top.ttft_s)}{band_text(top.ttft_band)}, TPOT {secs(top.tpot_s)}{band_text(top.tpot_band)}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
                    "batch/dev", "memory/dev"), rows)
     plans = [dict(p.plan) for p in top.pools]
@@ -65,8 +66,9 @@ def _top_section(doc: PlanDocument) -> Section:
     for i, t in enumerate(doc.top):
         pools = "; ".join(f"{p.role[0].upper()} {p.replicas} x {plan_label(p.plan)}" for p in t.pools)
         rows.append([f"{i + 1}{' (chosen)' if i == doc.chosen else ''}", t.mode, pools, t.devices_used,
-                     num(t.output_tok_per_s), num(t.output_tok_per_s_per_device), num(t.user_tok_per_s, 1),
-                     secs(t.ttft_s), secs(t.tpot_s)])
+                     num(t.output_tok_per_s) + band_text(t.output_band), num(t.output_tok_per_s_per_device),
+                     num(t.user_tok_per_s, 1), secs(t.ttft_s) + band_text(t.ttft_band),
+                     secs(t.tpot_s) + band_text(t.tpot_band)])
     return Section(f"Top {len(rows)} deployments", (table(
         ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT", "TPOT"),
         rows),))

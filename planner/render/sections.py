@@ -20,6 +20,7 @@ from planner.documents.place import Heatmap
 from planner.documents.schedule import LEGEND, LayerScheduleDoc, symbol
 from planner.inputs.units import fmt_bytes, fmt_seconds
 from planner.render import svg as svg
+from planner.render.bands import band_text
 
 GIB = 2.0**30
 US = 1e-6
@@ -126,13 +127,13 @@ def summary_section(doc: EvaluateDocument) -> Section:
     def met(flag: bool | None, limit: float | None) -> str:
         return "" if flag is None else f" ({'meets' if flag else 'misses'} SLO {secs(limit)})"
 
-    rows = [["prefill tokens / s / device", num(pf.throughput_tok_per_s_per_device)],
-            ["TTFT", secs(pf.ttft_s) + met(slo.ttft_met, slo.ttft_s)],
-            ["decode tokens / s / device", num(dc.throughput_tok_per_s_per_device)],
-            ["TPOT", secs(dc.tpot_s) + met(slo.tpot_met, slo.tpot_s)],
+    rows = [["prefill tokens / s / device", num(pf.throughput_tok_per_s_per_device) + band_text(pf.throughput_band)],
+            ["TTFT", secs(pf.ttft_s) + band_text(pf.ttft_band) + met(slo.ttft_met, slo.ttft_s)],
+            ["decode tokens / s / device", num(dc.throughput_tok_per_s_per_device) + band_text(dc.throughput_band)],
+            ["TPOT", secs(dc.tpot_s) + band_text(dc.tpot_band) + met(slo.tpot_met, slo.tpot_s)],
             ["decode sequences / device", f"{num(dc.sequences_per_device, 1)} (set by {dc.batch_limit})"],
-            ["aggregated output tokens / s / device", num(ag.output_tok_per_s_per_device)],
-            ["aggregated tokens / s / user", num(ag.user_tok_per_s, 1)],
+            ["aggregated output tokens / s / device", num(ag.output_tok_per_s_per_device) + band_text(ag.output_band)],
+            ["aggregated tokens / s / user", num(ag.user_tok_per_s, 1) + band_text(ag.output_band)],
             ["static memory / device", fmt_bytes(dc.memory_bytes.static_bytes)]]
     return Section("Predicted performance", (table(("metric", "value"), rows),))
 
