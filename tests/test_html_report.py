@@ -115,14 +115,27 @@ def test_plan_report_marks_the_chosen_point_on_or_off_the_front():
 
 def test_optional_sections_follow_their_keys():
     doc = document("evaluate")
-    for key in ("device", "schedule", "placement"):
+    for key in ("schedule", "placement"):
         doc.pop(key, None)
     titles = [s.title for s in build_report(doc).sections]
-    assert titles == ["Scenario", "Plan degrees", "Predicted performance", "Per-device memory", "Per-layer time"]
-    doc["placement"] = {"num_devices": 3, "layers": [3, 4], "relative_load": [[1.0, 0.9, 1.1], [1.2, 0.8, 1.0]],
-                        "method": "cpsat"}
+    assert titles == ["Scenario", "Plan degrees", "Predicted performance", "Per-device memory", "Per-layer time",
+                      "Assumptions and sources"]
+    doc["placement"] = {"method": "cpsat", "num_devices": 3, "devices_per_node": 3, "slots": 3, "layers": [3, 4],
+                        "relative_load": [[1.0, 0.9, 1.1], [1.2, 0.8, 1.0]], "mean_imbalance": 1.15,
+                        "worst_imbalance": 1.2, "source": "hand-made"}
     html = to_html(doc)
     assert 'data-chart="placement-heatmap"' in html and "layer 4, device 1: 0.800" in html
+
+
+def test_a_document_its_model_rejects_does_not_render():
+    doc = document("evaluate")
+    del doc["device"]  # required
+    with pytest.raises(ValueError, match="device"):
+        to_html(doc)
+    doc = document("schedule")
+    doc["layers"]["moe"]["solver"]["status"] = "DONE"
+    with pytest.raises(ValueError, match="status"):
+        to_markdown(doc)
 
 
 def test_unknown_schema_names_the_value_and_the_accepted_ones():

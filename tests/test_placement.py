@@ -21,7 +21,8 @@ from planner.cpsat.placement import (
 )
 from planner.cpsat.placement_greedy import LayerPlacement
 from planner.cpsat.placement_result import METHODS, PlacementResult
-from planner.documents.place import placement_document
+from planner.documents.base import as_dict
+from planner.documents.place import heatmap_document, placement_document
 from planner.inputs.loads import DEEPSEEK_V3_SAMPLE, ExpertLoads, read_loads, synth_loads
 from planner.render.place_view import summary_lines
 
@@ -218,7 +219,7 @@ def test_document_is_json_and_the_maps_agree():
     loads = ExpertLoads(tokens=synth_loads(experts=16, layers=2, top_k=2, skew=1.5, seed=1, tokens=200).tokens)
     res = place_all(loads, num_devices=4, devices_per_node=2, slots=20, time_limit_s=0.5, num_groups=4,
                     topk_groups=2)
-    doc = json.loads(json.dumps(placement_document(res)))
+    doc = json.loads(json.dumps(as_dict(placement_document(res, heatmap_document(res, loads)))))
     assert doc["schema"] == "moeplan.place/2" and len(doc["layers"]) == 2
     for layer in doc["layers"]:
         p2l, l2p, cnt = layer["physical_to_logical"], layer["logical_to_physical"], layer["replica_counts"]

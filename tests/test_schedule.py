@@ -17,6 +17,7 @@ from cost_models.ops import OpCost
 from planner.cpsat import schedule as sc
 from planner.cpsat.schedule import ScheduleInstance, check_schedule, schedule_layer, solve_instance
 from planner.cpsat.schedule_result import ScheduledOp, fold
+from planner.documents.base import as_dict
 from planner.documents.schedule import schedule_document
 from planner.render.gantt import gantt_text
 
@@ -268,7 +269,7 @@ def test_gantt_and_document():
     assert "620.0 us" in text and "960.0 us" in text and "bottleneck: compute" in text
     assert "D" in rows[2] and "C" in rows[3]
     assert "layer view" in gantt_text(s, width=40, view="layer")
-    doc = json.loads(json.dumps(schedule_document(s)))
+    doc = json.loads(json.dumps(as_dict(schedule_document(s))))
     assert doc["makespan_s"] == pytest.approx(620 * US, abs=1e-9)
     assert doc["busiest_resource"] == "compute" and doc["resources"] == ["compute", "scale_out"]
     assert len(doc["intervals"]) == 2 * len(DEEPSEEK_DECODE)

@@ -1,14 +1,15 @@
-"""Every ``--json`` document validates against its JSON Schema in docs/schema/, and the schemas can fail.
+"""The JSON schemas in docs/schema/ are what the document models generate, every ``--json`` document validates
+against its schema, and the schemas can fail.
 
-The schemas reference each other by relative file name (``evaluate.schema.json#/$defs/document`` inside plan
-and compare, ``common.schema.json#/$defs/...`` everywhere); the registry below resolves those names to the
-files beside them, as a schema tool reading them from disk would.
+Each schema file is self-contained (its parts under ``$defs``), so the plain ``jsonschema`` validator reads it
+with no registry. When a model changes, regenerate with ``python -m planner.documents.schema --write``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,26 @@ import pytest
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
 
 from planner.cli import main
+from planner.documents import schema as gen
+from planner.documents.registry import MODELS, SCHEMA_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "docs" / "schema"
 DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
 ASCEND_16 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_16cards.yaml"
 ASCEND_64 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_64cards.yaml"
+STEP3_2A2F = ROOT / "scenarios" / "validation" / "step3_2a2f_h800_decode.yaml"
 ROUTING_COUNTS = ROOT / "planner" / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
-DOCUMENTS = ("evaluate", "plan", "schedule", "place", "compare")
-"""Schema file stems of the documents; ``common`` holds their shared ``$defs``."""
+DOCUMENTS = tuple(SCHEMA_FILES.values())
+"""Schema file stems: evaluate, plan, schedule, place, compare, cost, catalog_devices, catalog_models, afd."""
+VERSIONS = {"evaluate": 2, "plan": 2, "place": 2, "compare": 2, "schedule": 1, "cost": 1, "catalog_devices": 1,
+            "catalog_models": 1, "afd": 1}
+"""/2: the _tok_s -> _tok_per_s and CP-SAT work-unit renames; the others never renamed a key."""
+UNIT_WORDS = re.compile(r"second|bytes|token|FLOP|count|fraction|ratio|dimensionless|ind(ex|ices)|units|elements"
+                        r"|seed|tok/s|row's unit", re.I)
+"""What a number's description must say: its unit, or what it counts."""
 
 DENSE_SCENARIO = """
 name: Llama 3.1 70B on 8 x H200 (dense)
@@ -42,36 +50,56 @@ plan: attn_tp=8,dense_tp=8
 """
 
 
-def _retrieve(uri: str) -> Resource:
-    """A relative ``$ref`` names a schema file in docs/schema/; nothing else is fetched."""
-    path = SCHEMA_DIR / uri
-    if "/" in uri or ":" in uri or not path.is_file():
-        raise NoSuchResource(ref=uri)
-    return Resource.from_contents(json.loads(path.read_text()))
-
-
-REGISTRY = Registry(retrieve=_retrieve)
-
-
 def schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
 
 
 def problems(name: str, doc: Any) -> list[str]:
-    """Validation errors of ``doc`` against ``docs/schema/<name>.schema.json`` (empty: valid). A ``oneOf`` error
-    is reported through its most relevant sub-error, with the JSON path of the bad value."""
-    v = Draft202012Validator(schema(name), registry=REGISTRY)
-    out = []
-    for err in v.iter_errors(doc):
-        e = best_match([err])
-        out.append(f"{e.json_path}: {e.message[:300]}")
-    return out
+    """Validation errors of ``doc`` against ``docs/schema/<name>.schema.json`` (empty: valid), each with the JSON
+    path of the bad value."""
+    v = Draft202012Validator(schema(name))
+    return [f"{(e := best_match([err])).json_path}: {e.message[:300]}" for err in v.iter_errors(doc)]
 
 
 def run_json(*args: str | Path) -> Any:
     res = CliRunner().invoke(main, [*map(str, args), "--json"])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
+
+
+# --- the schema files are generated
+
+
+def test_committed_schemas_are_the_generated_ones():
+    stale = gen.stale()
+    assert stale == [], ("docs/schema/ differs from the document models; regenerate with "
+                         f"`{gen.REGENERATE}` and commit the result:\n" + "\n".join(stale))
+
+
+def test_the_check_fails_on_an_edited_missing_or_extra_schema_file(tmp_path):
+    gen.write(tmp_path)
+    assert gen.stale(tmp_path) == []
+    plan = tmp_path / "plan.schema.json"
+    plan.write_text(plan.read_text().replace("Time per output token", "Time per token"))
+    (tmp_path / "evaluate.schema.json").unlink()
+    (tmp_path / "common.schema.json").write_text("{}")
+    assert gen.stale(tmp_path) == ["evaluate.schema.json: missing; expected the generated schema",
+                                   "plan.schema.json: differs from the generated schema",
+                                   "common.schema.json: no document model generates it"]
+    gen.write(tmp_path)
+    assert gen.stale(tmp_path) == [] and not (tmp_path / "common.schema.json").exists()
+
+
+def test_schema_module_check_exits_1_and_says_how_to_regenerate(tmp_path, capsys):
+    assert gen.main(["--check", "--dir", str(tmp_path)]) == 1
+    assert gen.REGENERATE in capsys.readouterr().err
+    assert gen.main(["--write", "--dir", str(tmp_path)]) == 0
+    assert gen.main(["--dir", str(tmp_path)]) == 0
+
+
+def test_every_document_kind_has_a_schema_file():
+    assert set(MODELS) == set(SCHEMA_FILES)
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.schema.json")) == sorted(f"{s}.schema.json" for s in DOCUMENTS)
 
 
 # --- the schema files themselves
@@ -89,7 +117,12 @@ def _objects(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]
             yield from _objects(v, f"{where}/{i}")
 
 
-@pytest.mark.parametrize("name", [*DOCUMENTS, "common"])
+def _is_number(sub: dict[str, Any]) -> bool:
+    kinds = [sub, *sub.get("anyOf", []), sub.get("items", {}), sub.get("additionalProperties") or {}]
+    return any(isinstance(k, dict) and k.get("type") in ("number", "integer") for k in kinds)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
 def test_schema_is_draft_2020_12_with_every_key_described_and_closed(name):
     s = schema(name)
     assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -101,14 +134,22 @@ def test_schema_is_draft_2020_12_with_every_key_described_and_closed(name):
         assert obj.get("additionalProperties") is False, f"{name}{where}: fixed-shape object left open"
         for key, sub in obj["properties"].items():
             assert sub.get("description"), f"{name}{where}/properties/{key} has no description"
+            if _is_number(sub):
+                assert UNIT_WORDS.search(sub["description"]), f"{name}{where}/{key}: number without a unit"
 
 
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_schema_id_is_a_const_matching_the_title(name):
     s = schema(name)
-    root = s["$defs"]["document"] if name == "evaluate" else s
-    version = {"schedule": 1}.get(name, 2)  # /2: the _tok_s -> _tok_per_s and CP-SAT work-unit renames
-    assert root["properties"]["schema"]["const"] == s["title"] == f"moeplan.{name}/{version}"
+    root = s["$defs"]["EvaluateDocument"] if name == "evaluate" else s
+    assert root["properties"]["schema"]["const"] == s["title"] == f"moeplan.{name.replace('_', '.')}/{VERSIONS[name]}"
+
+
+def test_optional_keys_may_be_absent_but_never_null():
+    doc = schema("evaluate")["$defs"]["EvaluateDocument"]
+    for key in ("schedule", "placement", "launch"):
+        assert key not in doc["required"] and "$ref" in doc["properties"][key]
+        assert "anyOf" not in doc["properties"][key]
 
 
 # --- documents from the shipped scenarios
@@ -149,11 +190,37 @@ def compare_doc() -> dict[str, Any]:
     return run_json("compare", ASCEND_16, "--baseline", ASCEND_16, "--candidate", ASCEND_64)
 
 
+@pytest.fixture(scope="module")
+def cost_doc() -> dict[str, Any]:
+    return run_json("cost", "gemm", "--device", "h200_sxm", "--m", "64", "--k", "7168", "--n", "4096")
+
+
+@pytest.fixture(scope="module")
+def catalog_devices_doc() -> dict[str, Any]:
+    return run_json("catalog", "devices")
+
+
+@pytest.fixture(scope="module")
+def catalog_models_doc() -> dict[str, Any]:
+    return run_json("catalog", "models")
+
+
+@pytest.fixture(scope="module")
+def afd_doc() -> dict[str, Any]:
+    return run_json("evaluate", STEP3_2A2F)
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_validates(name, request):
     doc = request.getfixturevalue(f"{name}_doc")
-    assert doc["schema"] == f"moeplan.{name}/{ {'schedule': 1}.get(name, 2)}"
+    assert doc["schema"] == f"moeplan.{name.replace('_', '.')}/{VERSIONS[name]}"
     assert problems(name, doc) == []
+
+
+def test_cost_of_attention_validates():
+    doc = run_json("cost", "attention", "--device", "h200_sxm", "--phase", "prefill", "--batch", "2", "--q-heads",
+                   "16", "--kv-heads", "4", "--head-dim", "128", "--context", "4000")
+    assert doc["args"]["phase"] == "prefill" and problems("cost", doc) == []
 
 
 def test_evaluate_of_a_dense_model_validates(tmp_path):
@@ -182,6 +249,7 @@ def test_evaluate_with_launch_lines_validates():
 
 def test_evaluate_of_several_scenarios_is_an_array_of_documents(evaluate_doc):
     assert problems("evaluate", [evaluate_doc, evaluate_doc]) == []
+    assert problems("evaluate", [evaluate_doc])  # one scenario prints the document itself, not a list
 
 
 # --- the schemas reject what they should (one bad change each; the rest of the document stays valid)
@@ -210,14 +278,16 @@ BAD = {
         ("unknown key", _set(1.0, "prefill", "ttft_ms")),
         ("other schema id", _set("moeplan.evaluate/3", "schema")),
         ("unknown confidence", _set("guess", "device", "sources", "hbm_bytes", "confidence")),
-        ("schedule status (common.schema.json)", _set("DONE", "schedule", "layers", "moe", "solver", "status")),
+        ("unknown op bound", _set("vibes", "decode", "step", "layers", 0, "ops", 0, "bound")),
+        ("optional key as null", _set(None, "schedule")),
+        ("schedule status", _set("DONE", "schedule", "layers", "moe", "solver", "status")),
     ],
     "plan": [
         ("required key dropped", _drop("top")),
         ("count as a string", _set("16", "top", 0, "devices_used")),
         ("unknown rejection", _set(3, "rejected", "vibes")),
-        ("embedded evaluate (evaluate.schema.json)", _set("a lot", "chosen_breakdown", "decode", "memory_bytes",
-                                                          "kv_cache_bytes")),
+        ("unknown pool role", _set("both", "top", 0, "pools", 0, "role")),
+        ("embedded evaluate", _set("a lot", "chosen_breakdown", "decode", "memory_bytes", "kv_cache_bytes")),
     ],
     "schedule": [
         ("required key dropped", _drop("layers")),
@@ -232,7 +302,24 @@ BAD = {
     "compare": [
         ("required key dropped", _drop("metrics")),
         ("ratio as a string", _set("x2", "metrics", 0, "ratio")),
-        ("embedded evaluate (evaluate.schema.json)", _drop("candidate", "evaluate", "slo")),
+        ("embedded evaluate", _drop("candidate", "evaluate", "slo")),
+    ],
+    "cost": [
+        ("required key dropped", _drop("seconds")),
+        ("unknown bound", _set("scale_up", "bound")),
+        ("attention argument in a gemm", _set("decode", "args", "phase")),
+    ],
+    "catalog_devices": [
+        ("unknown confidence", _set("guess", "items", 0, "sources", "hbm_bytes", "confidence")),
+    ],
+    "catalog_models": [
+        ("unknown attention", _set("linear", "items", 0, "attention")),
+    ],
+    "afd": [
+        ("required key dropped", _drop("afd", "tpot_s")),
+        ("unknown bottleneck", _set("pcie", "afd", "layers", 0, "bottleneck")),
+        ("fractional instances", _set(1.5, "afd", "layout", "ffn_instances")),
+        ("unknown key", _set(1.0, "afd", "memory_bytes", "mtp_weight_bytes")),
     ],
 }
 

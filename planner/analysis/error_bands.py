@@ -31,11 +31,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cost_models.afd import AfdLayout
 from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.specs import ClusterSpec, Precision
+
+if TYPE_CHECKING:
+    from planner.cpsat.deployment_instance import Deployment
+    from planner.inputs.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATION_DIR = ROOT / "scenarios" / "validation"
@@ -180,6 +185,63 @@ def band(regime: Regime, *, kind: str = "rate", exclude_scenario: str | None = N
     if _TABLE is None:
         _TABLE = load_table()
     return band_from_rows(_TABLE, regime, kind=kind, exclude_scenario=exclude_scenario)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FigureBands:
+    """The band of every figure of one evaluated plan (None where the table has no row at all)."""
+
+    prefill_throughput: Band | None
+    ttft: Band | None
+    decode_throughput: Band | None
+    tpot: Band | None
+    aggregated_throughput: Band | None
+    """Aggregated output tokens per second per device (and, on the same footing, per user)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentBands:
+    """The bands of one deployment's delivered throughput, TTFT and TPOT."""
+
+    throughput: Band | None
+    ttft: Band | None
+    tpot: Band | None
+
+
+def validation_stem(path: str | Path) -> str | None:
+    """The file stem of a validation scenario (one under ``scenarios/validation/``), else None: a validation
+    scenario's own rows never vouch for its figures."""
+    p = Path(path).resolve()
+    return p.stem if (p.parent.name, p.parent.parent.name) == ("validation", "scenarios") else None
+
+
+def serving_bands(sc: Scenario, dims: ParallelDims) -> FigureBands:
+    """Bands of one plan's prefill / decode / aggregated figures on ``sc`` (regimes from the plan's own span)."""
+    own = validation_stem(sc.path)
+
+    def get(phase: str, kind: str) -> Band | None:
+        regime = regime_of(phase, sc.cluster, dims, sc.workload.weight_precision)
+        return band(regime, kind=kind, exclude_scenario=own)
+
+    return FigureBands(prefill_throughput=get("prefill", "rate"), ttft=get("prefill", "time"),
+                       decode_throughput=get("decode", "rate"), tpot=get("decode", "time"),
+                       aggregated_throughput=get("aggregated", "rate"))
+
+
+def deployment_bands(sc: Scenario, d: Deployment) -> DeploymentBands:
+    """Bands of a deployment's figures: its delivered rate in the ``aggregated`` regime (one pool) or the decode
+    pool's ``decode`` regime (disaggregated); TTFT in the prefill regime of the pool that prefills; TPOT in the
+    decode regime of the decode pool. Each regime's topology is that of one replica of its pool."""
+    own = validation_stem(sc.path)
+    wp = sc.workload.weight_precision
+    aggregated = d.prefill is None or str(d.mode) == "aggregated"
+    prefill_dims = d.decode.dims if aggregated else d.prefill.dims
+
+    def get(phase: str, dims: ParallelDims, kind: str) -> Band | None:
+        return band(regime_of(phase, sc.cluster, dims, wp), kind=kind, exclude_scenario=own)
+
+    return DeploymentBands(throughput=get("aggregated" if aggregated else "decode", d.decode.dims, "rate"),
+                           ttft=get("prefill", prefill_dims, "time"), tpot=get("decode", d.decode.dims, "time"))
 
 
 def compute_rows(paths: Sequence[Path] | None = None) -> list[ValidationRow]:

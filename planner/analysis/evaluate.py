@@ -14,6 +14,7 @@ from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.serving import evaluate as evaluate_plan
 from cost_models.step import OverlapModel
+from planner.analysis.error_bands import FigureBands, serving_bands
 from planner.inputs.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class Evaluation:
     schedule_micro_batches: int = 1
     placement: PlacementResult | None = None
     """The CP-SAT placement of the scenario's router counts on the plan's EP group."""
+    bands: FigureBands | None = None
+    """The error band of every figure, from the validation table (:func:`planner.analysis.error_bands.serving_bands`)."""
 
 
 def overlap_hook(name: str) -> OverlapModel | None:
@@ -69,8 +72,8 @@ def evaluate_scenario(sc: Scenario, dims: ParallelDims, *, overlap_model: str = 
 
 
 def with_solver_results(ev: Evaluation, *, schedule_time_limit_s: float | None = None) -> Evaluation:
-    """Add the decode overlap schedules (at the chosen decode batch) and, given router counts, the placement
-    whose imbalance the prediction used (a cache hit after :func:`evaluate_scenario`)."""
+    """Add the decode overlap schedules (at the chosen decode batch), given router counts the placement whose
+    imbalance the prediction used (a cache hit after :func:`evaluate_scenario`), and the figures' error bands."""
     from planner.analysis.schedules import layer_schedules
     from planner.cpsat.schedule import HOOK_TIME_LIMIT_S
 
@@ -84,4 +87,5 @@ def with_solver_results(ev: Evaluation, *, schedule_time_limit_s: float | None =
                                 decode_batch=max(r.decode_batch_per_device, 1.0 / dims.attn_tp),
                                 time_limit_s=HOOK_TIME_LIMIT_S if schedule_time_limit_s is None
                                 else schedule_time_limit_s)
-    return dataclasses.replace(ev, schedules=schedules, schedule_micro_batches=k, placement=placement)
+    return dataclasses.replace(ev, schedules=schedules, schedule_micro_batches=k, placement=placement,
+                               bands=serving_bands(sc, dims))

@@ -52,7 +52,9 @@ def abort(code: int, message: str) -> NoReturn:
 
 
 def emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+    """Print a document (a :mod:`planner.documents` model, or a list of them) as ``--json`` output."""
+    from planner.documents.base import as_dict
+    click.echo(json.dumps(as_dict(doc), indent=2, sort_keys=False, default=str))
 
 
 def check_export_path(export: str | None) -> None:
@@ -64,7 +66,7 @@ def check_export_path(export: str | None) -> None:
         abort(EXIT_BAD_INPUT, f"--export: {e}")
 
 
-def export_document(export: str | None, doc: dict[str, Any]) -> None:
+def export_document(export: str | None, doc: Any) -> None:
     """Write ``doc`` atomically (:func:`planner.render.export.write_export`); nothing half-written on failure."""
     try:
         if export:
@@ -85,7 +87,10 @@ def launch_plan(engine: str | None, build: Any) -> Any:
         abort(EXIT_BAD_INPUT, e.message())
 
 
-def launch_document(launch: Any) -> dict[str, Any]:
+def launch_document(launch: Any) -> Any:
+    """The ``launch`` block (:class:`planner.documents.launch.LaunchBlock`) of a launch plan, or None."""
+    if launch is None:
+        return None
     from planner.emit import launch_document as doc
     return doc(launch)
 

@@ -40,7 +40,7 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
         from planner.documents.compare import compare_document
         from planner.documents.evaluate import evaluation_document
 
-        def pool_doc(s: cmp.Side, p: cmp.Pool) -> dict:
+        def pool_doc(s: cmp.Side, p: cmp.Pool):  # noqa: ANN202 (an EvaluateDocument)
             return evaluation_document(with_solver_results(Evaluation(scenario=s.scenario, dims=p.dims,
                                                                       result=p.result)))
         doc = compare_document(base, cand, metrics, pool_doc)

@@ -26,19 +26,13 @@ def _device_or_abort(device_id: str):  # noqa: ANN202
                f"{', '.join(e.suggestions) or '-'} (all: moeplan catalog devices)")
 
 
-def _kernel_doc(kind: str, device_id: str, args: dict[str, Any], c: compute.KernelCost) -> dict[str, Any]:
-    return {"schema": "moeplan.cost/1", "kernel": kind, "device": device_id, "args": args, "seconds": c.seconds,
-            "flops": c.flops, "bytes": c.bytes, "bound": c.bound,
-            "achieved_flop_per_s": c.flops / c.seconds, "achieved_bytes_per_s": c.bytes / c.seconds,
-            "detail": dict(c.detail)}
-
-
-def _print_kernel(doc: dict[str, Any], as_json: bool) -> None:
+def _print_kernel(doc: Any, as_json: bool) -> None:
+    """``doc``: a :class:`planner.documents.cost.CostDocument` (imported by the commands, not by ``--help``)."""
     if as_json:
         app.emit_json(doc)
         return
-    app.out.print(f"{doc['kernel']} on {doc['device']}: {doc['seconds'] * 1e6:.2f} us, bound by {doc['bound']}; "
-               f"{doc['achieved_flop_per_s'] / 1e12:.1f} TFLOP/s, {doc['achieved_bytes_per_s'] / 1e9:.0f} GB/s")
+    app.out.print(f"{doc.kernel} on {doc.device}: {doc.seconds * 1e6:.2f} us, bound by {doc.bound}; "
+                  f"{doc.achieved_flop_per_s / 1e12:.1f} TFLOP/s, {doc.achieved_bytes_per_s / 1e9:.0f} GB/s")
 
 
 _DTYPES = click.Choice(["bf16", "fp8", "int8", "fp4"])
@@ -78,8 +72,9 @@ def cost_gemm(device_id: str, m: int, k: int, n: int, batch: int, dtype: str, we
                          f"{WeightFormat.for_precision(Precision.from_label(dtype)).label}")
     fmt = WeightFormat.from_label(weight_dtype) if weight_dtype else WeightFormat.for_precision(p)
     c = compute.gemm_cost(dev, m=m, k=k, n=n, batch=batch, precision=p, weight_bytes_per_element=fmt.bytes_per_element)
-    args = {"m": m, "k": k, "n": n, "batch": batch, "dtype": dtype, "weight_dtype": fmt.label}
-    _print_kernel(_kernel_doc("gemm", device_id, args, c), as_json)
+    from planner.documents.cost import GemmArgs, cost_document
+    args = GemmArgs(m=m, k=k, n=n, batch=batch, dtype=dtype, weight_dtype=fmt.label)
+    _print_kernel(cost_document("gemm", device_id, args, c), as_json)
 
 
 @cost.command("attention")
@@ -109,6 +104,7 @@ def cost_attention(device_id: str, phase: str, batch: int, q_heads: int, kv_head
         c = compute.attention_decode_cost(dev, batch=batch, q_heads=q_heads, kv_heads=kv_heads, qk_head_dim=head_dim,
                                           v_head_dim=head_dim, context_tokens=context, kv_precision=kv,
                                           math_precision=p)
-    args = {"phase": phase, "batch": batch, "q_heads": q_heads, "kv_heads": kv_heads, "head_dim": head_dim,
-            "context": context, "dtype": dtype, "kv_dtype": kv.label}
-    _print_kernel(_kernel_doc("attention", device_id, args, c), as_json)
+    from planner.documents.cost import AttentionArgs, cost_document
+    args = AttentionArgs(phase=phase, batch=batch, q_heads=q_heads, kv_heads=kv_heads, head_dim=head_dim,
+                         context=context, dtype=dtype, kv_dtype=kv.label)
+    _print_kernel(cost_document("attention", device_id, args, c), as_json)

@@ -41,16 +41,18 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     if as_json or export:
         from planner.analysis.evaluate import with_solver_results
         from planner.documents.evaluate import evaluation_document
-        docs = [evaluation_document(with_solver_results(ev)) for ev in evals]
-        if launch:
-            docs[0]["launch"] = app.launch_document(launch)
+        block = app.launch_document(launch)
+        docs = [evaluation_document(with_solver_results(ev), launch=block if i == 0 else None)
+                for i, ev in enumerate(evals)]
         app.export_document(export, docs[0])
         if as_json:
             app.emit_json(docs[0] if len(docs) == 1 else docs)
             return
+    from planner.analysis.error_bands import serving_bands
     from planner.render import terminal
     for ev in evals:
-        terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose)
+        terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose,
+                                 bands=serving_bands(ev.scenario, ev.dims))
     if len(evals) > 1:
         from planner.analysis import compare as cmp
         sides = [cmp.Side.aggregated(ev.scenario.name, ev.scenario, ev.dims, ev.result) for ev in evals]

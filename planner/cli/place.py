@@ -48,7 +48,7 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
     dpn = max(1, min(sc.cluster.devices_per_node, dims.moe_ep))
     res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots, time_limit_s=time_limit,
                     seed=seed, num_groups=sc.model.moe.num_groups, topk_groups=sc.model.moe.topk_groups)
-    doc = placement_document(res) | {"placement": heatmap_document(res, loads)}
+    doc = placement_document(res, heatmap_document(res, loads))
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)

@@ -60,15 +60,15 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     # (deterministic) solve
     chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
                                  schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
-    doc = plan_document(res, chosen)
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
-    if launch:
-        doc["launch"] = app.launch_document(launch)
+    from planner.analysis.error_bands import deployment_bands
+    bands = [deployment_bands(sc, d) for d in res.deployments]
+    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands)
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose)
+        render_plan(app.out, res, verbose=verbose, bands=bands)
         if launch:
             app.echo_launch(launch)

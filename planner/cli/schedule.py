@@ -19,15 +19,13 @@ def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: st
              as_json: bool, export: str | None) -> None:
     """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""
     from planner.analysis.schedules import layer_schedules
-    from planner.documents.schedule import SCHEDULE_SCHEMA, schedule_document
+    from planner.documents.schedule import schedule_command_document
     from planner.render.gantt import gantt_text
     app.check_export_path(export)
     ev = app.evaluate_or_abort(scenario, plan_text, "closed-form")
     sc, dims = ev.scenario, ev.dims
     schedules = layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
-    doc = {"schema": SCHEDULE_SCHEMA, "scenario": sc.name, "plan": dims.as_dict(), "phase": phase,
-           "micro_batches": micro_batches,
-           "layers": {k: schedule_document(v) for k, v in schedules.items()}}
+    doc = schedule_command_document(sc.name, dims, phase, micro_batches, schedules)
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)

@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
+
+from planner.documents.base import (
+    Better,
+    DeploymentMode,
+    Document,
+    MetricUnit,
+    NonNegative,
+    Number,
+    PoolRole,
+    Positive,
+    field,
+    optional,
+    schema_id,
+)
+from planner.documents.evaluate import EvaluateDocument
+from planner.documents.parts import ParallelPlan, parallel_plan
 
 if TYPE_CHECKING:
     from planner.analysis.compare import Metric, Pool, Side
@@ -11,30 +27,80 @@ if TYPE_CHECKING:
 COMPARE_SCHEMA = "moeplan.compare/2"
 
 
-def _side_doc(s: Side, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    pools = [("aggregated", s.decode)] if s.mode == "aggregated" else [("prefill", s.prefill), ("decode", s.decode)]
-    return {"label": s.label, "scenario": s.scenario.name, "path": s.scenario.path, "mode": str(s.mode),
-            "devices": s.deployment_devices, "device": s.scenario.cluster.device.id, "output_tok_per_s": s.output_tok_per_s,
-            "plan": s.decode.dims.as_dict(),
-            "pools": [{"role": role, "plan": p.dims.as_dict(), "devices": p.pool_devices} for role, p in pools],
-            "evaluate": docs["decode"], **({"prefill_evaluate": docs["prefill"]} if s.mode != "aggregated" else {})}
+class ComparePool(Document):
+    """One pool of a compared deployment."""
+
+    role: PoolRole = field("Role of the pool.")
+    plan: ParallelPlan = field("The pool's plan (dp = its replicas).")
+    devices: Positive = field("Devices of the pool (all replicas); a count.")
+
+
+class CompareSide(Document):
+    """One deployment of the comparison (planner.analysis.compare.Side)."""
+
+    label: str = field("How the user named it: `baseline: SPEC`, `candidate: SPEC`, or `candidate: plan's best "
+                       "(MODE)`.")
+    scenario: str = field("The side's scenario `name:`.")
+    path: str = field("The side's scenario file path exactly as given (relative paths stay relative).")
+    mode: DeploymentMode = field("`aggregated` or `disaggregated`.")
+    devices: Positive = field("Devices of the deployment (all pools); a count.")
+    device: str = field("Device catalog id.")
+    output_tok_per_s: NonNegative = field("Output tokens per second of the whole deployment.")
+    plan: ParallelPlan = field("The decode (or aggregated) pool's plan.")
+    pools: list[ComparePool] = field("One aggregated pool, or the prefill pool then the decode pool.", min_length=1,
+                                     max_length=2)
+    evaluate: EvaluateDocument = field("Evaluate document of the decode (or aggregated) pool.")
+    prefill_evaluate: EvaluateDocument | None = optional("Evaluate document of the prefill pool of a disaggregated "
+                                                         "side.")
+
+
+class MetricRow(Document):
+    """One compared metric, both values in SI units."""
+
+    name: str = field("What is measured, e.g. `TPOT`, `throughput per device (output tok/s)`.")
+    unit: MetricUnit = field("Unit of both values: `devices`, `bytes`, `tok/s`, `s`, `tokens` (per local expert per "
+                             "step) or `bytes/token`.")
+    baseline: Number = field("The baseline's value, in the row's unit.")
+    candidate: Number = field("The candidate's value, in the row's unit.")
+    ratio: Number | None = field("candidate / baseline, a ratio (null when the baseline is 0).")
+    better: Better = field("Which direction improves: `higher`, `lower`, or `none` (context rows).")
+    improved: bool | None = field("Whether the candidate is better; null when equal or when better is `none`.")
+
+
+class CompareDocument(Document):
+    """Output of `moeplan compare SCENARIO --baseline ... --candidate ... --json`: both deployments with their
+    pools' evaluate documents and the metric rows (ratio = candidate / baseline). Versioning: adding an optional
+    key keeps the version; removing, renaming or changing the meaning of a key bumps it."""
+
+    schema_id: Literal["moeplan.compare/2"] = schema_id(COMPARE_SCHEMA)
+    baseline: CompareSide = field("The baseline deployment.")
+    candidate: CompareSide = field("The candidate deployment.")
+    metrics: list[MetricRow] = field("The metric rows, in a fixed order.")
+
+
+EvaluateOf = Callable[["Side", "Pool"], EvaluateDocument]
+"""Builds the evaluate document of one pool of one side (the caller adds the solver results)."""
+
+
+def _side(s: Side, evaluate_of: EvaluateOf) -> CompareSide:
+    aggregated = s.mode == "aggregated"
+    pools = [("aggregated", s.decode)] if aggregated else [("prefill", s.prefill), ("decode", s.decode)]
+    return CompareSide(
+        label=s.label, scenario=s.scenario.name, path=s.scenario.path, mode=s.mode, devices=s.deployment_devices,
+        device=s.scenario.cluster.device.id, output_tok_per_s=s.output_tok_per_s, plan=parallel_plan(s.decode.dims),
+        pools=[ComparePool(role=role, plan=parallel_plan(p.dims), devices=p.pool_devices) for role, p in pools],
+        evaluate=evaluate_of(s, s.decode), prefill_evaluate=None if aggregated else evaluate_of(s, s.prefill))
+
+
+def _metric(m: Metric) -> MetricRow:
+    return MetricRow(name=m.name, unit=m.unit, baseline=m.baseline, candidate=m.candidate, ratio=m.ratio,
+                     better=m.better, improved=m.improved)
 
 
 def compare_document(baseline: Side, candidate: Side, metrics: list[Metric],
-                     evaluate_doc: Callable[[Side, Pool], dict[str, Any]]) -> dict[str, Any]:
+                     evaluate_of: EvaluateOf) -> CompareDocument:
     """The ``compare --json`` document (schema ``moeplan.compare/2``): both sides with their pools' evaluate
     documents (``evaluate``: the decode or aggregated pool; ``prefill_evaluate`` for disaggregated sides) and
     the metric rows (values in SI units, ratio = candidate / baseline)."""
-    def docs(s: Side) -> dict[str, dict[str, Any]]:
-        out = {"decode": evaluate_doc(s, s.decode)}
-        if s.mode != "aggregated":
-            out["prefill"] = evaluate_doc(s, s.prefill)
-        return out
-
-    return {
-        "schema": COMPARE_SCHEMA,
-        "baseline": _side_doc(baseline, docs(baseline)),
-        "candidate": _side_doc(candidate, docs(candidate)),
-        "metrics": [{"name": m.name, "unit": m.unit, "baseline": m.baseline, "candidate": m.candidate,
-                     "ratio": m.ratio, "better": m.better, "improved": m.improved} for m in metrics],
-    }
+    return CompareDocument(schema_id=COMPARE_SCHEMA, baseline=_side(baseline, evaluate_of),
+                           candidate=_side(candidate, evaluate_of), metrics=[_metric(m) for m in metrics])

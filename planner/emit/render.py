@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
+from planner.documents.launch import LaunchBlock, LaunchCommandDoc
 from planner.emit.types import LaunchCommand, LaunchPlan
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -72,10 +72,11 @@ def render_shell(plan: LaunchPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def launch_document(plan: LaunchPlan) -> dict[str, Any]:
+def launch_document(plan: LaunchPlan) -> LaunchBlock:
     """The ``launch`` key of the ``--json`` documents."""
-    return {"engine": plan.engine, "version": plan.version, "sources": list(plan.sources),
-            "variables": {v: _describe(v) for v in variables(plan)}, "notes": list(plan.notes),
-            "commands": [{"role": c.role, "replica": c.replica, "node_rank": c.node_rank, "node": c.node,
-                          "argv": list(c.argv), "env": dict(c.env), "files": dict(c.files),
-                          "notes": list(c.notes), "shell": _command_line(c)} for c in plan.commands]}
+    return LaunchBlock(engine=plan.engine, version=plan.version, sources=list(plan.sources),
+                       variables={v: _describe(v) for v in variables(plan)}, notes=list(plan.notes),
+                       commands=[LaunchCommandDoc(role=c.role, replica=c.replica, node_rank=c.node_rank, node=c.node,
+                                                  argv=list(c.argv), env=dict(c.env), files=dict(c.files),
+                                                  notes=list(c.notes), shell=_command_line(c))
+                                 for c in plan.commands])

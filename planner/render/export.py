@@ -1,6 +1,8 @@
 """``--export PATH``: write a moeplan document as JSON, YAML, Markdown or self-contained HTML, atomically.
 
-The format follows the file's extension. The text is rendered first and then written to a temporary file in
+A document is a model of :mod:`planner.documents` or the dict ``--json`` printed (JSON and YAML write
+:func:`planner.documents.base.as_dict` of it; the reports read it back into its model). The format follows the
+file's extension. The text is rendered first and then written to a temporary file in
 the same folder, flushed and renamed over ``PATH``: a failure at any step leaves no half-written file (and no
 temporary file) behind.
 """
@@ -23,26 +25,33 @@ class ExportError(Exception):
     """Bad export path (unknown extension, unwritable folder); the message names the path and what is accepted."""
 
 
-def _json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, default=str) + "\n"
+Doc = Any
+"""A :class:`planner.documents.base.Document` or its dict (imported lazily: ``--help`` does not need pydantic
+models)."""
 
 
-def _yaml(doc: dict[str, Any]) -> str:
+def _json(doc: Doc) -> str:
+    from planner.documents.base import as_dict
+    return json.dumps(as_dict(doc), indent=2, default=str) + "\n"
+
+
+def _yaml(doc: Doc) -> str:
+    from planner.documents.base import as_dict
     from planner.inputs.scenario import dump_yaml
-    return dump_yaml(doc)
+    return dump_yaml(as_dict(doc))
 
 
-def _markdown(doc: dict[str, Any]) -> str:
+def _markdown(doc: Doc) -> str:
     from planner.render.markdown import to_markdown
     return to_markdown(doc)
 
 
-def _html(doc: dict[str, Any]) -> str:
+def _html(doc: Doc) -> str:
     from planner.render.html import to_html
     return to_html(doc)
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+RENDERERS: dict[str, Callable[[Doc], str]] = {
     ".json": _json, ".yaml": _yaml, ".yml": _yaml, ".md": _markdown, ".html": _html}
 
 
@@ -65,12 +74,12 @@ def check_export(path: str | Path) -> str:
     return ext
 
 
-def render_export(path: str | Path, doc: dict[str, Any]) -> str:
+def render_export(path: str | Path, doc: Doc) -> str:
     """The text :func:`write_export` would write to ``path``."""
     return RENDERERS[export_format(path)](doc)
 
 
-def write_export(path: str | Path, doc: dict[str, Any]) -> Path:
+def write_export(path: str | Path, doc: Doc) -> Path:
     """Write ``doc`` to ``path`` in the format of its extension, atomically; returns the path written."""
     return write_text_atomic(path, render_export(path, doc))
 

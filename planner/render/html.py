@@ -1,8 +1,8 @@
 """Self-contained HTML report of any moeplan document: inline CSS, inline SVG charts, no script, no URL.
 
-``to_html(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.render.report_build.build_report`). The page loads
-nothing: a Content-Security-Policy of ``default-src 'none'`` (inline styles only) makes that explicit, so the
-file can be mailed, attached to a ticket or opened offline. Each chart sits in a
+``to_html(doc)`` dispatches on the document's ``schema`` (:func:`planner.render.report_build.build_report`).
+The page loads nothing: a Content-Security-Policy of ``default-src 'none'`` (inline styles only) makes that
+explicit, so the file can be mailed, attached to a ticket or opened offline. Each chart sits in a
 ``<figure data-chart="...">`` with a visible ``<h3>`` title and its numbers in a collapsible table.
 """
 
@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from planner import __version__
+from planner.documents.base import Document
 from planner.render.report_build import build_report
 from planner.render.sections import Chart, Report, Section, Table
 from planner.render.svg import esc
@@ -81,6 +82,6 @@ def render(report: Report) -> str:
             f"moeplan {esc(__version__)}</p><nav><ul>{toc}</ul></nav>\n{body}\n</main></body></html>\n")
 
 
-def to_html(doc: dict[str, Any]) -> str:
+def to_html(doc: Document | dict[str, Any]) -> str:
     """Self-contained HTML of an evaluate, plan, schedule, place or compare document."""
     return render(build_report(doc))

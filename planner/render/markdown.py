@@ -1,12 +1,13 @@
 """Markdown report of any moeplan document: the same sections as the HTML report, charts as tables.
 
-``to_markdown(doc)`` dispatches on ``doc["schema"]`` (:func:`planner.render.report_build.build_report`).
+``to_markdown(doc)`` dispatches on the document's ``schema`` (:func:`planner.render.report_build.build_report`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from planner.documents.base import Document
 from planner.render.report_build import build_report
 from planner.render.sections import Chart, Report, Table
 
@@ -35,6 +36,6 @@ def render(report: Report) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def to_markdown(doc: dict[str, Any]) -> str:
+def to_markdown(doc: Document | dict[str, Any]) -> str:
     """Markdown of an evaluate, plan, schedule, place or compare document."""
     return render(build_report(doc))

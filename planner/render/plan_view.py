@@ -10,12 +10,16 @@ from rich.table import Table
 from cost_models.kinds import Rejection
 from planner.inputs.units import fmt_bytes
 from planner.render import terminal
+from planner.render.bands import band_cell
 
 if TYPE_CHECKING:
+    from planner.analysis.error_bands import DeploymentBands
     from planner.search.plan import PlanResult
 
 
-def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
+def render_plan(console: Console, res: PlanResult, *, verbose: bool,
+                bands: list[DeploymentBands] | None = None) -> None:
+    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT."""
     sc = res.scenario
     console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_devices} x {sc.cluster.device.name}; "
                   f"objective {res.objective}")
@@ -23,14 +27,21 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool) -> None:
     for col in ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT",
                 "TPOT", "mem/dev"):
         t.add_column(col, justify="left" if col in ("mode", "pools (replicas x plan)") else "right")
-    for i, (d, r) in enumerate(zip(res.deployments, res.recosts, strict=True), 1):
+    rows = zip(res.deployments, res.recosts, bands or [None] * len(res.deployments), strict=True)
+    for i, (d, r, b) in enumerate(rows, 1):
         pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
                  f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
         mem = max(d.decode.memory_used_bytes, d.prefill.memory_used_bytes if d.prefill else 0.0)
-        t.add_row(str(i), d.mode, pools, str(r.devices_used), f"{r.output_tok_per_s:,.0f}",
-                  f"{r.output_tok_per_s_per_device:,.0f}", f"{1 / r.tpot_s:,.1f}", f"{r.ttft_s * 1e3:,.0f} ms",
-                  f"{r.tpot_s * 1e3:,.1f} ms", fmt_bytes(mem))
+        out, ttft, tpot = (f"{r.output_tok_per_s:,.0f}", f"{r.ttft_s * 1e3:,.0f} ms", f"{r.tpot_s * 1e3:,.1f} ms")
+        if b is not None:
+            out, ttft, tpot = (f"{out}\n{band_cell(b.throughput)}", f"{ttft}\n{band_cell(b.ttft)}",
+                               f"{tpot}\n{band_cell(b.tpot)}")
+        t.add_row(str(i), d.mode, pools, str(r.devices_used), out, f"{r.output_tok_per_s_per_device:,.0f}",
+                  f"{1 / r.tpot_s:,.1f}", ttft, tpot, fmt_bytes(mem))
     console.print(t)
+    if bands:
+        console.print("[dim]under out tok/s, TTFT and TPOT: the error band the validation set supports for the "
+                      "figure's regime (truth / prediction - 1, low / high, and its number of validation rows)[/dim]")
     s = res.stats[0]
     rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
     console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")

@@ -14,9 +14,11 @@ from cost_models.serving import ServingResult
 from cost_models.step import StepCost
 from planner.inputs.scenario import Scenario
 from planner.inputs.units import fmt_bytes, fmt_seconds
+from planner.render.bands import band_text
 
 if TYPE_CHECKING:
     from planner.analysis.compare import Metric, MetricSeries, Side
+    from planner.analysis.error_bands import FigureBands
 
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
                 "routed_expert_weight_bytes", "router_weight_bytes", "embedding_weight_bytes", "mtp_weight_bytes",
@@ -59,21 +61,29 @@ def _resource_table(r: ServingResult) -> Table:
     return t
 
 
-def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: ServingResult, *, verbose: bool) -> None:
+def render_evaluate(console: Console, sc: Scenario, dims: ParallelDims, r: ServingResult, *, verbose: bool,
+                    bands: FigureBands | None = None) -> None:
+    """The summary (each throughput, TTFT and TPOT with its error band when ``bands`` is given) and, verbose,
+    the breakdowns."""
     wl = sc.workload
+    b = bands
     console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_nodes} x {sc.cluster.devices_per_node} "
                   f"{sc.cluster.device.name}; weights {wl.weight_precision.label}, KV {wl.kv_precision.label}")
     console.print(f"plan: {dims.label()}")
     s = Table(title="Summary")
     s.add_column("metric")
     s.add_column("value", justify="right")
-    s.add_row("prefill tokens / s / device", f"{r.prefill.throughput_tok_per_s_per_device:,.0f}")
-    s.add_row("TTFT", fmt_seconds(r.prefill.latency_s) + _slo(r.prefill.latency_s, wl.ttft_slo_s))
-    s.add_row("decode tokens / s / device", f"{r.decode.throughput_tok_per_s_per_device:,.0f}")
-    s.add_row("TPOT", fmt_seconds(r.decode.latency_s) + _slo(r.decode.latency_s, wl.tpot_slo_s))
+    s.add_row("prefill tokens / s / device", f"{r.prefill.throughput_tok_per_s_per_device:,.0f}"
+              + band_text(b and b.prefill_throughput))
+    s.add_row("TTFT", fmt_seconds(r.prefill.latency_s) + band_text(b and b.ttft)
+              + _slo(r.prefill.latency_s, wl.ttft_slo_s))
+    s.add_row("decode tokens / s / device", f"{r.decode.throughput_tok_per_s_per_device:,.0f}"
+              + band_text(b and b.decode_throughput))
+    s.add_row("TPOT", fmt_seconds(r.decode.latency_s) + band_text(b and b.tpot) + _slo(r.decode.latency_s, wl.tpot_slo_s))
     s.add_row("decode sequences / device", f"{r.decode.sequences_per_device:.1f} (set by {r.decode_batch_limit})")
-    s.add_row("aggregated output tokens / s / device", f"{r.aggregated_output_tok_per_s_per_device:,.0f}")
-    s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_per_s:,.1f}")
+    s.add_row("aggregated output tokens / s / device", f"{r.aggregated_output_tok_per_s_per_device:,.0f}"
+              + band_text(b and b.aggregated_throughput))
+    s.add_row("aggregated tokens / s / user", f"{r.aggregated_user_tok_per_s:,.1f}" + band_text(b and b.aggregated_throughput))
     s.add_row("expert density prefill (tokens / local expert)", f"{r.prefill.expert_tokens_per_local_expert:,.1f}")
     s.add_row("expert density decode (tokens / local expert)", f"{r.decode.expert_tokens_per_local_expert:,.1f}")
     s.add_row("aggregated TPOT, effective (the cycle over a user's tokens)",
