@@ -84,10 +84,15 @@ class _Cfg:
         return [_as_int(f"{key}[{i}]", v, 0) for i, v in enumerate(value)]
 
 
+MAX_CONFIG_INT = 2**31 - 1
+"""Largest integer read from a config.json (sizes, counts, context lengths): keeps every product finite."""
+
+
 def _as_int(key: str, value: Any, minimum: int) -> int:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
-    if not ok or value < minimum:
-        raise ConfigError(key, value, f"an integer >= {minimum}")
+    ok = (not isinstance(value, bool) and isinstance(value, int | float) and minimum <= value <= MAX_CONFIG_INT
+          and float(value).is_integer())
+    if not ok:
+        raise ConfigError(key, value, f"an integer in {minimum} .. {MAX_CONFIG_INT:,}")
     return int(value)
 
 
@@ -100,7 +105,7 @@ def detect_family(cfg: Mapping[str, Any]) -> Family:
         if arch in _BY_ARCHITECTURE:
             return _BY_ARCHITECTURE[arch]
     model_type = cfg.get("model_type")
-    if model_type in _BY_MODEL_TYPE:
+    if isinstance(model_type, str) and model_type in _BY_MODEL_TYPE:
         return _BY_MODEL_TYPE[model_type]
     if "kv_lora_rank" in cfg:
         return Family.DEEPSEEK
@@ -277,7 +282,7 @@ def _step3_moe_layers(c: _Cfg, layers: int) -> set[int]:
     out: set[int] = set()
     for i, item in enumerate(items):
         try:
-            index = int(str(item).strip())
+            index = int(str(item).strip()) if len(str(item)) <= 12 else -1
         except ValueError:
             raise ConfigError(f"moe_layers_enum[{i}]", item, f"a layer index in 0..{layers - 1}") from None
         if not 0 <= index < layers:
