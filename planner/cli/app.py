@@ -215,7 +215,7 @@ def scenario_and_plan(path: str, plan_text: str | None) -> tuple[Scenario, Paral
     from planner.inputs.scenario import ScenarioError, parse_plan
     sc = load(path)
     try:
-        dims = parse_plan(plan_text) if plan_text else sc.plan
+        dims = parse_plan(plan_text) if plan_text is not None else sc.plan
     except ScenarioError as e:
         abort(EXIT_BAD_INPUT, str(e))
     if dims is None:
