@@ -12,16 +12,17 @@ import re
 import signal
 from pathlib import Path
 
-import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.cli import main
+from planner.inputs.reader import load_yaml
+from planner.inputs.scenario import dump_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_PATH = ROOT / "scenarios" / "mixtral_8x7b_a100_8.yaml"
-BASE = yaml.safe_load(BASE_PATH.read_text())
+BASE = load_yaml(BASE_PATH.read_text())
 HF = json.loads((ROOT / "planner" / "catalog" / "hf_configs" / "Mixtral-8x7B-v0.1.json").read_text())
 N = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 HANG_S = 20
@@ -105,7 +106,7 @@ def test_fuzz_scenario_mutations(tmp_path_factory, mutations):
     for key, value in mutations:
         _set(doc, key, value)
     path = tmp_path_factory.mktemp("s") / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.write_text(dump_yaml(doc))
     check(["evaluate", str(path), "--json"])
 
 
@@ -157,7 +158,7 @@ def test_fuzz_hf_configs(tmp_path_factory, mutations):
     (folder / "cfg.json").write_text(text)
     doc = json.loads(json.dumps(BASE))
     doc["model"] = {"hf_config": "cfg.json", "weight_precision": "bf16"}
-    (folder / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (folder / "s.yaml").write_text(dump_yaml(doc))
     check(["evaluate", str(folder / "s.yaml"), "--json"])
 
 

@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from planner.cli import main
+from planner.inputs.reader import load_yaml
+from planner.inputs.scenario import dump_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = yaml.safe_load((ROOT / "scenarios" / "mixtral_8x7b_a100_8.yaml").read_text())
+BASE = load_yaml((ROOT / "scenarios" / "mixtral_8x7b_a100_8.yaml").read_text())
 HF_DIR = ROOT / "planner" / "catalog" / "hf_configs"
 
 
@@ -30,7 +31,7 @@ def scenario(tmp_path: Path, mutate=None, text: str | None = None, name: str = "
     if mutate:
         mutate(doc)
     path = tmp_path / name
-    path.write_text(text if text is not None else yaml.safe_dump(doc, sort_keys=False))
+    path.write_text(text if text is not None else dump_yaml(doc))
     return path
 
 
@@ -48,7 +49,7 @@ def test_the_unmutated_base_scenario_evaluates(tmp_path):
 @pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
 def test_non_utf8_scenario_is_refused_with_the_encoding(tmp_path, encoding):
     path = tmp_path / "s.yaml"
-    path.write_bytes(yaml.safe_dump({**BASE, "name": "Mixtral café"}, allow_unicode=True).encode(encoding))
+    path.write_bytes(dump_yaml({**BASE, "name": "Mixtral café"}).encode(encoding))
     bad(run("evaluate", path), "<file>", "UTF-8")
 
 
@@ -74,25 +75,25 @@ def test_dev_zero_fails_fast_as_a_non_regular_file(tmp_path, which):
 
 def test_oversized_scenario_is_refused_before_parsing(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(BASE) + "#" * (4 * 2**20 + 1) + "\n")
+    path.write_text(dump_yaml(BASE) + "#" * (4 * 2**20 + 1) + "\n")
     bad(run("evaluate", path), "<file>", "4 MiB")
 
 
 def test_yaml_nested_500_deep_is_refused(tmp_path):
-    text = yaml.safe_dump(BASE) + "extra: " + "[" * 500 + "]" * 500 + "\n"
+    text = dump_yaml(BASE) + "extra: " + "[" * 500 + "]" * 500 + "\n"
     bad(run("evaluate", scenario(tmp_path, text=text)), "<file>", "nesting deeper than 32")
 
 
 def test_yaml_alias_bomb_is_refused_at_once_with_a_short_message(tmp_path):
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for i, (prev, cur) in enumerate(zip("abcdefgh", "bcdefghi", strict=True)):
+    for prev, cur in (zip("abcdefgh", "bcdefghi", strict=True)):
         lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
-    text = yaml.safe_dump(BASE) + "\n".join(lines) + "\n"
+    text = dump_yaml(BASE) + "\n".join(lines) + "\n"
     bad(run("evaluate", scenario(tmp_path, text=text)), "<file>", "aliases")
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path):
-    text = yaml.safe_dump(BASE, sort_keys=False).replace("  nodes: 1\n", "  nodes: 2\n  nodes: 4\n")
+    text = dump_yaml(BASE).replace("  nodes: 1\n", "  nodes: 2\n  nodes: 4\n")
     assert "nodes: 4" in text
     bad(run("evaluate", scenario(tmp_path, text=text)), "<file>", "duplicate key 'nodes'", "line")
 

@@ -84,6 +84,8 @@ class _Cfg:
         return [_as_int(f"{key}[{i}]", v, 0) for i, v in enumerate(value)]
 
 
+MIN_VOCAB = 1_024
+"""Smallest vocabulary read: the LM head is split over up to 1,024 TP ranks and every shard needs a column."""
 MAX_CONFIG_INT = 2**31 - 1
 """Largest integer read from a config.json (sizes, counts, context lengths): keeps every product finite."""
 
@@ -144,7 +146,7 @@ def native_precision(cfg: Mapping[str, Any]) -> Precision:
 
 def _common(c: _Cfg) -> dict[str, Any]:
     return dict(hidden_size=c.integer("hidden_size"), num_layers=c.integer("num_hidden_layers"),
-                vocab_size=c.integer("vocab_size"), max_context_tokens=c.integer("max_position_embeddings"),
+                vocab_size=c.integer("vocab_size", minimum=MIN_VOCAB), max_context_tokens=c.integer("max_position_embeddings"),
                 tie_embeddings=c.flag("tie_word_embeddings", False), native_precision=native_precision(c.cfg))
 
 
@@ -313,7 +315,7 @@ def _step3(outer: _Cfg) -> dict[str, Any]:
                   num_shared_experts=1 if shared else 0, shared_ffn_dim=shared) if moe_layers else None
     context_key = "max_position_embedding" if "max_position_embedding" in text else "max_seq_len"
     quantized = outer if "quantization_config" in outer.cfg else c
-    return dict(hidden_size=c.integer("hidden_size"), num_layers=layers, vocab_size=c.integer("vocab_size"),
+    return dict(hidden_size=c.integer("hidden_size"), num_layers=layers, vocab_size=c.integer("vocab_size", minimum=MIN_VOCAB),
                 max_context_tokens=c.integer(context_key), tie_embeddings=c.flag("tie_word_embeddings", False),
                 native_precision=native_precision(quantized.cfg), attention=attention, moe=moe,
                 num_dense_layers=layers - moe_layers,

@@ -99,7 +99,7 @@ def read_loads(path: str | Path) -> ExpertLoads:
     try:
         text = reader.read_text(p, max_bytes=reader.LOADS_MAX_BYTES)
     except reader.InputFileError as err:
-        raise LoadFileError(path, "file", str(p), f"a .csv or .json load file: {err.accepted}") from None
+        raise LoadFileError(path, "file", str(p), f"an existing .csv or .json load file; {err.accepted}") from None
     suffix = p.suffix.lower()
     if suffix == ".json" or (suffix not in (".csv", ".txt") and text.lstrip()[:1] in ("{", "[")):
         return parse_json_loads(text, path=path)
@@ -137,7 +137,9 @@ def parse_json_loads(text: str, *, path: str | Path = "<json>") -> ExpertLoads:
     try:
         doc = reader.load_json(text)
     except reader.InputFileError as err:
-        raise LoadFileError(path, "file", "JSON", err.accepted) from None
+        if err.found:
+            raise LoadFileError(path, err.where, err.found, "valid JSON") from None
+        raise LoadFileError(path, err.where, "JSON", err.accepted) from None
     accepted = '{"layers": [[count, ...], ...]} or a bare list of lists of counts'
     prefix = "layers"
     if isinstance(doc, dict):

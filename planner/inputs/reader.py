@@ -29,9 +29,13 @@ MAX_DEPTH = 32
 class InputFileError(Exception):
     """An input file refused before or while parsing; ``accepted`` says what would be read."""
 
-    def __init__(self, accepted: str) -> None:
+    def __init__(self, accepted: str, *, where: str = "file", found: str = "") -> None:
         super().__init__(accepted)
         self.accepted = accepted
+        self.where = where
+        """Where in the file (``line 2, column 7``), or ``file``."""
+        self.found = found
+        """What was found there, in words (empty when the whole file is the problem)."""
 
 
 def shorten(value: object, limit: int = 80) -> str:
@@ -134,7 +138,8 @@ def load_json(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        raise InputFileError(f"valid JSON (line {e.lineno}: {e.msg})") from None
+        raise InputFileError(f"valid JSON (line {e.lineno}: {e.msg})", where=f"line {e.lineno}, column {e.colno}",
+                             found=e.msg) from None
     except RecursionError:
         raise InputFileError("JSON nested a few hundred levels at most") from None
     except ValueError as e:  # integers longer than Python's 4,300-digit conversion limit

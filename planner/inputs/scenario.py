@@ -62,7 +62,8 @@ class LinkSection(_Strict):
     bandwidth: _Quantity = None
     """Per device per direction, e.g. '450 GB/s' or '400 Gb/s'."""
     latency: _Quantity = None
-    achievable_fraction: float | None = Field(default=None, gt=0, le=1)
+    achievable_fraction: float | None = Field(default=None, ge=0.01, le=1)
+    """Share of the bandwidth a collective reaches: 0.01 .. 1."""
 
 
 class DeviceOverrides(_Strict):
@@ -330,7 +331,7 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
 def _pydantic_error(e: ValidationError) -> ScenarioError:
     # a misspelt key also makes its correct spelling "missing": report the misspelling first
     err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
-    path = ".".join(str(x) for x in err["loc"])
+    path = ".".join(str(x) if str(x).isprintable() and str(x).split() == [str(x)] else repr(x) for x in err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
         return ScenarioError(path, value, "no such key here (check spelling; see README 'Scenario format')")
