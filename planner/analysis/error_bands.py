@@ -282,7 +282,7 @@ def main(argv: Sequence[str]) -> int:
     rows = compute_rows()
     if "--write" in argv:
         from planner.inputs.files import write_text_atomic
-        write_text_atomic(TABLE_PATH, table_text(rows))
+        write_text_atomic(TABLE_PATH, table_text(rows), force=True)  # a generated table, replaced on purpose
     for r in rows:
         b = band_from_rows(rows, r.regime, kind=r.kind, exclude_scenario=r.scenario)
         print(f"{r.id:70s} {r.error:+7.1%}  band {b.describe() if b else '-'}")

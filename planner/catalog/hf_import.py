@@ -84,10 +84,17 @@ class _Cfg:
         return [_as_int(f"{key}[{i}]", v, 0) for i, v in enumerate(value)]
 
 
+MIN_VOCAB = 1_024
+"""Smallest vocabulary read: the LM head is split over up to 1,024 TP ranks and every shard needs a column."""
+MAX_CONFIG_INT = 2**31 - 1
+"""Largest integer read from a config.json (sizes, counts, context lengths): keeps every product finite."""
+
+
 def _as_int(key: str, value: Any, minimum: int) -> int:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
-    if not ok or value < minimum:
-        raise ConfigError(key, value, f"an integer >= {minimum}")
+    ok = (not isinstance(value, bool) and isinstance(value, int | float) and minimum <= value <= MAX_CONFIG_INT
+          and float(value).is_integer())
+    if not ok:
+        raise ConfigError(key, value, f"an integer in {minimum} .. {MAX_CONFIG_INT:,}")
     return int(value)
 
 
@@ -100,7 +107,7 @@ def detect_family(cfg: Mapping[str, Any]) -> Family:
         if arch in _BY_ARCHITECTURE:
             return _BY_ARCHITECTURE[arch]
     model_type = cfg.get("model_type")
-    if model_type in _BY_MODEL_TYPE:
+    if isinstance(model_type, str) and model_type in _BY_MODEL_TYPE:
         return _BY_MODEL_TYPE[model_type]
     if "kv_lora_rank" in cfg:
         return Family.DEEPSEEK
@@ -139,7 +146,7 @@ def native_precision(cfg: Mapping[str, Any]) -> Precision:
 
 def _common(c: _Cfg) -> dict[str, Any]:
     return dict(hidden_size=c.integer("hidden_size"), num_layers=c.integer("num_hidden_layers"),
-                vocab_size=c.integer("vocab_size"), max_context_tokens=c.integer("max_position_embeddings"),
+                vocab_size=c.integer("vocab_size", minimum=MIN_VOCAB), max_context_tokens=c.integer("max_position_embeddings"),
                 tie_embeddings=c.flag("tie_word_embeddings", False), native_precision=native_precision(c.cfg))
 
 
@@ -277,7 +284,7 @@ def _step3_moe_layers(c: _Cfg, layers: int) -> set[int]:
     out: set[int] = set()
     for i, item in enumerate(items):
         try:
-            index = int(str(item).strip())
+            index = int(str(item).strip()) if len(str(item)) <= 12 else -1
         except ValueError:
             raise ConfigError(f"moe_layers_enum[{i}]", item, f"a layer index in 0..{layers - 1}") from None
         if not 0 <= index < layers:
@@ -308,7 +315,7 @@ def _step3(outer: _Cfg) -> dict[str, Any]:
                   num_shared_experts=1 if shared else 0, shared_ffn_dim=shared) if moe_layers else None
     context_key = "max_position_embedding" if "max_position_embedding" in text else "max_seq_len"
     quantized = outer if "quantization_config" in outer.cfg else c
-    return dict(hidden_size=c.integer("hidden_size"), num_layers=layers, vocab_size=c.integer("vocab_size"),
+    return dict(hidden_size=c.integer("hidden_size"), num_layers=layers, vocab_size=c.integer("vocab_size", minimum=MIN_VOCAB),
                 max_context_tokens=c.integer(context_key), tie_embeddings=c.flag("tie_word_embeddings", False),
                 native_precision=native_precision(quantized.cfg), attention=attention, moe=moe,
                 num_dense_layers=layers - moe_layers,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from planner.render.export import ExportError, check_export, write_export
+from planner.inputs import files
+from planner.render.export import ExportError, check_export, render_export
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,28 +52,133 @@ def abort(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
+_OUT_OF_RANGE = (OverflowError, ZeroDivisionError, FloatingPointError, RecursionError, MemoryError, ValueError)
+
+
+class GuardedGroup(click.Group):
+    """The root group with the last line of the abort path: no exception escapes as a traceback. Arithmetic
+    that an input drove out of range exits 2, a failed write to stdout (``> /dev/full``) exits 2, anything
+    else exits 1 as an internal error with its real reason; each on one stderr line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except OSError as e:
+            _silence_stdout()
+            abort(EXIT_BAD_INPUT, f"output: cannot write ({e.strerror or e}); accepted: a writable stdout / path")
+        except _OUT_OF_RANGE as e:
+            abort(EXIT_BAD_INPUT, f"input out of the range the models handle ({type(e).__name__}: "
+                  f"{_short(str(e))}); accepted: smaller, finite values (README 'Robustness')")
+        except Exception as e:  # noqa: BLE001 - the one place a bug becomes a message instead of a traceback
+            abort(EXIT_INFEASIBLE, f"internal error ({type(e).__name__}: {_short(str(e))}); please report it with "
+                  "the command line")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what could not be written stays quiet."""
+    import os
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # an in-memory stdout (tests): nothing to silence
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def guarded(group: click.Group) -> GuardedGroup:
+    """``group`` (the root ``moeplan`` group) behind the abort path's last guard."""
+    return GuardedGroup(name=group.name, commands=group.commands, callback=group.callback, params=group.params,
+                        help=group.help, context_settings=group.context_settings)
+
+
 def emit_json(doc: Any) -> None:
     """Print a document (a :mod:`planner.documents` model, or a list of them) as ``--json`` output."""
     from planner.documents.base import as_dict
     click.echo(json.dumps(as_dict(doc), indent=2, sort_keys=False, default=str))
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option that must be finite (nan and inf refused) and lie in ``[min, max]``."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+FORCE_HELP = "Replace an existing output file (without it, an existing file is refused with exit 2)."
+_FORCE_KEY = "moeplan.force"
+
+
+def _remember_force(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_FORCE_KEY] = value
+    return value
+
+
+force_option = click.option("--force", is_flag=True, expose_value=False, callback=_remember_force,
+                            help=FORCE_HELP)
+"""``--force`` for every command that writes a file: read back by :func:`forced`, so a command module only
+adds the decorator."""
+
+
+def forced() -> bool:
+    """Whether this command was given ``--force``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_FORCE_KEY, False))
+
+
+def check_output_path(option: str, path: str | None, *, force: bool | None = None) -> None:
+    """Refuse (exit 2), before any work, an output path the one writer would refuse (link, device, existing
+    file without --force, missing folder)."""
+    if path:
+        try:
+            files.check_target(path, force=forced() if force is None else force)
+        except files.FileWriteError as e:
+            abort(EXIT_BAD_INPUT, f"{option}: {e}")
+
+
 def check_export_path(export: str | None) -> None:
-    """Reject an --export path whose extension picks no format (exit 2), before any work is done."""
+    """Reject an --export path whose extension picks no format or that the writer refuses (exit 2), before any
+    work is done."""
     try:
         if export:
             check_export(export)
     except ExportError as e:
         abort(EXIT_BAD_INPUT, f"--export: {e}")
+    check_output_path("--export", export)
 
 
-def export_document(export: str | None, doc: Any) -> None:
-    """Write ``doc`` atomically (:func:`planner.render.export.write_export`); nothing half-written on failure."""
+def write_output(option: str, path: str, text: str, *, force: bool | None = None) -> None:
+    """Write ``text`` through the one writer (:mod:`planner.inputs.files`); exit 2 naming ``option`` on failure."""
     try:
-        if export:
-            write_export(export, doc)
+        files.write_text_atomic(path, text, force=forced() if force is None else force)
+    except files.FileWriteError as e:
+        abort(EXIT_BAD_INPUT, f"{option}: {e}")
+
+
+def export_document(export: str | None, doc: Any, *, force: bool | None = None) -> None:
+    """Write ``doc`` atomically in the format of the extension; nothing half-written on failure. ``force``
+    (default: the command's ``--force``) allows replacing an existing file."""
+    if not export:
+        return
+    try:
+        text = render_export(export, doc)
     except ExportError as e:
         abort(EXIT_BAD_INPUT, f"--export: {e}")
+    write_output("--export", export, text, force=force)
 
 
 def launch_plan(engine: str | None, build: Any) -> Any:
@@ -114,7 +220,7 @@ def scenario_and_plan(path: str, plan_text: str | None) -> tuple[Scenario, Paral
     from planner.inputs.scenario import ScenarioError, parse_plan
     sc = load(path)
     try:
-        dims = parse_plan(plan_text) if plan_text else sc.plan
+        dims = parse_plan(plan_text) if plan_text is not None else sc.plan
     except ScenarioError as e:
         abort(EXIT_BAD_INPUT, str(e))
     if dims is None:

@@ -17,6 +17,7 @@ from planner.cli import app
               "(aggregated, or its prefill and decode pools).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.compare/2).")
 @click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show both sides' evaluate breakdowns.")
 def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, export: str | None,
                 verbose: bool) -> None:

@@ -53,10 +53,10 @@ def _native_or_abort(dev: DeviceSpec, dtype: str, option: str, weight_only_hint:
 
 @cost.command("gemm")
 @click.option("--device", "device_id", required=True)
-@click.option("--m", type=click.IntRange(min=1), required=True)
-@click.option("--k", type=click.IntRange(min=1), required=True)
-@click.option("--n", type=click.IntRange(min=1), required=True)
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--m", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--k", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--n", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--batch", type=click.IntRange(min=1, max=2**24), default=1, show_default=True,
               help="Independent GEMMs of this shape (experts).")
 @click.option("--dtype", type=_DTYPES, default="bf16", show_default=True,
               help="Math (tensor-core) precision and activation storage; must be native on the device.")
@@ -80,11 +80,11 @@ def cost_gemm(device_id: str, m: int, k: int, n: int, batch: int, dtype: str, we
 @cost.command("attention")
 @click.option("--device", "device_id", required=True)
 @click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True)
-@click.option("--batch", type=click.IntRange(min=1), required=True)
-@click.option("--q-heads", type=click.IntRange(min=1), required=True)
-@click.option("--kv-heads", type=click.IntRange(min=1), required=True)
-@click.option("--head-dim", type=click.IntRange(min=1), required=True)
-@click.option("--context", type=click.IntRange(min=1), required=True, help="Prompt length (prefill) or KV length.")
+@click.option("--batch", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--q-heads", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--kv-heads", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--head-dim", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--context", type=click.IntRange(min=1, max=2**24), required=True, help="Prompt length (prefill) or KV length.")
 @click.option("--dtype", type=_ATTENTION_DTYPES, default="bf16", show_default=True,
               help="Attention math (fp8: FlashAttention-3 / FlashMLA FP8) and, unless --kv-dtype, the KV / Q storage.")
 @click.option("--kv-dtype", type=_KV_DTYPES, default=None, help="Decode KV-cache storage (default: --dtype).")

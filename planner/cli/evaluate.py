@@ -18,6 +18,7 @@ from planner.cli import app
               show_default=True, help="Two-batch overlap from the CP-SAT layer schedule, or the closed form "
               "max(compute, communication) + SM share that plan's search uses.")
 @click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP + " One scenario only.")
+@app.force_option
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " One scenario only.")
 def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool,
              overlap_model: str, export: str | None, emit_engine: str | None) -> None:

@@ -7,6 +7,9 @@ import json
 import click
 
 from planner.cli import app
+from planner.inputs.limits import MAX_LOAD_EXPERTS as MAX_EXPERTS
+from planner.inputs.limits import MAX_LOAD_LAYERS as MAX_LAYERS
+from planner.inputs.limits import MAX_SEED
 
 
 @click.group()
@@ -15,22 +18,23 @@ def loads() -> None:
 
 
 @loads.command("synth")
-@click.option("--experts", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1), default=58, show_default=True)
-@click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--skew", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--experts", type=click.IntRange(min=1, max=MAX_EXPERTS), default=256, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1, max=MAX_LAYERS), default=58, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1, max=MAX_EXPERTS), default=8, show_default=True)
+@click.option("--skew", type=app.FiniteFloat(min=0.0, max=10.0), default=1.0, show_default=True,
               help="Width of the log-normal expert popularity: 0 uniform, 1 typical, 2 a few very hot experts.")
-@click.option("--tokens", type=click.IntRange(min=1), default=20_267, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tokens", type=click.IntRange(min=1, max=10**12), default=20_267, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
+@app.force_option
 def loads_synth(experts: int, layers: int, top_k: int, skew: float, tokens: int, seed: int,
                 out_path: str | None) -> None:
     """Synthetic router counts with a documented skew, for users without router logs."""
     from planner.inputs.loads import loads_to_csv, loads_to_json, synth_loads
-    from planner.render.export import ExportError, write_text_atomic
 
     if top_k > experts:
         app.abort(app.EXIT_BAD_INPUT, f"--top-k: got {top_k}; accepted: at most --experts ({experts})")
+    app.check_output_path("--out", out_path)
     data = synth_loads(experts=experts, layers=layers, top_k=top_k, skew=skew, seed=seed, tokens=tokens)
     if out_path and out_path.endswith(".json"):
         text = json.dumps(loads_to_json(data)) + "\n"
@@ -39,7 +43,4 @@ def loads_synth(experts: int, layers: int, top_k: int, skew: float, tokens: int,
     if not out_path:
         click.echo(text, nl=False)
         return
-    try:
-        write_text_atomic(out_path, text)
-    except ExportError as e:
-        app.abort(app.EXIT_BAD_INPUT, f"--out: {e}")
+    app.write_output("--out", out_path, text)

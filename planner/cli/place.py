@@ -14,12 +14,13 @@ from planner.cli import app
 @click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan); EP size and slots come from it.")
 @click.option("--expert-load", "load_path", type=click.Path(dir_okay=False),
               help="Router counts (CSV or JSON, rows = MoE layers); default: the scenario's workload.expert_load.")
-@click.option("--redundant", type=click.IntRange(min=0), help="Redundant slots (default: the plan's).")
-@click.option("--time-limit", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--redundant", type=click.IntRange(min=0, max=65_536), help="Redundant slots (default: the plan's).")
+@click.option("--time-limit", type=app.FiniteFloat(min=0.05, max=3_600.0), default=1.0, show_default=True,
               help="CP-SAT time limit per layer, seconds.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/2).")
 @click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@app.force_option
 def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float,
           seed: int, as_json: bool, export: str | None) -> None:
     """Place experts and redundant replicas on the plan's EP devices: CP-SAT vs the greedy balancers."""

@@ -18,11 +18,12 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.argument("scenario", type=click.Path(dir_okay=False), required=False)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="throughput", show_default=True)
 @click.option("--top", "top_k", type=click.IntRange(1, 50), default=5, show_default=True)
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--time-limit", type=app.FiniteFloat(min=0.1, max=3_600.0), default=10.0, show_default=True,
               help="CP-SAT time limit per solve, seconds.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/2).")
 @click.option("--export", "export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@app.force_option
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",

@@ -15,6 +15,7 @@ from planner.cli import app
 @click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
 @click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@app.force_option
 def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, width: int,
              as_json: bool, export: str | None) -> None:
     """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""

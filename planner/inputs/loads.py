@@ -21,7 +21,6 @@ because placement quality is judged by ratios of device loads.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cost_models.specs import ModelSpec
+from planner.inputs.limits import MAX_LOAD_EXPERTS, MAX_LOAD_LAYERS
 
 
 class LoadFileError(ValueError):
@@ -49,7 +49,11 @@ class LoadFileError(ValueError):
         super().__init__(f"{self.path}: {location}: got {shown}, expected {accepted}")
 
 
-_NUMBER = "a finite number >= 0 (a token count)"
+MAX_COUNT = 1e15
+"""Largest count accepted in one cell (a billion tokens a second for ten days is ~1e15)."""
+MAX_LAYERS = MAX_LOAD_LAYERS
+MAX_EXPERTS = MAX_LOAD_EXPERTS
+_NUMBER = f"a finite number in 0 .. {MAX_COUNT:g} (a token count)"
 
 DEEPSEEK_V3_SAMPLE = Path(__file__).resolve().parents[1] / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
 """The shipped real matrix: DeepSeek-V3, 58 layers x 256 experts (provenance in the README beside it)."""
@@ -90,13 +94,12 @@ class ExpertLoads:
 
 def read_loads(path: str | Path) -> ExpertLoads:
     """Read a CSV or JSON load matrix (format in the module docstring); raise :class:`LoadFileError` if bad."""
+    from planner.inputs import reader
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LoadFileError(path, "file", str(p), "an existing .csv or .json load file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise LoadFileError(path, "file", type(err).__name__, "a readable UTF-8 text file") from None
+        text = reader.read_text(p, max_bytes=reader.LOADS_MAX_BYTES)
+    except reader.InputFileError as err:
+        raise LoadFileError(path, "file", str(p), f"an existing .csv or .json load file; {err.accepted}") from None
     suffix = p.suffix.lower()
     if suffix == ".json" or (suffix not in (".csv", ".txt") and text.lstrip()[:1] in ("{", "[")):
         return parse_json_loads(text, path=path)
@@ -112,6 +115,7 @@ def parse_csv_loads(text: str, *, path: str | Path = "<csv>") -> ExpertLoads:
         if not line or line.startswith("#"):
             continue
         cells = line.split(",")
+        _check_shape(path, f"line {lineno}", len(rows), len(cells))
         if rows and len(cells) != len(rows[0]):
             raise LoadFileError(path, f"line {lineno} (layer {len(rows)})", f"{len(cells)} columns",
                                 f"{len(rows[0])} columns, like line {first_line}")
@@ -129,10 +133,13 @@ def parse_csv_loads(text: str, *, path: str | Path = "<csv>") -> ExpertLoads:
 
 def parse_json_loads(text: str, *, path: str | Path = "<json>") -> ExpertLoads:
     """JSON text -> loads; ``path`` only labels errors."""
+    from planner.inputs import reader
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LoadFileError(path, f"line {err.lineno}, column {err.colno}", err.msg, "valid JSON") from None
+        doc = reader.load_json(text)
+    except reader.InputFileError as err:
+        if err.found:
+            raise LoadFileError(path, err.where, err.found, "valid JSON") from None
+        raise LoadFileError(path, err.where, "JSON", err.accepted) from None
     accepted = '{"layers": [[count, ...], ...]} or a bare list of lists of counts'
     prefix = "layers"
     if isinstance(doc, dict):
@@ -145,6 +152,7 @@ def parse_json_loads(text: str, *, path: str | Path = "<json>") -> ExpertLoads:
         raise LoadFileError(path, prefix, doc, "a non-empty list of layers")
     rows: list[tuple[float, ...]] = []
     for i, layer in enumerate(doc):
+        _check_shape(path, f"{prefix}[{i}]", i, len(layer) if isinstance(layer, list) else 1)
         if not isinstance(layer, list) or not layer:
             raise LoadFileError(path, f"{prefix}[{i}]", layer, "a non-empty list of counts, one per expert")
         if rows and len(layer) != len(rows[0]):
@@ -154,12 +162,20 @@ def parse_json_loads(text: str, *, path: str | Path = "<json>") -> ExpertLoads:
     return ExpertLoads(tokens=tuple(rows), source=str(path))
 
 
+def _check_shape(path: str | Path, where: str, layer: int, experts: int) -> None:
+    """Refuse row ``layer`` (0-based) past :data:`MAX_LAYERS` or with more than :data:`MAX_EXPERTS` columns."""
+    if layer >= MAX_LAYERS:
+        raise LoadFileError(path, where, f"layer {layer}", f"at most {MAX_LAYERS:,} layers (rows)")
+    if experts > MAX_EXPERTS:
+        raise LoadFileError(path, where, f"{experts} experts", f"at most {MAX_EXPERTS:,} experts (columns)")
+
+
 def _number(cell: str, path: str | Path, where: str) -> float:
     try:
-        value = float(cell)
+        value = float(cell) if len(cell) <= 40 else math.nan
     except ValueError:
         raise LoadFileError(path, where, cell, _NUMBER) from None
-    if not (math.isfinite(value) and value >= 0):
+    if not (math.isfinite(value) and 0 <= value <= MAX_COUNT):
         raise LoadFileError(path, where, cell, _NUMBER)
     return value
 
@@ -168,7 +184,7 @@ def _json_number(value: Any, path: str | Path, where: str) -> float:
     # bool is an int subclass in Python; true/false are not counts
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise LoadFileError(path, where, value, _NUMBER)
-    if not (math.isfinite(value) and value >= 0):
+    if not (0 <= value <= MAX_COUNT and math.isfinite(value)):
         raise LoadFileError(path, where, value, _NUMBER)
     return float(value)
 
@@ -190,6 +206,9 @@ def check_loads(model: ModelSpec, loads: ExpertLoads) -> str | None:
     if loads.num_experts != model.moe.num_routed_experts:
         return (f"the file has {loads.num_experts} experts per layer; {model.id} has "
                 f"{model.moe.num_routed_experts}")
+    if loads.num_layers > model.num_moe_layers:
+        return (f"the file has {loads.num_layers} layers (rows); {model.id} has {model.num_moe_layers} MoE layers "
+                "(at most that many rows)")
     return None
 
 

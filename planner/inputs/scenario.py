@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,29 +16,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cost_models.afd import AfdLayout
-from cost_models.parallel import OverlapPolicy, ParallelDims
+from cost_models.parallel import ParallelDims
 from cost_models.specs import ClusterSpec, Confidence, DeviceSpec, LinkSpec, ModelSpec, Precision, ServingWorkload
 from planner.catalog import devices, models
 from planner.catalog.errors import ConfigError, UnknownName
 from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
-from planner.inputs import units
+from planner.inputs import limits as lim
+from planner.inputs import reader, units
+from planner.inputs.errors import ScenarioError
+from planner.inputs.plan_text import parse_plan
 from planner.inputs.precision import PrecisionProblem, PrecisionSection, resolve_precisions
-
-
-class ScenarioError(Exception):
-    """Bad input: names the key path, the value, and what would be accepted."""
-
-    def __init__(self, path: str, value: object, accepted: str) -> None:
-        self.path, self.value, self.accepted = path, value, accepted
-        super().__init__(f"{path}: got {value!r}; accepted: {accepted}")
-
 
 _PRECISIONS = [p.label for p in Precision]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=lim.MAX_TEXT_CHARS)
 
 
 class ModelSection(_Strict):
@@ -61,35 +54,40 @@ class ModelSection(_Strict):
     """EP dispatch payload; default: the activation precision."""
 
 
+_Quantity = str | int | float | None
+"""A quantity with its unit ('450 GB/s'); a bare number is read only to say which unit it needs."""
+
+
 class LinkSection(_Strict):
-    bandwidth: str | None = None
+    bandwidth: _Quantity = None
     """Per device per direction, e.g. '450 GB/s' or '400 Gb/s'."""
-    latency: str | None = None
-    achievable_fraction: float | None = Field(default=None, gt=0, le=1)
+    latency: _Quantity = None
+    achievable_fraction: float | None = Field(default=None, ge=0.01, le=1)
+    """Share of the bandwidth a collective reaches: 0.01 .. 1."""
 
 
 class DeviceOverrides(_Strict):
-    hbm_capacity: str | None = None
-    hbm_bandwidth: str | None = None
-    peak_bf16: str | None = None
-    peak_fp8: str | None = None
-    peak_int8: str | None = None
-    peak_fp4: str | None = None
-    compute_units: int | None = Field(default=None, ge=1)
+    hbm_capacity: _Quantity = None
+    hbm_bandwidth: _Quantity = None
+    peak_bf16: _Quantity = None
+    peak_fp8: _Quantity = None
+    peak_int8: _Quantity = None
+    peak_fp4: _Quantity = None
+    compute_units: int | None = Field(default=None, ge=1, le=lim.MAX_COMPUTE_UNITS)
 
 
 class ClusterSection(_Strict):
-    device: str
-    nodes: int = Field(ge=1)
-    devices_per_node: int | None = Field(default=None, ge=1)
+    device: str = Field(max_length=lim.MAX_NAME_CHARS)
+    nodes: int = Field(ge=1, le=lim.MAX_NODES)
+    devices_per_node: int | None = Field(default=None, ge=1, le=lim.MAX_DEVICES_PER_NODE)
     scale_up: LinkSection = LinkSection()
     scale_out: LinkSection = LinkSection()
     device_overrides: DeviceOverrides = DeviceOverrides()
 
 
 class SloSection(_Strict):
-    ttft: str | None = None
-    tpot: str | None = None
+    ttft: _Quantity = None
+    tpot: _Quantity = None
 
 
 class MtpSection(_Strict):
@@ -109,24 +107,24 @@ class MtpSection(_Strict):
 
 
 class LengthBin(_Strict):
-    input: int = Field(ge=1)
-    output: int = Field(ge=1)
-    share: float = Field(gt=0)
+    input: int = Field(ge=1, le=lim.MAX_TOKENS)
+    output: int = Field(ge=1, le=lim.MAX_TOKENS)
+    share: float = Field(gt=0, le=lim.MAX_SHARE)
 
 
 class WorkloadSection(_Strict):
     kind: Literal["serving"] = "serving"
-    input_tokens: int | None = Field(default=None, ge=1)
-    output_tokens: int | None = Field(default=None, ge=1)
+    input_tokens: int | None = Field(default=None, ge=1, le=lim.MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=1, le=lim.MAX_TOKENS)
     length_mix: list[LengthBin] | None = None
     """Length distribution as weighted bins; means drive throughput, the longest input drives TTFT."""
-    concurrency: int | None = Field(default=None, ge=1)
-    request_rate: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1, le=lim.MAX_CONCURRENCY)
+    request_rate: float | None = Field(default=None, gt=0, le=lim.MAX_REQUEST_RATE_PER_S)
     """Requests per second to sustain (for ``plan --objective devices``)."""
-    decode_batch_per_device: float | None = Field(default=None, gt=0)
-    prefill_tokens_per_device: int | None = Field(default=None, ge=1)
-    decode_context_tokens: int | None = Field(default=None, ge=1)
-    expert_imbalance: float = Field(default=1.0, ge=1.0)
+    decode_batch_per_device: float | None = Field(default=None, gt=0, le=lim.MAX_DECODE_BATCH_PER_DEVICE)
+    prefill_tokens_per_device: int | None = Field(default=None, ge=1, le=lim.MAX_TOKENS)
+    decode_context_tokens: int | None = Field(default=None, ge=1, le=lim.MAX_TOKENS)
+    expert_imbalance: float = Field(default=1.0, ge=1.0, le=lim.MAX_EXPERT_IMBALANCE)
     expert_load: str | None = None
     """Router-count file (CSV or JSON, rows = MoE layers, columns = experts), relative to the scenario file;
     when given, the imbalance is measured by placing the experts, not taken from expert_imbalance."""
@@ -154,19 +152,19 @@ class AfdSection(_Strict):
     """Attention-FFN disaggregation (decode): attention instances and FFN instances (README 'Attention-FFN
     disaggregation'); the whole batch is ``workload.concurrency``."""
 
-    attention_instances: int = Field(ge=1)
-    attention_instance_devices: int = Field(ge=1)
-    attention_tp: int = Field(default=1, ge=1)
+    attention_instances: int = Field(ge=1, le=lim.MAX_AFD)
+    attention_instance_devices: int = Field(ge=1, le=lim.MAX_AFD)
+    attention_tp: int = Field(default=1, ge=1, le=lim.MAX_AFD)
     """Attention TP inside an instance (1 = local DP: every device its own sequences)."""
-    ffn_instances: int = Field(ge=1)
-    ffn_instance_devices: int = Field(ge=1)
-    ffn_tp: int = Field(ge=1)
+    ffn_instances: int = Field(ge=1, le=lim.MAX_AFD)
+    ffn_instance_devices: int = Field(ge=1, le=lim.MAX_AFD)
+    ffn_tp: int = Field(ge=1, le=lim.MAX_AFD)
     """TP degree of every expert inside an FFN instance (the rest of the instance is EP)."""
-    micro_batches: int = Field(default=3, ge=1)
+    micro_batches: int = Field(default=3, ge=1, le=lim.MAX_MICRO_BATCHES)
 
 
 class ScenarioFile(_Strict):
-    name: str
+    name: str = Field(max_length=lim.MAX_NAME_CHARS)
     description: str = ""
     model: ModelSection
     cluster: ClusterSection
@@ -199,13 +197,28 @@ def _p(label: str | None) -> Precision | None:
     return Precision.from_label(label) if label else None
 
 
-def _convert(path: str, value: str | None, parser: Any) -> float | None:
+_UNIT_RANGES: dict[Any, tuple[tuple[float, float], str]] = {
+    units.parse_bytes: (lim.BYTES_RANGE, "GB"), units.parse_bandwidth: (lim.BANDWIDTH_RANGE, "GB/s"),
+    units.parse_seconds: (lim.LATENCY_RANGE, "ms"), units.parse_flops: (lim.FLOPS_RANGE, "TFLOP/s")}
+
+
+def _convert(path: str, value: str | float | None, parser: Any, bounds: tuple[float, float] | None = None
+             ) -> float | None:
+    """``value`` parsed with its unit, checked to lie in ``bounds`` (default: the parser's documented range)."""
     if value is None:
         return None
+    default_bounds, unit = _UNIT_RANGES[parser]
+    lo, hi = bounds or default_bounds
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ScenarioError(path, value, f"a quantity with a unit, e.g. '{reader.shorten_text(str(value), 20)} "
+                            f"{unit}'")
     try:
-        return parser(value)
+        si = parser(value)
     except units.UnitError as e:
         raise ScenarioError(path, value, e.accepted) from None
+    if lim.out_of_range(si, lo, hi):
+        raise ScenarioError(path, value, f"a value in {lim.range_text(lo, hi)} (SI units: {si:g} given)")
+    return si
 
 
 def _link(path: str, base: LinkSpec, sec: LinkSection) -> LinkSpec:
@@ -269,11 +282,9 @@ def _model(sec: ModelSection, base_dir: Path) -> ModelSpec:
 
 def _read_json(key: str, given: str, path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except OSError as e:
-        raise ScenarioError(key, given, f"a readable JSON file ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise ScenarioError(key, given, f"valid JSON (line {e.lineno}: {e.msg})") from None
+        return reader.load_json(reader.read_text(path))
+    except reader.InputFileError as e:
+        raise ScenarioError(key, given, e.accepted) from None
 
 
 def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: DeviceSpec) -> ServingWorkload:
@@ -307,8 +318,8 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
     mtp_a = sec.mtp.acceptance if sec.mtp is not None and not isinstance(sec.mtp.acceptance, list) else 0.0
     return ServingWorkload(
         input_tokens=inp, output_tokens=out, concurrency=sec.concurrency, request_rate_per_s=sec.request_rate,
-        ttft_slo_s=_convert("workload.slo.ttft", sec.slo.ttft, units.parse_seconds),
-        tpot_slo_s=_convert("workload.slo.tpot", sec.slo.tpot, units.parse_seconds),
+        ttft_slo_s=_convert("workload.slo.ttft", sec.slo.ttft, units.parse_seconds, lim.SLO_RANGE),
+        tpot_slo_s=_convert("workload.slo.tpot", sec.slo.tpot, units.parse_seconds, lim.SLO_RANGE),
         weight_precision=weight, kv_precision=prec.kv_cache, activation_precision=act, op_precision=prec,
         dispatch_precision=_p(msec.dispatch_precision) or act,
         prefill_tokens_per_device=sec.prefill_tokens_per_device, decode_context_tokens=sec.decode_context_tokens,
@@ -320,7 +331,7 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
 def _pydantic_error(e: ValidationError) -> ScenarioError:
     # a misspelt key also makes its correct spelling "missing": report the misspelling first
     err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
-    path = ".".join(str(x) for x in err["loc"])
+    path = ".".join(str(x) if str(x).isprintable() and str(x).split() == [str(x)] else repr(x) for x in err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
         return ScenarioError(path, value, "no such key here (check spelling; see README 'Scenario format')")
@@ -333,13 +344,9 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file; raise :class:`ScenarioError` on any problem."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ScenarioError("<file>", str(path), f"a readable scenario file ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ScenarioError("<file>", str(path), f"valid YAML{where}") from None
+        raw = reader.load_yaml(reader.read_text(p))
+    except reader.InputFileError as e:
+        raise ScenarioError("<file>", str(path), e.accepted) from None
     if not isinstance(raw, dict):
         raise ScenarioError("<top level>", raw, "a mapping with keys name, model, cluster, workload")
     try:
@@ -349,6 +356,9 @@ def load_scenario(path: str | Path) -> Scenario:
     model = _model(sf.model, p.parent)
     dev = _device(sf.cluster)
     dpn = sf.cluster.devices_per_node or dev.devices_per_node
+    if sf.cluster.nodes * dpn > lim.MAX_DEVICES:
+        raise ScenarioError("cluster.nodes", sf.cluster.nodes, f"at most {lim.MAX_DEVICES:,} devices in all "
+                            f"(nodes x devices_per_node; {dpn} devices per node here)")
     cluster = ClusterSpec(device=dev, num_nodes=sf.cluster.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
                           scale_out=dev.scale_out)
     wl = _workload(sf.workload, sf.model, model, dev)
@@ -407,39 +417,6 @@ def _effective_sources(sec: ClusterSection, dev: DeviceSpec, dpn: int) -> dict[s
         was = f"catalog {cat.value:.6g} ({cat.source})" if cat is not None else "not in the catalog"
         out[path] = Sourced(used, f"scenario file: {key}", Confidence.ESTIMATED, f"user value; replaces {was}")
     return out
-
-
-_PLAN_FIELDS = {f.name: f for f in dataclasses.fields(ParallelDims)}
-
-
-def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
-    """"attn_tp=1,attn_dp=32,moe_ep=32" -> ParallelDims; unnamed degrees default to 1."""
-    values: dict[str, Any] = {}
-    for item in (s.strip() for s in text.split(",")):
-        if not item:
-            continue
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ScenarioError(key, item, "comma-separated name=value pairs, e.g. 'attn_dp=32,moe_ep=32'")
-        if name not in _PLAN_FIELDS:
-            import difflib
-            close = difflib.get_close_matches(name, list(_PLAN_FIELDS), n=3)
-            raise ScenarioError(f"{key}.{name}", raw, f"a plan field; closest: {', '.join(close) or '-'}; all: "
-                                f"{', '.join(_PLAN_FIELDS)}")
-        if name == "overlap":
-            try:
-                values[name] = OverlapPolicy(raw.strip())
-            except ValueError:
-                raise ScenarioError(f"{key}.overlap", raw, ", ".join(o.value for o in OverlapPolicy)) from None
-            continue
-        try:
-            values[name] = int(raw)
-        except ValueError:
-            raise ScenarioError(f"{key}.{name}", raw, "an integer") from None
-    if values.get("micro_batches") == 2 and "overlap" not in values:
-        values["overlap"] = OverlapPolicy.TWO_BATCH
-    return ParallelDims(**values)
 
 
 class _ExportDumper(yaml.SafeDumper):

@@ -79,14 +79,15 @@ def render_export(path: str | Path, doc: Doc) -> str:
     return RENDERERS[export_format(path)](doc)
 
 
-def write_export(path: str | Path, doc: Doc) -> Path:
-    """Write ``doc`` to ``path`` in the format of its extension, atomically; returns the path written."""
-    return write_text_atomic(path, render_export(path, doc))
+def write_export(path: str | Path, doc: Doc, *, force: bool = False) -> Path:
+    """Write ``doc`` to ``path`` in the format of its extension, atomically (an existing file only with
+    ``force``); returns the path written."""
+    return write_text_atomic(path, render_export(path, doc), force=force)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def write_text_atomic(path: str | Path, text: str, *, force: bool = False) -> Path:
     """:func:`planner.inputs.files.write_text_atomic`, its error as an :class:`ExportError`."""
     try:
-        return files.write_text_atomic(path, text)
+        return files.write_text_atomic(path, text, force=force)
     except files.FileWriteError as e:
         raise ExportError(str(e)) from e
