@@ -45,7 +45,8 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
     s = res.stats[0]
     rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
     console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
-    console.print(f"CP-SAT: {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
+    method = "exact enumeration" if s.status == "EXACT_ENUMERATION" else "CP-SAT"
+    console.print(f"Deployment split ({method}): {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
                   f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
     best = res.deployments[0]
     console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
