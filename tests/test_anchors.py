@@ -36,7 +36,16 @@ def _evaluate(path: Path) -> dict:
 
 # Rows the model does not yet reach within tolerance, each with what it is missing. strict=True: a row that
 # starts passing fails here until it is removed from this list, so the README table stays honest.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("sgl_gb200_2a_decode", "decode.throughput_tok_per_s_per_device"):
+        "+33%: predicted 17,825 vs 13,386 tok/s/GPU (79 ms vs about 105 ms per step at batch 1,408). Believed "
+        "missing: expert-load imbalance at EP48 (idealised 1.0; the blog's data is in-distribution), and the "
+        "auxiliary kernels (quantize, concat, RoPE-quantize) the blog calls not yet fully optimised",
+    ("sgl_gb200_2b_decode", "decode.throughput_tok_per_s_per_device"):
+        "+51%: predicted 13,750 vs 9,087 tok/s/GPU (memory-limited batch 1,084, 79 ms per step). Same missing "
+        "mechanisms as 2a (EP48 imbalance, unoptimised auxiliary kernels of the BF16 code path); the batch is "
+        "not published for this precision",
+}
 
 
 def _case(p: Path, e) -> object:
