@@ -285,7 +285,7 @@ def test_cli_evaluate_emit_vllm_json():
 def test_cli_evaluate_emit_trtllm_and_its_exit_2():
     ok = run("evaluate", str(H200_16), "--plan", "attn_dp=16,moe_ep=16", "--emit", "trtllm")
     assert ok.exit_code == 0, ok.output
-    assert "trtllm-serve" in ok.stdout and "cat > trtllm_aggregated.yaml <<EOF" in ok.stdout
+    assert "trtllm-serve" in ok.stdout and "cat > trtllm_aggregated.yaml <<'EOF'" in ok.stdout
     bad = run("evaluate", str(H200_16), "--emit", "trtllm")  # the scenario's plan has 16 redundant experts
     assert bad.exit_code == 2 and "plan.redundant_experts: got 16" in bad.stderr
 

@@ -8,16 +8,62 @@ import shlex
 from planner.documents.launch import LaunchBlock, LaunchCommandDoc
 from planner.emit.types import LaunchCommand, LaunchPlan
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_STANDARD = {"PWD"}
 _ROLE_VAR = re.compile(r"(AGGREGATED|PREFILL|DECODE)_(\d+)_(HEAD_ADDR|RANK_TABLE)")
+_VAR = re.compile(r"\$\{(MODEL_PATH|LOCAL_ADDR|PWD|" + _ROLE_VAR.pattern + r")\}")
+"""The only references that expand in the output: the variables the emitters write (``common.ref``) and the
+header lists. Any other ``$``, ``${...}`` (say ``${HOME}`` in a hostile model id) is literal text."""
+_STANDARD = {"PWD"}
+
+
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into (is a ``${VAR}`` reference, piece), in order; literal pieces may be empty."""
+    out: list[tuple[bool, str]] = []
+    at = 0
+    for m in _VAR.finditer(text):
+        out += [(False, text[at:m.start()]), (True, m.group(0))]
+        at = m.end()
+    return out + [(False, text[at:])]
 
 
 def _quote(token: str) -> str:
-    """``shlex.quote``, except that ``${VAR}`` references stay expandable (double quotes)."""
-    if "${" not in token:
+    """One shell word: every literal piece through ``shlex.quote``; ``${VAR}`` references (the variables the
+    header lists) stay expandable inside double quotes, so ``$(...)``, backticks, ``;`` or newlines anywhere
+    else in the token are inert text."""
+    if not _VAR.search(token):
         return shlex.quote(token)
-    return '"' + token.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
+    return "".join(f'"{p}"' if is_ref else shlex.quote(p) for is_ref, p in _pieces(token) if p)
+
+
+def _heredoc_body(text: str) -> str:
+    """Body of an unquoted here-document in which only ``${VAR}`` references expand: in the literal pieces the
+    three characters such a body treats specially (backslash, ``$``, backtick) are backslash-escaped."""
+    def lit(p: str) -> str:
+        return p.replace("\\", "\\\\").replace("$", "\\$").replace("`", "\\`")
+    return "".join(p if is_ref else lit(p) for is_ref, p in _pieces(text))
+
+
+def _delimiter(lines: list[str]) -> str:
+    """``EOF``, or ``EOF_1``, ``EOF_2``... when a body line equals it (a body line must never end the document)."""
+    word, k = "EOF", 0
+    while word in lines:
+        k += 1
+        word = f"EOF_{k}"
+    return word
+
+
+def _here_document(name: str, text: str) -> list[str]:
+    """``cat > NAME <<'EOF'`` (quoted: nothing expands) for a file without ``${VAR}`` references; otherwise an
+    unquoted delimiter with every literal character escaped, so only those references expand."""
+    expands = bool(_VAR.search(text))
+    body = (_heredoc_body(text) if expands else text).rstrip("\n").split("\n")
+    word = _delimiter(body)
+    opener = word if expands else f"'{word}'"
+    return [f"cat > {shlex.quote(name)} <<{opener}", *body, word]
+
+
+def _comment(text: str) -> str:
+    """One comment line: control characters (a newline would end the comment) become spaces."""
+    return "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
 
 
 def _describe(var: str) -> str:
@@ -40,7 +86,7 @@ def variables(plan: LaunchPlan) -> list[str]:
     for c in plan.commands:
         texts = [*c.argv, *c.env.values(), *c.files.values()]
         for t in texts:
-            for v in _VAR.findall(t):
+            for v in (m.group(1) for m in _VAR.finditer(t)):
                 if v not in _STANDARD:
                     seen.setdefault(v, None)
     return list(seen)
@@ -54,20 +100,19 @@ def _command_line(c: LaunchCommand) -> str:
 
 def render_shell(plan: LaunchPlan) -> str:
     """Comment header (engine, version, sources, variables to set, what is not expressed), then per command its
-    config files as here-documents (unquoted, so ``${VAR}`` expands) and the command line."""
-    lines = [f"# moeplan launch lines for {plan.engine} {plan.version}"]
-    lines += [f"#   flag names from {s}" for s in plan.sources]
+    config files as here-documents (only ``${VAR}`` references expand) and the command line. Every value is
+    quoted (``shlex.quote``): a hostile model id, path or name in the plan stays data when the lines run."""
+    lines = [_comment(f"# moeplan launch lines for {plan.engine} {plan.version}")]
+    lines += [_comment(f"#   flag names from {s}") for s in plan.sources]
     for v in variables(plan):
-        lines.append(f"# set {v}: {_describe(v)}")
-    lines += [f"# note: {n}" for n in plan.notes]
+        lines.append(_comment(f"# set {v}: {_describe(v)}"))
+    lines += [_comment(f"# note: {n}") for n in plan.notes]
     for c in plan.commands:
         lines.append("")
-        lines.append(f"# {c.role} replica {c.replica}, node rank {c.node_rank} (cluster node {c.node})")
-        lines += [f"# {n}" for n in c.notes]
+        lines.append(_comment(f"# {c.role} replica {c.replica}, node rank {c.node_rank} (cluster node {c.node})"))
+        lines += [_comment(f"# {n}") for n in c.notes]
         for name, text in c.files.items():
-            lines.append(f"cat > {shlex.quote(name)} <<EOF")
-            lines += text.rstrip("\n").split("\n")
-            lines.append("EOF")
+            lines += _here_document(name, text)
         lines.append(_command_line(c))
     return "\n".join(lines) + "\n"
 

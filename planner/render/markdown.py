@@ -1,5 +1,8 @@
 """Markdown report of any moeplan document: the same sections as the HTML report, charts as tables.
 
+Every piece of text is written as literal inline text (:func:`_text`): a hostile scenario name or model id cannot
+become HTML, a comment, a link or a table column in a Markdown viewer.
+
 ``to_markdown(doc)`` dispatches on the document's ``schema`` (:func:`planner.render.report_build.build_report`).
 """
 
@@ -11,9 +14,20 @@ from planner.documents.base import Document
 from planner.render.report_build import build_report
 from planner.render.sections import Chart, Report, Table
 
+_ESCAPES = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "`": "\\`"}
+"""Characters of user text (scenario names, model ids, paths) that Markdown would turn into markup: ``<`` ``>``
+``&`` open raw HTML (``<script>``, ``<img onerror>``, ``<!--``) or entities and become entities; brackets
+(links, images, ``javascript:`` targets) and backticks are backslash-escaped, and the backslash itself."""
+
+
+def _text(text: str) -> str:
+    """``text`` as literal Markdown inline text on one line (control characters become spaces)."""
+    flat = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+    return "".join(_ESCAPES.get(ch, ch) for ch in flat)
+
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|")
 
 
 def _table(t: Table) -> list[str]:
@@ -23,16 +37,16 @@ def _table(t: Table) -> list[str]:
 
 
 def render(report: Report) -> str:
-    lines = [f"# {report.title}", "", f"_{report.schema} document_", ""]
+    lines = [f"# {_text(report.title)}", "", f"_{_text(report.schema)} document_", ""]
     for s in report.sections:
-        lines += [f"## {s.title}", ""]
+        lines += [f"## {_text(s.title)}", ""]
         for b in s.blocks:
             if isinstance(b, Table):
                 lines += _table(b)
             elif isinstance(b, Chart):
-                lines += [f"### {b.title}", ""] + _table(b.table)
+                lines += [f"### {_text(b.title)}", ""] + _table(b.table)
             else:
-                lines += [b, ""]
+                lines += [_text(b), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
