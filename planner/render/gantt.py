@@ -17,8 +17,9 @@ def _glyph(o: ScheduledOp) -> str:
     return symbol(o.name).lower() if o.sm_shared else symbol(o.name)
 
 
-def _row(pieces: list[tuple[float, float, str]], t0: float, span: float, width: int) -> str:
-    """One character per cell: the glyph that covers most of the cell, or idle."""
+def cell_row(pieces: list[tuple[float, float, str]], t0: float, span: float, width: int, idle: str = IDLE) -> str:
+    """One character per cell of ``width`` cells over ``[t0, t0 + span)``: the glyph whose pieces cover most of
+    the cell, or ``idle`` (shared by the layer-schedule and pipeline-schedule charts)."""
     dt = span / width
     cells = []
     for i in range(width):
@@ -28,7 +29,7 @@ def _row(pieces: list[tuple[float, float, str]], t0: float, span: float, width: 
             c = min(b, y) - max(a, x)
             if c > 0:
                 cover[g] = cover.get(g, 0.0) + c
-        cells.append(max(cover, key=lambda g: cover[g]) if cover else IDLE)
+        cells.append(max(cover, key=lambda g: cover[g]) if cover else idle)
     return "".join(cells)
 
 
@@ -92,7 +93,7 @@ def gantt_text(schedule: LayerSchedule, width: int = 100, *, view: str = "period
             else:
                 pieces = [(o.start_s, o.end_s, _glyph(o)) for o in mine]
             used |= {symbol(o.name) for o in mine}
-            row = _row(pieces, t0, span, width) if span > 0 else IDLE * width
+            row = cell_row(pieces, t0, span, width) if span > 0 else IDLE * width
             lines.append(f"{f'{r} mb{b}':<{label_w}}|{row}|")
     lines.append(_axis(t0, span, width, label_w))
     legend = "  ".join(f"{s} {LEGEND.get(s, 'other')}" for s in sorted(used))

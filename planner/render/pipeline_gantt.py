@@ -4,6 +4,7 @@ per device (pipeline rank), one character per time cell, the glyph of the slot t
 from __future__ import annotations
 
 from planner.cpsat.pipeline_result import PipelineSchedule
+from planner.render.gantt import cell_row
 
 GLYPHS = {"F": "F", "B": "B", "W": "W", "BW": "#", "FB": "X", "FBW": "X"}
 """Slot kind -> chart glyph."""
@@ -13,17 +14,7 @@ IDLE = "."
 
 
 def _row(pieces: list[tuple[float, float, str]], span: float, width: int) -> str:
-    dt = span / width
-    cells = []
-    for i in range(width):
-        a, b = i * dt, (i + 1) * dt
-        cover: dict[str, float] = {}
-        for x, y, g in pieces:
-            c = min(b, y) - max(a, x)
-            if c > 0:
-                cover[g] = cover.get(g, 0.0) + c
-        cells.append(max(cover, key=lambda g: cover[g]) if cover else IDLE)
-    return "".join(cells)
+    return cell_row(pieces, 0.0, span, width, IDLE)
 
 
 def gantt_text(schedule: PipelineSchedule, width: int = 100) -> str:
