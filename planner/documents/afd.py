@@ -12,16 +12,14 @@ from cost_models.afd import AfdLayerCost, AfdMemory, AfdResult, Transfer
 from cost_models.ops import OpCost
 from cost_models.serving import decode_context
 from planner.documents.base import (
-    Bound,
     Document,
     NonNegative,
-    OpKind,
     Positive,
     Precision,
     field,
     schema_id,
 )
-from planner.documents.evaluate import DeviceDoc, device_document
+from planner.documents.evaluate import DeviceDoc, OpDoc, device_document, op_fields
 
 if TYPE_CHECKING:
     from planner.analysis.afd import AfdEvaluation
@@ -70,17 +68,10 @@ class AfdLayoutDoc(Document):
     ffn_groups: Positive = field("EP groups over all FFN instances (ffn_devices / ffn_tp); a count.")
 
 
-class AfdOp(Document):
-    """One kernel or transfer of a stage (cost_models.ops.OpCost)."""
+class AfdOp(OpDoc):
+    """One kernel or transfer of a stage (cost_models.ops.OpCost), per layer and micro-batch; with the collective
+    algorithm, which the AFD document also shows."""
 
-    name: str = field("Op name, e.g. `attn.qkv_proj`, `moe.experts_up_gate`.")
-    kind: OpKind = field("`compute` (a kernel) or `comm` (a collective).")
-    seconds: NonNegative = field("Predicted time of one execution per layer and micro-batch, seconds.")
-    flops: NonNegative = field("Floating-point operations, FLOP.")
-    hbm_bytes: NonNegative = field("Bytes read and written in device memory (HBM).")
-    scale_up_bytes: NonNegative = field("Bytes the device sends over the intra-node link.")
-    scale_out_bytes: NonNegative = field("Bytes the device sends over the inter-node network.")
-    bound: Bound = field("Which roof bound the op.")
     algorithm: str = field("A collective's algorithm (`ring`, `nvls`, `one_shot`, ...); empty for kernels.")
 
 
@@ -164,9 +155,7 @@ class AfdDocument(Document):
 
 
 def _ops(ops: tuple[OpCost, ...]) -> list[AfdOp]:
-    return [AfdOp(name=o.name, kind=o.kind, seconds=o.seconds, flops=o.flops, hbm_bytes=o.hbm_bytes,
-                  scale_up_bytes=o.scale_up_bytes, scale_out_bytes=o.scale_out_bytes, bound=o.bound,
-                  algorithm=o.algorithm) for o in ops]
+    return [AfdOp(**op_fields(o), algorithm=o.algorithm) for o in ops]
 
 
 def _transfer(t: Transfer) -> AfdTransfer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from cost_models.memory import MemoryBreakdown
+from cost_models.ops import OpCost
 from cost_models.parallel import ParallelDims
 from cost_models.serving import PhaseResult, ServingResult
 from cost_models.step import StepCost
@@ -231,13 +232,17 @@ def memory_document(m: MemoryBreakdown) -> MemoryBytes:
         static_bytes=m.static_bytes, used_bytes=m.used_bytes, free_bytes=m.free_bytes)
 
 
+def op_fields(o: OpCost) -> dict[str, object]:
+    """The :class:`OpDoc` fields of an op cost (also the base of the AFD document's ops)."""
+    return dict(name=o.name, kind=o.kind, seconds=o.seconds, flops=o.flops, hbm_bytes=o.hbm_bytes,
+                scale_up_bytes=o.scale_up_bytes, scale_out_bytes=o.scale_out_bytes, bound=o.bound)
+
+
 def step_document(step: StepCost) -> StepDoc:
     layers = [LayerDoc(kind=la.kind, count=la.count, layer_s=la.layer_s, compute_s=la.compute_s, comm_s=la.comm_s,
                        exposed_comm_s=la.exposed_comm_s, overlapped_comm_s=la.overlapped_comm_s,
                        overlap_overhead_s=la.overlap_overhead_s,
-                       ops=[OpDoc(name=o.name, kind=o.kind, seconds=o.seconds, flops=o.flops, hbm_bytes=o.hbm_bytes,
-                                  scale_up_bytes=o.scale_up_bytes, scale_out_bytes=o.scale_out_bytes, bound=o.bound)
-                            for o in la.ops])
+                       ops=[OpDoc(**op_fields(o)) for o in la.ops])
               for la in step.layers]
     return StepDoc(step_s=step.step_s, latency_s=step.latency_s, rank_tokens=step.rank_tokens, overlap=step.overlap,
                    by_resource_s=dict(sorted(step.by_resource.items())), layers=layers)
