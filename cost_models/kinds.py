@@ -48,6 +48,8 @@ class DeploymentMode(enum.StrEnum):
     """One pool prefills and decodes on the same devices."""
     DISAGGREGATED = "disaggregated"
     """A prefill pool feeds a separate decode pool."""
+    AFD = "afd"
+    """A prefill pool feeds an attention-FFN disaggregated decode pool (:mod:`cost_models.afd`)."""
 
 
 class PoolRole(enum.StrEnum):

@@ -9,6 +9,28 @@ import click
 from planner.cli import app
 from planner.cpsat.deployment_instance import OBJECTIVES
 
+AFD_ENGINES = (
+    "none of the engine versions moeplan emits for (vLLM 0.11.x, SGLang 0.5.x, TensorRT-LLM 1.0, MindIE LLM 3.1.0) "
+    "launches an attention-FFN disaggregated decode. AFD runs in StepFun's own Step-3 serving system (arXiv "
+    "2507.19427 Sec. 7, StepMesh transfers); in SGLang only as an experimental Ascend NPU path for Qwen3-MoE "
+    "(sgl-project/sglang pull request 36258, merged 2026-08-25, after 0.5.x); for vLLM in the separate "
+    "vllm-project/afd-plugin repository; TensorRT-LLM has none (NVIDIA/TensorRT-LLM issue 6577)")
+"""Why ``plan --emit`` refuses a plan whose chosen deployment is AFD (sources in the string)."""
+
+
+def parse_modes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """``--modes``: a comma-separated subset of :data:`planner.search.afd.MODES` (default: all of them)."""
+    from planner.search.afd import MODES
+    if value is None:
+        return MODES
+    modes = tuple(dict.fromkeys(m.strip() for m in value.split(",")))
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        app.abort(app.EXIT_BAD_INPUT, f"--modes: got {value!r}; accepted: a comma-separated subset of "
+                  f"{', '.join(MODES)}")
+    return tuple(m for m in MODES if m in modes)
+
+
 DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_v3_h200_16.yaml"
 """The bundled default scenario: package data, so an installed wheel plans without a source checkout
 (``scenarios/deepseek_v3_h200_16.yaml`` in the repository is a link to this file)."""
@@ -29,11 +51,15 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
+@click.option("--modes", callback=parse_modes, metavar="LIST",
+              help="Deployment modes to search, comma-separated: aggregated, disaggregated (prefill and decode pools), "
+              "afd (a prefill pool and an attention-FFN disaggregated decode pool). Default: all three (AFD finds "
+              "units only where the model has routed experts and the cluster two nodes besides prefill).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str,
+         modes: tuple[str, ...]) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
-    from planner.analysis.evaluate import Evaluation, with_solver_results
-    from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
+    from planner.documents.plan import plan_document
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
     if scenario is None:
@@ -45,7 +71,8 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
         app.abort(app.EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
                   "required by --objective devices")
     try:
-        kw = dict(objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed, overlap_model=overlap_model)
+        kw = dict(objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed, overlap_model=overlap_model,
+                  modes=modes)
         if as_json:
             res = run_plan(sc, **kw)
         else:
@@ -56,12 +83,13 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     except NoFeasiblePlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it "
                   "feasible: " + "; ".join(e.fixes))
-    best = res.deployments[0].decode
-    # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
-    # (deterministic) solve
-    chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
-                                 schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
+    first = res.deployments[0]
+    if emit_engine and first.mode == "afd":
+        app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} for a plan whose chosen deployment is "
+                  "attention-FFN disaggregated (mode afd); accepted: a plan whose chosen deployment is aggregated "
+                  f"or disaggregated (rerun with --modes aggregated,disaggregated): {AFD_ENGINES}")
+    chosen = _chosen(sc, first)
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, first))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
     doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands)
@@ -73,3 +101,16 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
         render_plan(app.out, res, verbose=verbose, bands=bands)
         if launch:
             app.echo_launch(launch)
+
+
+def _chosen(sc, d):  # noqa: ANN001, ANN202
+    """The chosen deployment's decode (or aggregated) pool, evaluated: an ``Evaluation`` with its solver results
+    (the search costs overlap in closed form, so the schedule is a short deterministic solve), or an
+    ``AfdEvaluation`` for an AFD unit."""
+    if d.mode == "afd":
+        from planner.analysis.afd import AfdEvaluation
+        return AfdEvaluation(scenario=sc, layout=d.decode.dims, result=d.decode.result)
+    from planner.analysis.evaluate import Evaluation, with_solver_results
+    from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S
+    return with_solver_results(Evaluation(scenario=sc, dims=d.decode.dims, result=d.decode.result),
+                               schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from cost_models.afd import AfdLayerCost, AfdMemory, AfdResult, Transfer
+from cost_models.afd import AfdLayerCost, AfdLayout, AfdMemory, AfdResult, Transfer
 from cost_models.ops import OpCost
 from cost_models.serving import decode_context
 from planner.documents.base import (
@@ -177,15 +177,18 @@ def _memory(m: AfdMemory) -> AfdMemoryBytes:
                           capacity_bytes=m.capacity_bytes, fits=m.fits)
 
 
-def afd_section(r: AfdResult) -> AfdSection:
-    """The ``afd`` section: layout, the figures, memory per device kind and every layer's pipeline."""
-    lay = r.layout
-    layout = AfdLayoutDoc(
+def afd_layout_doc(lay: AfdLayout) -> AfdLayoutDoc:
+    """An AFD layout with its derived device counts."""
+    return AfdLayoutDoc(
         attention_instances=lay.attention_instances, attention_instance_devices=lay.attention_instance_devices,
         attention_tp=lay.attention_tp, ffn_instances=lay.ffn_instances, ffn_instance_devices=lay.ffn_instance_devices,
         ffn_tp=lay.ffn_tp, micro_batches=lay.micro_batches, label=lay.label(), devices=lay.devices,
         attention_devices=lay.attention_devices, ffn_devices=lay.ffn_devices, ffn_groups=lay.ffn_groups)
-    return AfdSection(layout=layout, batch=r.batch,
+
+
+def afd_section(r: AfdResult) -> AfdSection:
+    """The ``afd`` section: layout, the figures, memory per device kind and every layer's pipeline."""
+    return AfdSection(layout=afd_layout_doc(r.layout), batch=r.batch,
                       sequences_per_rank_per_micro_batch=r.sequences_per_rank_per_micro_batch,
                       micro_batch_tokens=r.micro_batch_tokens, tpot_s=r.tpot_s, user_tok_per_s=r.user_tok_per_s,
                       throughput_tok_per_s_per_device=r.throughput_tok_per_s_per_device,

@@ -38,7 +38,7 @@ ScheduledLayerKind = Literal["moe", "dense"]
 Overlap = Literal["none", "two_batch", "single_batch"]
 Precision = Literal["bf16", "fp8", "int8", "fp4"]
 Confidence = Literal["datasheet", "measured", "derived", "estimated"]
-DeploymentMode = Literal["aggregated", "disaggregated"]
+DeploymentMode = Literal["aggregated", "disaggregated", "afd"]
 PoolRole = Literal["aggregated", "prefill", "decode"]
 RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"]
 """Why the search dropped a layout before the solve (planner.search.layouts.REJECT_*)."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cost_models import kinds
 from planner.cpsat.deployment_instance import Deployment
+from planner.documents.afd import AfdDocument, AfdLayoutDoc, afd_document, afd_layout_doc
 from planner.documents.base import (
     Count,
     DeploymentMode,
@@ -27,6 +28,7 @@ from planner.documents.launch import LaunchBlock
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
+    from planner.analysis.afd import AfdEvaluation
     from planner.analysis.error_bands import DeploymentBands
     from planner.analysis.evaluate import Evaluation
     from planner.search.plan import PlanResult
@@ -54,7 +56,9 @@ class PlanPool(Document):
     """One pool of a deployment: replicas of one costed layout serving one role."""
 
     role: PoolRole = field("`aggregated` (prefill and decode on the same devices), `prefill` or `decode`.")
-    plan: ParallelPlan = field("Layout of one replica (dp = 1).")
+    plan: ParallelPlan | None = optional("Layout of one replica (dp = 1); absent for an AFD decode pool (see afd).")
+    afd: AfdLayoutDoc | None = optional("An attention-FFN disaggregated decode pool's unit (attention and FFN "
+                                        "instances, degrees, micro-batches); present only in mode `afd`.")
     devices_per_replica: Positive = field("Devices of one replica (unit x pp); a count.")
     replicas: Positive = field("Replicas of the layout; a count.")
     devices: Positive = field("devices_per_replica x replicas; a count.")
@@ -73,8 +77,9 @@ class PlanPool(Document):
 class PlanDeployment(Document):
     """One deployment the solver found, re-costed in floats (planner.search.validate.Recost)."""
 
-    mode: DeploymentMode = field("`aggregated` (one pool serves both phases) or `disaggregated` (separate prefill "
-                                 "and decode pools).")
+    mode: DeploymentMode = field("`aggregated` (one pool serves both phases), `disaggregated` (separate prefill "
+                                 "and decode pools) or `afd` (a prefill pool and an attention-FFN disaggregated "
+                                 "decode pool).")
     pools: list[PlanPool] = field("One aggregated pool, or the prefill pool then the decode pool.", min_length=1,
                                   max_length=2)
     devices_used: Count = field("Devices the deployment occupies (at most the cluster's); a count.")
@@ -112,7 +117,8 @@ class PlanSolve(Document):
 class ParetoPoint(Document):
     """One decode layout on the Pareto front of throughput per device vs tokens per second per user."""
 
-    plan: ParallelPlan = field("The layout (one replica).")
+    plan: ParallelPlan | None = optional("The layout (one replica); absent for an AFD unit (see afd).")
+    afd: AfdLayoutDoc | None = optional("The AFD unit, for a point of mode `afd`.")
     decode_tok_per_s_per_device: NonNegative = field("Output tokens per second per device.")
     user_tok_per_s: NonNegative = field("Output tokens per second per user (1 / tpot_s).")
     tpot_s: NonNegative = field("Time per output token, seconds.")
@@ -143,14 +149,26 @@ class PlanDocument(Document):
     layouts_considered: Count = field("Layouts enumerated and costed; a count.")
     pareto: list[ParetoPoint] = field("Pareto front of the decode-capable layouts.")
     chosen: Count = field("Index into `top` of the deployment chosen_breakdown describes (always 0, the best).")
-    chosen_breakdown: EvaluateDocument = field("The evaluate document of the chosen deployment's decode (or "
-                                               "aggregated) layout, one replica.")
+    chosen_breakdown: EvaluateDocument | None = optional(
+        "The evaluate document of the chosen deployment's decode (or aggregated) layout, one replica; absent when "
+        "the chosen decode pool is AFD (then chosen_afd).")
+    chosen_afd: AfdDocument | None = optional("The AFD evaluate document of the chosen deployment's AFD decode unit "
+                                              "(mode `afd`), one replica at its searched batch.")
+    modes: list[DeploymentMode] | None = optional("The deployment modes searched (plan --modes; default all).")
+    afd_layouts_considered: Count | None = optional("AFD units enumerated and costed (also in layouts_considered); "
+                                                    "present when `afd` was searched.")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
 
 
+def _unit(c: Any) -> dict[str, Any]:
+    """The ``plan`` (a search layout) or ``afd`` (an AFD unit) key of a pool or Pareto point."""
+    from cost_models.afd import AfdLayout
+    return {"afd": afd_layout_doc(c.dims)} if isinstance(c.dims, AfdLayout) else {"plan": parallel_plan(c.dims)}
+
+
 def _pool(c: Any, replicas: int, role: str) -> PlanPool:
-    """``c``: a costed layout (planner.search.layouts.Candidate)."""
-    return PlanPool(role=role, plan=parallel_plan(c.dims), devices_per_replica=c.devices_per_replica,
+    """``c``: a costed layout (planner.search.layouts.Candidate or planner.search.afd.AfdCandidate)."""
+    return PlanPool(role=role, **_unit(c), devices_per_replica=c.devices_per_replica,
                     replicas=replicas, devices=c.devices_per_replica * replicas, prefill_tok_per_s_per_device=c.prefill_tok_per_s_per_device,
                     decode_tok_per_s_per_device=c.decode_tok_per_s_per_device, ttft_s=c.ttft_s, tpot_s=c.tpot_s,
                     decode_batch_per_device=c.decode_batch_per_device, memory_used_bytes=c.memory_used_bytes,
@@ -174,10 +192,11 @@ REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
 form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
-def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | None = None,
+def plan_document(res: PlanResult, chosen: Evaluation | AfdEvaluation, launch: LaunchBlock | None = None,
                   bands: list[DeploymentBands] | None = None) -> PlanDocument:
     """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
-    (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
+    (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`), or its AFD
+    decode unit (an :class:`planner.analysis.afd.AfdEvaluation`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
     (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order."""
     sc = res.scenario
@@ -192,6 +211,21 @@ def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | Non
         solver=[PlanSolve(status=s.status, objective=s.objective, bound=s.bound, gap=s.gap) for s in res.stats],
         quantization_ranking_preserved=res.ranking_preserved, rejected=dict(sorted(res.rejected.items())),
         layouts_considered=res.layouts_considered,
-        pareto=[ParetoPoint(plan=parallel_plan(c.dims), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
+        pareto=[ParetoPoint(**_unit(c), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
-        chosen=0, chosen_breakdown=evaluation_document(chosen), launch=launch)
+        chosen=0, launch=launch, **_chosen(chosen), **_searched(res))
+
+
+def _chosen(chosen: Evaluation | AfdEvaluation) -> dict[str, Any]:
+    if hasattr(chosen, "layout"):  # an AfdEvaluation
+        return {"chosen_afd": afd_document(chosen)}
+    return {"chosen_breakdown": evaluation_document(chosen)}
+
+
+def _searched(res: PlanResult) -> dict[str, Any]:
+    """``modes`` when not the default (all), ``afd_layouts_considered`` when AFD units were enumerated."""
+    from planner.search.afd import MODES
+    out: dict[str, Any] = {} if res.modes == MODES else {"modes": list(res.modes)}
+    if res.afd_layouts_considered:
+        out["afd_layouts_considered"] = res.afd_layouts_considered
+    return out

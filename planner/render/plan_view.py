@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from cost_models.afd import AfdLayout
 from cost_models.kinds import Rejection
 from planner.inputs.units import fmt_bytes
 from planner.render import terminal
@@ -29,8 +30,9 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
         t.add_column(col, justify="left" if col in ("mode", "pools (replicas x plan)") else "right")
     rows = zip(res.deployments, res.recosts, bands or [None] * len(res.deployments), strict=True)
     for i, (d, r, b) in enumerate(rows, 1):
+        decode = "AFD" if d.mode == "afd" else "D"
         pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
-                 f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
+                 f"P {d.prefill_replicas} x {_short(d.prefill)}\n{decode} {d.decode_replicas} x {_short(d.decode)}")
         mem = max(d.decode.memory_used_bytes, d.prefill.memory_used_bytes if d.prefill else 0.0)
         out, ttft, tpot = (f"{r.output_tok_per_s:,.0f}", f"{r.ttft_s * 1e3:,.0f} ms", f"{r.tpot_s * 1e3:,.1f} ms")
         if b is not None:
@@ -44,12 +46,15 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
                       "figure's regime (truth / prediction - 1, low / high, and its number of validation rows)[/dim]")
     s = res.stats[0]
     rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
-    console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
+    units = f" (AFD units {res.afd_layouts_considered})" if res.afd_layouts_considered else ""
+    console.print(f"Layouts considered: {res.layouts_considered}{units}; rejected by constraint: {rejected}")
     method = "exact enumeration" if s.status == "EXACT_ENUMERATION" else "CP-SAT"
     console.print(f"Deployment split ({method}): {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
                   f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
     best = res.deployments[0]
-    console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
+    what = (f"AFD decode unit {best.decode.dims.label()}, batch {best.decode.batch:,}" if best.mode == "afd" else
+            f"decode layout {best.decode.dims.label()}")
+    console.print(f"[b]Chosen[/b] ({best.mode}): {what}")
     if not verbose:
         console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and the chosen plan's breakdowns[/dim]")
         return
@@ -59,14 +64,31 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
     for c in res.pareto[:12]:
         p.add_row(_short(c), f"{c.decode_tok_per_s_per_device:,.0f}", f"{c.user_tok_per_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
     console.print(p)
+    if best.mode == "afd":
+        from planner.render.afd_view import render_afd
+        render_afd(console, sc, best.decode.result, verbose=True)
+        return
     terminal.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
 
 
 REJECTION_KEYS = tuple(Rejection)
 
 
+_OVERLAP = {"two_batch": "TBO", "single_batch": "SBO"}
+
+
+def afd_short(lay: AfdLayout) -> str:
+    """An AFD unit in a table cell: ratio, attention DP (or TP x DP) per instance, FFN EP x TP, micro-batches."""
+    att = (f"DP{lay.attention_instance_devices}" if lay.attention_tp == 1 else
+           f"TP{lay.attention_tp}xDP{lay.attention_instance_devices // lay.attention_tp}")
+    ffn = f"EP{lay.ffn_groups}" + (f"xTP{lay.ffn_tp}" if lay.ffn_tp > 1 else "")
+    return f"{lay.attention_instances}A{lay.ffn_instances}F A {att} F {ffn} m{lay.micro_batches}"
+
+
 def _short(c) -> str:  # noqa: ANN001
     d = c.dims
+    if isinstance(d, AfdLayout):
+        return afd_short(d)
     parts = [f"TP{d.attn_tp}xDP{d.attn_dp}", f"EP{d.moe_ep}" + (f"xTP{d.moe_tp}" if d.moe_tp > 1 else "")]
     if d.dense_tp > 1:
         parts.append(f"denseTP{d.dense_tp}")
@@ -75,5 +97,5 @@ def _short(c) -> str:  # noqa: ANN001
     if d.redundant_experts:
         parts.append(f"+{d.redundant_experts}R")
     if d.overlap.value != "none":
-        parts.append("TBO")
+        parts.append(_OVERLAP[d.overlap.value])
     return " ".join(parts)

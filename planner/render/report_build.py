@@ -15,7 +15,7 @@ from planner.documents.base import Document
 from planner.documents.compare import CompareDocument, CompareSide, MetricRow
 from planner.documents.evaluate import EvaluateDocument
 from planner.documents.place import PlaceDocument
-from planner.documents.plan import PlanDeployment, PlanDocument, PlanPool
+from planner.documents.plan import ParetoPoint, PlanDeployment, PlanDocument, PlanPool
 from planner.documents.registry import parse_document, schema_of
 from planner.documents.schedule import ScheduleDocument
 from planner.inputs.units import fmt_bytes
@@ -41,12 +41,21 @@ from planner.render.sections import (
 REJECTION_ORDER = ("divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain")
 
 
+def _label(p: PlanPool | ParetoPoint) -> str:
+    """A pool's or Pareto point's layout: its plan, or its AFD unit's label."""
+    return plan_label(p.plan) if p.plan is not None else f"AFD {p.afd.label}"
+
+
+def _degrees(p: PlanPool) -> dict:
+    return dict(p.plan) if p.plan is not None else {k: v for k, v in dict(p.afd).items() if k != "label"}
+
+
 def _decode_pool(top: PlanDeployment) -> PlanPool:
     return next((p for p in top.pools if p.role in ("decode", "aggregated")), top.pools[-1])
 
 
 def _chosen_section(top: PlanDeployment) -> Section:
-    rows = [[p.role, p.replicas, p.devices, plan_label(p.plan), num(p.prefill_tok_per_s_per_device),
+    rows = [[p.role, p.replicas, p.devices, _label(p), num(p.prefill_tok_per_s_per_device),
              num(p.decode_tok_per_s_per_device), secs(p.ttft_s), secs(p.tpot_s), num(p.decode_batch_per_device, 1),
              fmt_bytes(p.memory_used_bytes)] for p in top.pools]
     head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
@@ -54,7 +63,7 @@ def _chosen_section(top: PlanDeployment) -> Section:
             f"{secs(top.ttft_s)}{band_text(top.ttft_band)}, TPOT {secs(top.tpot_s)}{band_text(top.tpot_band)}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
                    "batch/dev", "memory/dev"), rows)
-    plans = [dict(p.plan) for p in top.pools]
+    plans = [_degrees(p) for p in top.pools]
     keys = list(dict.fromkeys(k for plan in plans for k in plan))
     degrees = table(["degree"] + [p.role for p in top.pools], [[k] + [plan.get(k, "-") for plan in plans]
                                                                for k in keys])
@@ -64,7 +73,7 @@ def _chosen_section(top: PlanDeployment) -> Section:
 def _top_section(doc: PlanDocument) -> Section:
     rows = []
     for i, t in enumerate(doc.top):
-        pools = "; ".join(f"{p.role[0].upper()} {p.replicas} x {plan_label(p.plan)}" for p in t.pools)
+        pools = "; ".join(f"{p.role[0].upper()} {p.replicas} x {_label(p)}" for p in t.pools)
         rows.append([f"{i + 1}{' (chosen)' if i == doc.chosen else ''}", t.mode, pools, t.devices_used,
                      num(t.output_tok_per_s) + band_text(t.output_band), num(t.output_tok_per_s_per_device),
                      num(t.user_tok_per_s, 1), secs(t.ttft_s) + band_text(t.ttft_band),
@@ -77,22 +86,22 @@ def _top_section(doc: PlanDocument) -> Section:
 def _pareto_section(doc: PlanDocument, chosen_top: PlanDeployment) -> Section:
     front = sorted(doc.pareto, key=lambda p: p.user_tok_per_s)
     pool = _decode_pool(chosen_top)
-    on_front = next((i for i, p in enumerate(front) if p.plan == pool.plan), None)
+    on_front = next((i for i, p in enumerate(front) if (p.plan, p.afd) == (pool.plan, pool.afd)), None)
     user = 1 / pool.tpot_s if pool.tpot_s else 0.0
     mark_xy = ((front[on_front].user_tok_per_s, front[on_front].decode_tok_per_s_per_device) if on_front is not None
                else (user, pool.decode_tok_per_s_per_device))
     where = "on the front" if on_front is not None else "off the front"
-    labels = tuple(f"{plan_label(p.plan)}: {num(p.decode_tok_per_s_per_device)} tok/s/device, "
+    labels = tuple(f"{_label(p)}: {num(p.decode_tok_per_s_per_device)} tok/s/device, "
                    f"{num(p.user_tok_per_s, 1)} tok/s/user" for p in front)
     series = [svg.Series("Pareto front (decode layouts)",
                          tuple((p.user_tok_per_s, p.decode_tok_per_s_per_device) for p in front), labels)]
-    marked = svg.Marked(mark_xy[0], mark_xy[1], f"chosen: {plan_label(pool.plan)} ({where})")
+    marked = svg.Marked(mark_xy[0], mark_xy[1], f"chosen: {_label(pool)} ({where})")
     drawn = svg.line_chart(title="Decode: throughput per device vs tokens/s per user", series=series,
                            x_label="tokens / s per user", y_label="tokens / s per device", marked=marked, y_min=0.0)
-    rows = [[plan_label(p.plan) + (" (chosen)" if i == on_front else ""), num(p.decode_tok_per_s_per_device),
+    rows = [[_label(p) + (" (chosen)" if i == on_front else ""), num(p.decode_tok_per_s_per_device),
              num(p.user_tok_per_s, 1), secs(p.tpot_s)] for i, p in enumerate(front)]
     if on_front is None:
-        rows.append([plan_label(pool.plan) + " (chosen, off the front)", num(pool.decode_tok_per_s_per_device),
+        rows.append([_label(pool) + " (chosen, off the front)", num(pool.decode_tok_per_s_per_device),
                      num(user, 1), secs(pool.tpot_s)])
     data = table(("plan", "tok/s/device", "tok/s/user", "TPOT"), rows)
     return Section("Pareto front", (f"The chosen decode layout is {where}.",
@@ -123,7 +132,8 @@ def plan_report(doc: PlanDocument) -> Report:
     if doc.pareto:
         secs_.append(_pareto_section(doc, top))
     secs_ += [_rejected_section(doc), _solver_section(doc)]
-    secs_ += evaluate_sections(doc.chosen_breakdown, of_chosen=True)
+    if doc.chosen_breakdown is not None:  # an AFD choice has its own document (chosen_afd), not drawn here
+        secs_ += evaluate_sections(doc.chosen_breakdown, of_chosen=True)
     return Report(f"moeplan plan: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
@@ -186,7 +196,7 @@ def _compare_memory(sides: list[tuple[str, CompareSide]]) -> Chart:
 
 def compare_report(doc: CompareDocument) -> Report:
     sides = [("baseline", doc.baseline), ("candidate", doc.candidate)]
-    rows = [[k, s.label, s.scenario, s.mode, s.devices, "; ".join(f"{p.role}: {plan_label(p.plan)}" for p in s.pools),
+    rows = [[k, s.label, s.scenario, s.mode, s.devices, "; ".join(f"{p.role}: {_label(p)}" for p in s.pools),
              num(s.output_tok_per_s)] for k, s in sides]
     plans = Section("Compared plans", (table(("side", "label", "scenario", "mode", "devices", "plan",
                                               "output tok/s"), rows),))

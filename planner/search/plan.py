@@ -14,6 +14,7 @@ from cost_models.step import closed_form_overlap_s
 from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
+from planner.search import afd as afd_search
 from planner.search import validate
 from planner.search.deployment_exact import solve_deployments
 from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
@@ -34,6 +35,10 @@ class PlanResult:
     pareto: list[Candidate]
     ranking_preserved: bool
     instance: DeploymentInstance
+    modes: tuple[str, ...] = afd_search.MODES
+    """The deployment modes searched (:data:`planner.search.afd.MODES`)."""
+    afd_layouts_considered: int = 0
+    """AFD units enumerated and costed (also counted in ``layouts_considered``)."""
 
 
 class NoFeasiblePlan(Exception):
@@ -65,8 +70,9 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
 
 def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, time_limit_s: float = 10.0,
              seed: int = 0, progress: Callable[[int, int], None] | None = None,
-             overlap_model: str = "closed-form") -> PlanResult:
-    """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost."""
+             overlap_model: str = "closed-form", modes: tuple[str, ...] = afd_search.MODES) -> PlanResult:
+    """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost;
+    ``modes``: the deployment modes searched (AFD units join the shortlist as decode pools)."""
     imbalance_of = None
     if sc.expert_loads is not None:
         from planner.analysis.imbalance import layout_imbalance_greedy
@@ -89,19 +95,27 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
                      if c.dims.overlap is OverlapPolicy.TWO_BATCH else c for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
-    inst = DeploymentInstance(candidates=tuple(shortlist),
+    afd = afd_search.search_afd(sc.model, sc.cluster, wl) if "afd" in modes else afd_search.AfdSpace([], Counter(), 0)
+    if "disaggregated" not in modes:  # the search's layouts still prefill for AFD decode pools
+        shortlist = [dataclasses.replace(c, decode_ok=False) for c in shortlist]
+    inst = DeploymentInstance(candidates=(*shortlist, *prune_dominated(afd.candidates, top_k)),
                               cluster_devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
-                              required_output_tok_per_s=required)
+                              required_output_tok_per_s=required, allow_aggregated="aggregated" in modes,
+                              allow_disaggregated="disaggregated" in modes or "afd" in modes)
     found, stats = solve_deployments(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
     if not found:
+        if modes == ("afd",):
+            raise NoFeasiblePlan(*afd_search.infeasible_reason(afd, wl, sc.cluster))
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
+    found = [afd_search.as_afd(d) for d in found]
     recosts = [validate.recost(d, inst) for d in found]
     return PlanResult(scenario=sc, objective=objective, overlap_model=overlap_model, deployments=found,
-                      recosts=recosts, stats=stats,
-                      rejected=space.rejected, layouts_considered=space.layouts_considered,
-                      candidates=space.candidates, pareto=pareto_front(space.candidates),
-                      ranking_preserved=validate.ranking_preserved(found, inst), instance=inst)
+                      recosts=recosts, stats=stats, rejected=space.rejected + afd.rejected,
+                      layouts_considered=space.layouts_considered + afd.layouts_considered,
+                      candidates=space.candidates, pareto=pareto_front([*space.candidates, *afd.candidates]),
+                      ranking_preserved=validate.ranking_preserved(found, inst), instance=inst, modes=modes,
+                      afd_layouts_considered=afd.layouts_considered)
 
 
 def prune_dominated(cands: list[Candidate], k: int) -> list[Candidate]:

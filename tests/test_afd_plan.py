@@ -1,0 +1,149 @@
+"""``plan`` searches attention-FFN disaggregation (planner/search/afd.py): the 2A2F layout when restricted to it,
+at the figures ``evaluate`` gives; the batch search and the deployment split against brute force; infeasible
+reasons; the document with an AFD choice against its schema; ``--emit`` refusing an AFD plan."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+
+from cost_models.afd import AfdLayout
+from planner.analysis.afd import evaluate_afd
+from planner.cli import main
+from planner.inputs.scenario import load_scenario
+from planner.render.plan_view import afd_short
+from planner.search import afd as search
+from planner.search import validate
+from planner.search.plan import NoFeasiblePlan, run_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP3_2A2F = ROOT / "scenarios" / "validation" / "step3_2a2f_h800_decode.yaml"
+STEP3_48 = ROOT / "scenarios" / "step3_h800_48_afd.yaml"
+TWO_A_TWO_F = dict(ratios=[(2, 2)], attention_tps=[1], ffn_tps=[8], micro_batches=[3])
+
+
+@pytest.fixture(scope="module")
+def afd_plan():
+    return run_plan(load_scenario(STEP3_48), modes=("afd",))
+
+
+def test_restricted_to_2a2f_finds_step3_layout_at_evaluates_figures() -> None:
+    sc = load_scenario(STEP3_2A2F)
+    space = search.search_afd(sc.model, sc.cluster, sc.workload, **TWO_A_TWO_F)
+    assert space.layouts_considered == 1 and len(space.candidates) == 1
+    c = space.candidates[0]
+    assert c.dims == sc.afd  # the scenario's 2A2F: A 8 dev (tp 1), F 8 dev (tp 8), m = 3
+    # the largest batch meeting 50 ms: Step-3's own 6,144 = 3 micro-batches x 16 ranks x 128 (Table 8);
+    # 129 per rank per micro-batch (6,192) misses the SLO
+    assert c.batch == 6144
+    ev = evaluate_afd(dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, concurrency=c.batch)))
+    assert c.decode_tok_per_s_per_device == ev.result.throughput_tok_per_s_per_device
+    assert c.tpot_s == ev.result.tpot_s
+    assert c.devices_per_replica == 32 and not c.prefill_ok and not c.aggregated_ok
+
+
+def test_batch_search_matches_brute_force() -> None:
+    sc = load_scenario(STEP3_48)
+    model, cluster, wl = sc.model, sc.cluster, sc.workload
+    layouts = list(search.afd_layouts(model, cluster, rejected=Counter(), ratios=[(1, 1), (2, 1), (3, 2)],
+                                      micro_batches=[1, 3]))
+    assert len(layouts) == 3 * 4 * 2  # ratios x FFN TP 1/2/4/8 (48 experts / groups divide) x m
+    for lay in layouts:
+        found, why = search.best_batch(model, cluster, lay, wl)
+        hi = search.max_per_rank_by_memory(model, cluster, lay, wl)
+        ok = [s for s in range(1, hi + 1) if search._cost(model, cluster, lay, wl, s).tpot_s <= wl.tpot_slo_s]
+        if not ok:
+            assert found is None and why is not None
+            continue
+        assert found.sequences_per_rank_per_micro_batch == max(ok), lay.label()
+
+
+def test_memory_bound_by_hand() -> None:
+    sc = load_scenario(STEP3_2A2F)
+    lay = sc.afd
+    empty = search._memory(sc.model, sc.cluster, lay, sc.workload, 0.0)
+    one = search._memory(sc.model, sc.cluster, lay, sc.workload, 1.0)
+    # free = capacity - (attention weights + reserve); each rank keeps m = 3 micro-batches of whole sequences
+    free = empty.capacity_bytes - empty.attention_device_bytes
+    assert search.max_per_rank_by_memory(sc.model, sc.cluster, lay, sc.workload) == int(free // (3 * one.kv_cache_bytes))
+
+
+def test_layout_enumeration_counts_divisibility() -> None:
+    sc = load_scenario(STEP3_48)
+    rejected: Counter[str] = Counter()
+    layouts = list(search.afd_layouts(sc.model, sc.cluster, rejected=rejected, micro_batches=[3]))
+    # 6 nodes: (A, F) with A + F <= 6 -> 15 ratios; FFN TP 1/2/4/8 -> 60; Step-3's 48 experts need the EP groups
+    # F x 8 / TP to divide 48: F = 5 (1A5F only) fails at every TP (40, 20, 10, 5 groups): 4; F = 4 (1A4F, 2A4F)
+    # at TP 1 (32 groups): 2; 4 + 2 = 6
+    assert len(layouts) + rejected["divisibility"] == 60
+    assert rejected["divisibility"] == 6
+
+
+def test_afd_short_label() -> None:
+    lay = AfdLayout(attention_instances=2, attention_instance_devices=8, ffn_instances=2, ffn_instance_devices=8,
+                    ffn_tp=8, micro_batches=3)
+    assert afd_short(lay) == "2A2F A DP8 F EP2xTP8 m3"  # 16 FFN devices / TP8 = 2 EP groups
+
+
+def test_afd_plan_ranks_against_brute_force(afd_plan) -> None:
+    best, _ = validate.brute_force_best(afd_plan.instance)
+    assert afd_plan.deployments[0].mode == "afd"
+    assert afd_plan.recosts[0].output_tok_per_s == pytest.approx(best, rel=1e-4)
+    assert all(d.mode == "afd" for d in afd_plan.deployments)
+
+
+def test_all_modes_rank_afd_with_the_others() -> None:
+    res = run_plan(load_scenario(STEP3_48))
+    afd_best = run_plan(load_scenario(STEP3_48), modes=("afd",)).recosts[0].output_tok_per_s
+    others = run_plan(load_scenario(STEP3_48), modes=("aggregated", "disaggregated")).recosts[0].output_tok_per_s
+    assert res.recosts[0].output_tok_per_s == pytest.approx(max(afd_best, others), rel=1e-4)
+    assert res.afd_layouts_considered == 216  # 15 ratios x 4 FFN TP x 4 m = 240, less 6 x 4 divisibility
+
+
+@pytest.mark.parametrize(("nodes", "slo", "constraint"), [(2, "50 ms", "pools"), (6, "1 ms", "tpot")])
+def test_infeasible_afd_gives_a_reason(nodes: int, slo: str, constraint: str, tmp_path: Path) -> None:
+    text = STEP3_48.read_text().replace("nodes: 6", f"nodes: {nodes}").replace("tpot: 50 ms", f"tpot: {slo}")
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    with pytest.raises(NoFeasiblePlan) as e:
+        run_plan(load_scenario(p), modes=("afd",))
+    assert e.value.constraint == constraint and e.value.fixes
+    out = CliRunner().invoke(main, ["plan", str(p), "--modes", "afd"])
+    assert out.exit_code == 1 and f"{constraint} constraint" in out.output
+
+
+def test_plan_document_with_afd_choice_validates() -> None:
+    out = CliRunner().invoke(main, ["plan", str(STEP3_48), "--modes", "afd", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    schema = json.loads((ROOT / "docs" / "schema" / "plan.schema.json").read_text())
+    Draft202012Validator(schema).validate(doc)
+    top = doc["top"][0]
+    assert top["mode"] == "afd" and "afd" in top["pools"][1] and "plan" not in top["pools"][1]
+    assert "chosen_breakdown" not in doc and doc["chosen_afd"]["schema"] == "moeplan.afd/1"
+    assert doc["modes"] == ["afd"] and doc["afd_layouts_considered"] > 0
+
+
+def test_emit_refuses_an_afd_plan() -> None:
+    out = CliRunner().invoke(main, ["plan", str(STEP3_48), "--modes", "afd", "--emit", "sglang"])
+    assert out.exit_code == 2
+    assert "--emit" in out.output and "2507.19427" in out.output and "afd-plugin" in out.output
+
+
+def test_bad_modes_exit_2() -> None:
+    out = CliRunner().invoke(main, ["plan", str(STEP3_48), "--modes", "afd,pd"])
+    assert out.exit_code == 2 and "aggregated, disaggregated, afd" in out.output
+
+
+def test_export_of_an_afd_plan_names_the_unit(tmp_path: Path) -> None:
+    out = tmp_path / "plan.md"
+    res = CliRunner().invoke(main, ["plan", str(STEP3_48), "--modes", "afd", "--export", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "AFD 3A2F" in text and "attention_instances" in text
