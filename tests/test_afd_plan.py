@@ -35,7 +35,10 @@ def afd_plan():
 
 def test_restricted_to_2a2f_finds_step3_layout_at_evaluates_figures() -> None:
     sc = load_scenario(STEP3_2A2F)
-    space = search.search_afd(sc.model, sc.cluster, sc.workload, **TWO_A_TWO_F)
+    # the search leaves a node to prefill: a fifth node (the unit's figures do not depend on the cluster's size)
+    five = dataclasses.replace(sc.cluster, num_nodes=5)
+    assert not search.search_afd(sc.model, sc.cluster, sc.workload, **TWO_A_TWO_F).candidates
+    space = search.search_afd(sc.model, five, sc.workload, **TWO_A_TWO_F)
     assert space.layouts_considered == 1 and len(space.candidates) == 1
     c = space.candidates[0]
     assert c.dims == sc.afd  # the scenario's 2A2F: A 8 dev (tp 1), F 8 dev (tp 8), m = 3
@@ -78,11 +81,10 @@ def test_layout_enumeration_counts_divisibility() -> None:
     sc = load_scenario(STEP3_48)
     rejected: Counter[str] = Counter()
     layouts = list(search.afd_layouts(sc.model, sc.cluster, rejected=rejected, micro_batches=[3]))
-    # 6 nodes: (A, F) with A + F <= 6 -> 15 ratios; FFN TP 1/2/4/8 -> 60; Step-3's 48 experts need the EP groups
-    # F x 8 / TP to divide 48: F = 5 (1A5F only) fails at every TP (40, 20, 10, 5 groups): 4; F = 4 (1A4F, 2A4F)
-    # at TP 1 (32 groups): 2; 4 + 2 = 6
-    assert len(layouts) + rejected["divisibility"] == 60
-    assert rejected["divisibility"] == 6
+    # 6 nodes, one left to prefill: (A, F) with A + F <= 5 -> 4 + 3 + 2 + 1 = 10 ratios; FFN TP 1/2/4/8 -> 40;
+    # Step-3's 48 experts need the EP groups F x 8 / TP to divide 48: F = 4 (1A4F only) fails at TP 1 (32 groups)
+    assert len(layouts) + rejected["divisibility"] == 40
+    assert rejected["divisibility"] == 1
 
 
 def test_afd_short_label() -> None:
@@ -103,10 +105,11 @@ def test_all_modes_rank_afd_with_the_others() -> None:
     afd_best = run_plan(load_scenario(STEP3_48), modes=("afd",)).recosts[0].output_tok_per_s
     others = run_plan(load_scenario(STEP3_48), modes=("aggregated", "disaggregated")).recosts[0].output_tok_per_s
     assert res.recosts[0].output_tok_per_s == pytest.approx(max(afd_best, others), rel=1e-4)
-    assert res.afd_layouts_considered == 216  # 15 ratios x 4 FFN TP x 4 m = 240, less 6 x 4 divisibility
+    assert res.afd_layouts_considered == 156  # 10 ratios x 4 FFN TP x 4 m = 160, less 1 x 4 divisibility
 
 
-@pytest.mark.parametrize(("nodes", "slo", "constraint"), [(2, "50 ms", "pools"), (6, "1 ms", "tpot")])
+@pytest.mark.parametrize(("nodes", "slo", "constraint"), [(2, "50 ms", "topology"), (6, "1 ms", "tpot"),
+                                                          (6, "50 ms\n    ttft: 1 ms", "pools")])
 def test_infeasible_afd_gives_a_reason(nodes: int, slo: str, constraint: str, tmp_path: Path) -> None:
     text = STEP3_48.read_text().replace("nodes: 6", f"nodes: {nodes}").replace("tpot: 50 ms", f"tpot: {slo}")
     p = tmp_path / "s.yaml"
@@ -147,3 +150,17 @@ def test_export_of_an_afd_plan_names_the_unit(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "AFD 3A2F" in text and "attention_instances" in text
+
+
+def test_scenario_modes_key_and_cli_override(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text(STEP3_48.read_text() + "modes: [afd]\n")
+    assert load_scenario(p).modes == ("afd",)
+    doc = json.loads(CliRunner().invoke(main, ["plan", str(p), "--json", "--top", "1"]).output)
+    assert doc["modes"] == ["afd"] and doc["top"][0]["mode"] == "afd"
+    over = json.loads(CliRunner().invoke(main, ["plan", str(p), "--json", "--top", "1", "--modes",
+                                                "disaggregated"]).output)
+    assert over["modes"] == ["disaggregated"] and over["top"][0]["mode"] == "disaggregated"
+    p.write_text(STEP3_48.read_text() + "modes: [pd]\n")
+    bad = CliRunner().invoke(main, ["plan", str(p)])
+    assert bad.exit_code == 2 and "modes" in bad.output

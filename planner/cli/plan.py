@@ -18,11 +18,12 @@ AFD_ENGINES = (
 """Why ``plan --emit`` refuses a plan whose chosen deployment is AFD (sources in the string)."""
 
 
-def parse_modes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
-    """``--modes``: a comma-separated subset of :data:`planner.search.afd.MODES` (default: all of them)."""
+def parse_modes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    """``--modes``: a comma-separated subset of :data:`planner.search.afd.MODES` (None: the scenario's ``modes:``,
+    else all of them)."""
     from planner.search.afd import MODES
     if value is None:
-        return MODES
+        return None
     modes = tuple(dict.fromkeys(m.strip() for m in value.split(",")))
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -53,11 +54,12 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
 @click.option("--modes", callback=parse_modes, metavar="LIST",
               help="Deployment modes to search, comma-separated: aggregated, disaggregated (prefill and decode pools), "
-              "afd (a prefill pool and an attention-FFN disaggregated decode pool). Default: all three (AFD finds "
-              "units only where the model has routed experts and the cluster two nodes besides prefill).")
+              "afd (a prefill pool and an attention-FFN disaggregated decode pool). Default: the scenario's modes: list, "
+              "else all three (AFD finds units only where the model has routed experts and the cluster has a node "
+              "besides two instances).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
          export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str,
-         modes: tuple[str, ...]) -> None:
+         modes: tuple[str, ...] | None) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
     from planner.documents.plan import plan_document
     from planner.search.plan import NoFeasiblePlan, run_plan
@@ -71,8 +73,9 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
         app.abort(app.EXIT_BAD_INPUT, "workload.request_rate: missing; accepted: requests per second (a number > 0), "
                   "required by --objective devices")
     try:
+        from planner.search.afd import MODES
         kw = dict(objective=objective, top_k=top_k, time_limit_s=time_limit, seed=seed, overlap_model=overlap_model,
-                  modes=modes)
+                  modes=modes or sc.modes or MODES)
         if as_json:
             res = run_plan(sc, **kw)
         else:

@@ -224,8 +224,7 @@ def _chosen(chosen: Evaluation | AfdEvaluation) -> dict[str, Any]:
 
 def _searched(res: PlanResult) -> dict[str, Any]:
     """``modes`` when not the default (all), ``afd_layouts_considered`` when AFD units were enumerated."""
-    from planner.search.afd import MODES
-    out: dict[str, Any] = {} if res.modes == MODES else {"modes": list(res.modes)}
+    out: dict[str, Any] = {} if res.modes == tuple(kinds.DeploymentMode) else {"modes": list(res.modes)}
     if res.afd_layouts_considered:
         out["afd_layouts_considered"] = res.afd_layouts_considered
     return out

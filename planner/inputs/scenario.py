@@ -171,6 +171,8 @@ class ScenarioFile(_Strict):
     workload: WorkloadSection
     plan: str | None = None
     afd: AfdSection | None = None
+    modes: list[Literal["aggregated", "disaggregated", "afd"]] | None = Field(default=None, min_length=1)
+    """Deployment modes ``plan`` searches (``plan --modes`` overrides; default all three)."""
     expect: list[ExpectSection] = []
 
 
@@ -191,6 +193,8 @@ class Scenario:
     """:class:`planner.inputs.loads.ExpertLoads` from ``workload.expert_load``, or None."""
     afd: AfdLayout | None = None
     """The attention-FFN disaggregated layout of the ``afd:`` section, or None."""
+    modes: tuple[str, ...] | None = None
+    """The ``modes:`` list (deployment modes ``plan`` searches, in aggregated / disaggregated / afd order), or None."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -368,7 +372,8 @@ def load_scenario(path: str | Path) -> Scenario:
     afd = _afd(sf, wl)
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd)
+                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd,
+                    modes=tuple(m for m in ("aggregated", "disaggregated", "afd") if m in sf.modes) if sf.modes else None)
 
 
 def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:

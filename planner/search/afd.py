@@ -45,9 +45,9 @@ MICRO_BATCHES = (1, 2, 3, 4)
 """Ping-pong micro-batch counts searched: 1 (no overlap) to 4 (MegaScale-Infer §4.1 evaluates 2-4; Step-3 §7.1
 runs 3, one per pipeline stage)."""
 
-MODES = ("aggregated", "disaggregated", "afd")
-"""Deployment modes ``plan`` can search; the default is all of them (AFD contributes units only where the model
-has routed experts and the cluster has at least two nodes besides its prefill pool)."""
+MODES = tuple(m.value for m in DeploymentMode)
+"""Deployment modes ``plan`` can search (aggregated, disaggregated, afd); the default is all of them. AFD
+contributes units only where the model has routed experts and the cluster has a node besides two instances."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,15 +104,17 @@ def afd_layouts(model: ModelSpec, cluster: ClusterSpec, *, rejected: Counter[str
                 ratios: Sequence[tuple[int, int]] | None = None, attention_tps: Sequence[int] | None = None,
                 ffn_tps: Sequence[int] | None = None,
                 micro_batches: Sequence[int] = MICRO_BATCHES) -> Iterator[AfdLayout]:
-    """Every node-sized AFD unit that fits the cluster and passes :func:`cost_models.afd.check_layout`
-    (divisibility rejections counted); ``ratios`` (A, F), ``attention_tps``, ``ffn_tps`` restrict the search."""
-    dpn, nodes = cluster.devices_per_node, min(cluster.num_nodes, MAX_UNIT_NODES)
+    """Every node-sized AFD unit that leaves at least one node of the cluster for the prefill pool it needs and
+    passes :func:`cost_models.afd.check_layout` (divisibility rejections counted); ``ratios`` (A, F),
+    ``attention_tps``, ``ffn_tps`` restrict the search (a ratio over the nodes is a topology rejection)."""
+    dpn = cluster.devices_per_node
+    nodes = min(cluster.num_nodes - 1, MAX_UNIT_NODES)  # an AFD unit leaves at least a node to prefill
     if model.moe is None:
         return
     pairs = ratios or [(a, f) for a in range(1, nodes) for f in range(1, nodes - a + 1)]
     for a, f in pairs:
         unit = dataclasses.replace(cluster, num_nodes=a + f)  # check_layout compares with a cluster's devices
-        if a + f > cluster.num_nodes:
+        if a + f > nodes:
             rejected[Rejection.TOPOLOGY] += 1
             continue
         for att_tp in attention_tps or ATTENTION_TPS:
@@ -220,10 +222,12 @@ def as_afd(d: Deployment) -> Deployment:
 def infeasible_reason(space: AfdSpace, wl: ServingWorkload, cluster: ClusterSpec) -> tuple[str, str, list[str]]:
     """(constraint, detail, fixes) when no AFD deployment was found, for ``plan --modes afd``."""
     if not space.layouts_considered:
-        return ("divisibility", f"no AFD unit of node-sized instances divides the model over {cluster.num_nodes} "
-                f"node(s) of {cluster.devices_per_node}",
-                ["at least three nodes: an attention instance, an FFN instance and a prefill pool",
-                 "a device count whose FFN EP groups divide the routed experts"])
+        if space.rejected.get(Rejection.DIVISIBILITY):
+            return ("divisibility", "no AFD unit's FFN EP groups (FFN devices / expert TP) divide the routed "
+                    "experts", ["a node count whose FFN devices divide the experts"])
+        return ("topology", "an AFD unit needs one node per attention and per FFN instance and a node left to "
+                f"prefill: at least 3 nodes, {cluster.num_nodes} here",
+                ["at least three nodes", "--modes aggregated,disaggregated"])
     if not space.candidates:
         if space.rejected.get(Rejection.TPOT):
             return ("tpot", "every AFD unit misses the TPOT SLO "
