@@ -149,7 +149,7 @@ def test_export_of_an_afd_plan_names_the_unit(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["plan", str(STEP3_48), "--modes", "afd", "--export", str(out)])
     assert res.exit_code == 0, res.output
     text = out.read_text()
-    assert "AFD 3A2F" in text and "attention_instances" in text
+    assert "AFD 3A2F" in text and "attention_instances" in text and "Chosen AFD unit" in text
 
 
 def test_scenario_modes_key_and_cli_override(tmp_path: Path) -> None:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import click
 
 from planner.cli import app
 from planner.cpsat.deployment_instance import OBJECTIVES
+
+if TYPE_CHECKING:
+    from planner.analysis.afd import AfdEvaluation
+    from planner.analysis.evaluate import Evaluation
+    from planner.cpsat.deployment_instance import Deployment
+    from planner.inputs.scenario import Scenario
 
 AFD_ENGINES = (
     "none of the engine versions moeplan emits for (vLLM 0.11.x, SGLang 0.5.x, TensorRT-LLM 1.0, MindIE LLM 3.1.0) "
@@ -106,7 +113,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
             app.echo_launch(launch)
 
 
-def _chosen(sc, d):  # noqa: ANN001, ANN202
+def _chosen(sc: Scenario, d: Deployment) -> Evaluation | AfdEvaluation:
     """The chosen deployment's decode (or aggregated) pool, evaluated: an ``Evaluation`` with its solver results
     (the search costs overlap in closed form, so the schedule is a short deterministic solve), or an
     ``AfdEvaluation`` for an AFD unit."""

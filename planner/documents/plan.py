@@ -152,8 +152,9 @@ class PlanDocument(Document):
     chosen_breakdown: EvaluateDocument | None = optional(
         "The evaluate document of the chosen deployment's decode (or aggregated) layout, one replica; absent when "
         "the chosen decode pool is AFD (then chosen_afd).")
-    chosen_afd: AfdDocument | None = optional("The AFD evaluate document of the chosen deployment's AFD decode unit "
-                                              "(mode `afd`), one replica at its searched batch.")
+    chosen_afd: AfdDocument | None = optional(
+        "The AFD evaluate document of the chosen deployment's AFD decode unit (mode `afd`), one replica at its "
+        "searched batch; its memory holds KV for whole sequences (input + output tokens), as the search sized it.")
     modes: list[DeploymentMode] | None = optional("The deployment modes searched (plan --modes; default all).")
     afd_layouts_considered: Count | None = optional("AFD units enumerated and costed (also in layouts_considered); "
                                                     "present when `afd` was searched.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from planner.documents.afd import AfdDocument
 from planner.documents.base import Document
 from planner.documents.compare import CompareDocument, CompareSide, MetricRow
 from planner.documents.evaluate import EvaluateDocument
@@ -118,6 +119,20 @@ def _rejected_section(doc: PlanDocument) -> Section:
     return Section("Rejected candidates", (Chart("rejected", "Rejected candidates by constraint", drawn, data),))
 
 
+def _afd_section(doc: AfdDocument) -> Section:
+    """The chosen AFD unit's pipeline per layer kind and micro-batch (cost_models.afd.compose_layer)."""
+    a = doc.afd
+    head = (f"{a.layout.label}: batch {num(a.batch)} sequences, TPOT {secs(a.tpot_s)}, "
+            f"{num(a.throughput_tok_per_s_per_device)} tok/s/device; attention device "
+            f"{fmt_bytes(a.memory_bytes.attention_device_bytes)}, FFN device {fmt_bytes(a.memory_bytes.ffn_device_bytes)}.")
+    rows = [[c.kind, c.count, secs(c.attention_s), secs(c.a_to_f.seconds), secs(c.ffn_scale_up_s),
+             secs(c.ffn_compute_s), secs(c.f_to_a.seconds), secs(c.period_s), c.bottleneck, secs(c.round_trip_s),
+             secs(c.layer_s)] for c in a.layers]
+    return Section("Chosen AFD unit: pipeline per layer and micro-batch", (head, table(
+        ("layers", "count", "attention", "A->F", "FFN scale-up", "FFN compute", "F->A", "period", "bottleneck",
+         "round trip", "layer"), rows)))
+
+
 def _solver_section(doc: PlanDocument) -> Section:
     rows = [[i + 1, s.status, num(s.objective), num(s.bound), f"{s.gap:.2%}"] for i, s in enumerate(doc.solver)]
     kept = doc.quantization_ranking_preserved
@@ -132,8 +147,10 @@ def plan_report(doc: PlanDocument) -> Report:
     if doc.pareto:
         secs_.append(_pareto_section(doc, top))
     secs_ += [_rejected_section(doc), _solver_section(doc)]
-    if doc.chosen_breakdown is not None:  # an AFD choice has its own document (chosen_afd), not drawn here
+    if doc.chosen_breakdown is not None:
         secs_ += evaluate_sections(doc.chosen_breakdown, of_chosen=True)
+    if doc.chosen_afd is not None:
+        secs_.append(_afd_section(doc.chosen_afd))
     return Report(f"moeplan plan: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
