@@ -148,7 +148,8 @@ class PlanDocument(Document):
                                                 "sorted).")
     layouts_considered: Count = field("Layouts enumerated and costed; a count.")
     pareto: list[ParetoPoint] = field("Pareto front of the decode-capable layouts.")
-    chosen: Count = field("Index into `top` of the deployment chosen_breakdown describes (always 0, the best).")
+    chosen: Count = field("Index into `top` of the deployment chosen_breakdown (or chosen_afd) describes (always 0, "
+                          "the best).")
     chosen_breakdown: EvaluateDocument | None = optional(
         "The evaluate document of the chosen deployment's decode (or aggregated) layout, one replica; absent when "
         "the chosen decode pool is AFD (then chosen_afd).")
