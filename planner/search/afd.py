@@ -8,7 +8,7 @@ parallelism, FFN nodes holding the experts, TP inside a node). Searched per unit
 * the A:F ratio (instance counts, at most :data:`MAX_UNIT_NODES` nodes together);
 * the expert TP inside an FFN instance, every divisor of a node (the rest EP across FFN instances; Step-3: TP8 in
   a node, EP across nodes); attention runs local DP per device (:data:`ATTENTION_TPS`);
-* the ping-pong micro-batch count m (:data:`MICRO_BATCHES`; Step-3: 3, MegaScale-Infer: 2-4);
+* the ping-pong micro-batch count m (:data:`MICRO_BATCHES`: 2-4; Step-3: 3);
 * the batch: the most sequences per attention rank per micro-batch whose KV fits the attention device and whose
   TPOT meets the SLO (both grow with the batch, so a bisection finds it).
 
@@ -41,9 +41,10 @@ ATTENTION_TPS = (1,)
 """Attention TP degrees searched inside an attention instance: local DP per device, as Step-3 (§7.1) and
 MegaScale-Infer (§3: attention replicated by data parallelism) run it; ``search_afd(attention_tps=...)`` widens it."""
 
-MICRO_BATCHES = (1, 2, 3, 4)
-"""Ping-pong micro-batch counts searched: 1 (no overlap) to 4 (MegaScale-Infer §4.1 evaluates 2-4; Step-3 §7.1
-runs 3, one per pipeline stage)."""
+MICRO_BATCHES = (2, 3, 4)
+"""Ping-pong micro-batch counts searched (Step-3 §7.1 runs 3, one per pipeline stage; MegaScale-Infer §4.1 pipelines
+several): from 2, since one micro-batch leaves the attention devices idle while the FFN devices work and back;
+``search_afd(micro_batches=...)`` widens it."""
 
 MODES = tuple(m.value for m in DeploymentMode)
 """Deployment modes ``plan`` can search (aggregated, disaggregated, afd); the default is all of them. AFD
