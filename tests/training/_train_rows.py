@@ -221,3 +221,7 @@ def rows() -> list[Row]:
     out += _kor22("1T", 25600, 160, 128, 64, 1, 1, 512, 71.49, 94.42)
     out += [_dsv3_h800(), *_moe_rows(), *_ascend_rows(), _llama3(), *_torchtitan()]
     return out
+
+
+ROWS_BY_ID: dict[str, Row] = {r.id: r for r in rows()}
+"""The rows by id (built once per test session)."""
