@@ -70,8 +70,10 @@ def model_args(model: ModelSpec, workload: TrainingWorkload, *, mla_flag: str = 
                ) -> list[str]:
     """Architecture: layers, widths, heads (GQA / MLA), norm and MLP kind, embeddings."""
     att = model.attention
+    # an all-MoE model has no dense FFN; Megatron still wants a positive width (unused): the expert width
+    ffn = model.dense_ffn_dim if model.num_dense_layers or model.moe is None else model.moe.expert_ffn_dim
     a = ["--num-layers", str(model.num_layers), "--hidden-size", str(model.hidden_size),
-         "--ffn-hidden-size", str(model.dense_ffn_dim), "--num-attention-heads", str(att.num_q_heads),
+         "--ffn-hidden-size", str(ffn), "--num-attention-heads", str(att.num_q_heads),
          "--seq-length", str(workload.seq_tokens),
          "--max-position-embeddings", str(max(workload.seq_tokens, model.max_context_tokens))]
     if att.kind is AttentionKind.MLA:

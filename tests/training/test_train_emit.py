@@ -94,6 +94,8 @@ def megatron_problems(ns: argparse.Namespace, world: int, env: dict[str, str]) -
     out = []
     tp, pp, cp = ns.tensor_model_parallel_size, ns.pipeline_model_parallel_size, ns.context_parallel_size
     ep, etp = ns.expert_model_parallel_size, ns.expert_tensor_parallel_size or tp
+    if ns.ffn_hidden_size is not None and ns.ffn_hidden_size < 1:
+        out.append("a positive --ffn-hidden-size")
     if world % (tp * pp * cp):
         out.append("world size divisible by tp*pp*cp")
     dp = world // (tp * pp * cp)
