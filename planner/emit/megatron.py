@@ -140,8 +140,8 @@ def parallel_args(engine: str, model: ModelSpec, dims: TrainingDims, *, vpp_flag
     a = ["--tensor-model-parallel-size", str(dims.tp), "--pipeline-model-parallel-size", str(dims.pp)]
     if dims.sp_active:
         a.append("--sequence-parallel")
-    lay = layout(model, dims) if dims.pp > 1 or model.num_mtp_layers else None
-    if lay is not None and dims.pp > 1:
+    lay = layout(model, dims) if dims.pp > 1 else None
+    if lay is not None:
         a += ["--pipeline-model-parallel-layout", lay]
     elif dims.schedule is Schedule.INTERLEAVED and dims.vpp > 1:
         a += [vpp_flag, str(dims.vpp)]
@@ -257,7 +257,9 @@ def commands(flavour: Flavour, cluster: ClusterSpec, script_args: list[str]) -> 
     cmds = tuple(LaunchCommand(role="train", replica=0, node_rank=r, node=r,
                                argv=tuple(torchrun(cluster, r) + ["pretrain_gpt.py", *script_args]), env=env)
                  for r in range(cluster.num_nodes))
-    notes = ("add the learning-rate schedule, --train-iters (or --train-samples) and checkpoint paths of your run",)
+    notes = ("add the learning-rate schedule, --train-iters (or --train-samples) and checkpoint paths of your run",
+             "model details the plan does not carry (RoPE base, QK norm, vocabulary padding, initialisation) are "
+             "not emitted: take them from your checkpoint's recipe")
     return LaunchPlan(engine=flavour.engine, version=flavour.version, sources=flavour.sources, commands=cmds,
                       notes=notes)
 
