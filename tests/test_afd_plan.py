@@ -98,6 +98,12 @@ def test_afd_plan_ranks_against_brute_force(afd_plan) -> None:
     assert afd_plan.deployments[0].mode == "afd"
     assert afd_plan.recosts[0].output_tok_per_s == pytest.approx(best, rel=1e-4)
     assert all(d.mode == "afd" for d in afd_plan.deployments)
+    # the front holds only what was searched: AFD units, each not beaten on both rate per device and per user
+    front = afd_plan.pareto
+    assert front and all(isinstance(c, search.AfdCandidate) for c in front)
+    assert [c.decode_tok_per_s_per_device for c in front] == sorted((c.decode_tok_per_s_per_device for c in front),
+                                                                    reverse=True)
+    assert [c.user_tok_per_s for c in front] == sorted(c.user_tok_per_s for c in front)
 
 
 def test_all_modes_rank_afd_with_the_others() -> None:

@@ -113,7 +113,8 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
     return PlanResult(scenario=sc, objective=objective, overlap_model=overlap_model, deployments=found,
                       recosts=recosts, stats=stats, rejected=space.rejected + afd.rejected,
                       layouts_considered=space.layouts_considered + afd.layouts_considered,
-                      candidates=space.candidates, pareto=pareto_front([*space.candidates, *afd.candidates]),
+                      candidates=space.candidates, pareto=pareto_front([*(space.candidates if modes != ("afd",) else ()),
+                                                                             *afd.candidates]),
                       ranking_preserved=validate.ranking_preserved(found, inst), instance=inst, modes=modes,
                       afd_layouts_considered=afd.layouts_considered)
 
