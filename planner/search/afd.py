@@ -9,8 +9,9 @@ parallelism, FFN nodes holding the experts, TP inside a node). Searched per unit
 * the expert TP inside an FFN instance, every divisor of a node (the rest EP across FFN instances; Step-3: TP8 in
   a node, EP across nodes); attention runs local DP per device (:data:`ATTENTION_TPS`);
 * the ping-pong micro-batch count m (:data:`MICRO_BATCHES`: 2-4; Step-3: 3);
-* the batch: the most sequences per attention rank per micro-batch whose KV fits the attention device and whose
-  TPOT meets the SLO (both grow with the batch, so a bisection finds it).
+* the batch: the most sequences per attention rank per micro-batch whose whole-sequence KV (input + output, as
+  the other layouts are sized) fits the attention device and whose TPOT meets the SLO (both grow with the batch:
+  a bracketed search, :func:`best_batch`).
 
 Each unit is a decode-only :class:`AfdCandidate`, carrying what the deployment split reads of any pool layout
 (:class:`planner.cpsat.deployment_instance.PoolCandidate`), so the same split (exact enumeration or CP-SAT) pairs
