@@ -119,6 +119,18 @@ class FiniteFloat(click.FloatRange):
         return rv
 
 
+TIME_LIMIT_HELP = ("Wall-clock seconds for all of this command's CP-SAT solves together (each solve gets what the "
+                   "earlier ones left; layout costing is not counted). Default: no wall limit, every solve stops at "
+                   "its deterministic work limit, so the output is the same on every run. A limit that binds is "
+                   "reported (text and JSON) and may make the output vary.")
+
+
+def time_limit_option(minimum: float) -> Any:
+    """``--time-limit`` (None: no shared wall limit), finite, at least ``minimum`` seconds, at most an hour."""
+    return click.option("--time-limit", type=FiniteFloat(min=minimum, max=3_600.0), default=None,
+                        help=TIME_LIMIT_HELP)
+
+
 FORCE_HELP = "Replace an existing output file (without it, an existing file is refused with exit 2)."
 _FORCE_KEY = "moeplan.force"
 

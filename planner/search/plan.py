@@ -15,7 +15,7 @@ from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import validate
-from planner.search.deployment_exact import solve_deployments
+from planner.search.deployment_exact import rank, solve_deployments
 from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
 
 
@@ -63,9 +63,8 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
     return overlapped_layer_time(micro_batch_ops, micro_batches, comm_sm_fraction)
 
 
-def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, time_limit_s: float = 10.0,
-             seed: int = 0, progress: Callable[[int, int], None] | None = None,
-             overlap_model: str = "closed-form") -> PlanResult:
+def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None, overlap_model: str = "closed-form") -> PlanResult:
     """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost."""
     imbalance_of = None
     if sc.expert_loads is not None:
@@ -93,7 +92,13 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
                               cluster_devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
                               required_output_tok_per_s=required)
-    found, stats = solve_deployments(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
+    found, stats = solve_deployments(inst, k=top_k, seed=seed)
+    found = rank(inst, found)  # sorted and re-costed even when a solve stopped early: the first is the best listed
+    if not found and stats and stats[-1].status == "UNKNOWN":  # stopped by a limit, not proven infeasible
+        raise NoFeasiblePlan("time_limit", f"the deployment solve found no deployment of {len(shortlist)} "
+                             "shortlisted layouts before its time limit (status UNKNOWN)",
+                             ["a larger --time-limit, or none (each solve then stops at its deterministic work "
+                              "limit)"])
     if not found:
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
     recosts = [validate.recost(d, inst) for d in found]
