@@ -8,8 +8,10 @@ accepted. Results go to stdout, diagnostics to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -129,6 +131,20 @@ def time_limit_option(minimum: float) -> Any:
     """``--time-limit`` (None: no shared wall limit), finite, at least ``minimum`` seconds, at most an hour."""
     return click.option("--time-limit", type=FiniteFloat(min=minimum, max=3_600.0), default=None,
                         help=TIME_LIMIT_HELP)
+
+
+@contextlib.contextmanager
+def progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for work that can take over a second: ``with progress(...) as tick:``, then
+    ``tick(done, total)``. Shown only when stderr is a terminal and the command prints no JSON (so pipes, logs
+    and ``--json`` stay clean); otherwise ``tick`` does nothing."""
+    if as_json or not sys.stderr.isatty():
+        yield lambda _done, _total: None
+        return
+    from rich.progress import Progress
+    with Progress(console=__getattr__("err"), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 FORCE_HELP = "Replace an existing output file (without it, an existing file is refused with exit 2)."

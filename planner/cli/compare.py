@@ -33,8 +33,9 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
         ev = app.evaluate_or_abort(path or scenario, plan_text, "schedule")
         return cmp.Side.aggregated(f"{label}: {spec}", ev.scenario, ev.dims, ev.result)
 
-    base = side("baseline", baseline_spec)
-    cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
+    with app.progress("costing both sides", as_json):
+        base = side("baseline", baseline_spec)
+        cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
     metrics = cmp.compare(base, cand)
     if as_json or export:
         from planner.analysis.evaluate import Evaluation, with_solver_results

@@ -35,7 +35,12 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         app.abort(app.EXIT_BAD_INPUT, f"--export: got {export!r} with {len(scenarios)} scenarios; accepted: one scenario")
     if emit_engine and len(scenarios) > 1:
         app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} with {len(scenarios)} scenarios; accepted: one scenario")
-    evals = [app.evaluate_or_abort(path, plan_text, overlap_model) for path in scenarios]
+    with app.progress("costing the plan" + (" (overlap schedules)" if overlap_model == "schedule" else ""),
+                      as_json) as tick:
+        evals = []
+        for i, path in enumerate(scenarios):
+            evals.append(app.evaluate_or_abort(path, plan_text, overlap_model))
+            tick(i + 1, len(scenarios))
     first = evals[0]
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_evaluation(first.scenario, first.dims,
                                                                                  first.result))

@@ -48,17 +48,14 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     spend = budget.SolveBudget(wall_s=time_limit)
     try:
         kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model)
-        with budget.using(spend):
-            if as_json:
-                res = run_plan(sc, **kw)
-            else:
-                from rich.progress import Progress
-                with Progress(console=app.err, transient=True) as prog:
-                    task = prog.add_task("costing layouts", total=None)
-                    res = run_plan(sc, **kw, progress=lambda i, n: prog.update(task, completed=i, total=n))
+        with budget.using(spend), app.progress("costing layouts", as_json) as tick:
+            res = run_plan(sc, **kw, progress=tick)
     except NoFeasiblePlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it "
                   "feasible: " + "; ".join(e.fixes))
+    if spend.wall_bound:
+        spend.note("the top list is re-costed and sorted, so the chosen deployment is the best listed, but the "
+                   "ranking may not be optimal")
     best = res.deployments[0].decode
     # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
     # (deterministic) solve

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 MIN_SOLVE_S = 0.001
 """Smallest wall limit handed to CP-SAT (0 would mean no limit to some solver versions): an exhausted budget
@@ -133,9 +134,10 @@ class ModelOutOfRange(ValueError):
     64-bit range. A ``ValueError``, so the CLI exits 2 (input out of range) with this message."""
 
 
-def refuse_invalid(status: str, solve: str, validation: str, inputs: str) -> None:
+def refuse_invalid(status: str, solve: str, model: Any, inputs: str) -> None:
     """Raise :class:`ModelOutOfRange` for a ``MODEL_INVALID`` status, naming the solve, the inputs that size
-    its coefficients and CP-SAT's own reason."""
+    its coefficients and CP-SAT's own reason (``model.validate()``, asked only then)."""
     if status == "MODEL_INVALID":
+        validation = model.validate()
         raise ModelOutOfRange(f"{solve}: the solver model is out of range ({validation.strip()[:160] or 'MODEL_INVALID'}); "
                               f"the coefficients come from {inputs}; accepted: smaller values")

@@ -194,7 +194,7 @@ def solve_top_k(inst: DeploymentInstance, *, k: int = 5, seed: int = 0) -> tuple
         status = solver.solve(model.m)
         wall = time.perf_counter() - t0
         name = solver.status_name(status)
-        budget.refuse_invalid(name, "deployment split", model.m.validate(),
+        budget.refuse_invalid(name, "deployment split", model.m,
                               "the cluster's device count and the layouts' per-device rates")
         spend.finish(f"deployment split #{i + 1}", status=name, wall_s=wall, allotted_s=allotted,
                      work_units=solver.deterministic_time, work_limit_units=WORK_LIMIT_UNITS)

@@ -40,9 +40,8 @@ def solve_limits(budget: SolveBudget | None) -> SolveLimits | None:
     """The block for ``budget`` (None without --time-limit: the output is then reproducible and unchanged)."""
     if budget is None or budget.wall_s is None:
         return None
-    note = ("; ".join(["the time limit stopped solves early: the listed results are the best found in time, "
-                       "re-costed and sorted, but may not be optimal, and another run may list others",
-                       *budget.notes]) if budget.wall_bound else None)
+    note = ("; ".join(["the wall clock stopped solves early: the results are the best found in time, not proven "
+                       "optimal, and another run may give others", *budget.notes]) if budget.wall_bound else None)
     return SolveLimits(time_limit_s=budget.wall_s, wall_limit_bound=budget.wall_bound, note=note,
                        stopped_early=[StoppedSolve(solve=r.solve, status=r.status, stopped_by=r.stopped_by)
                                       for r in budget.stopped])
