@@ -29,6 +29,20 @@ from planner.cpsat.stats import SolveStats
 
 __all__ = ["OBJECTIVES", "Deployment", "DeploymentInstance", "solve_top_k"]
 
+INT_RANGE = 2**63 - 1
+"""CP-SAT's signed 64-bit integer range: variable bounds and objective terms must stay within it."""
+
+
+def _check_range(term: int, what: str) -> None:
+    """Refuse (:class:`~planner.cpsat.budget.ModelOutOfRange`, exit 2) an instance whose ``term`` (a bound or
+    the largest objective term) leaves CP-SAT's integer range, before building it (ortools raised a TypeError
+    on such a bound: an "internal error")."""
+    if term > INT_RANGE:
+        raise budget.ModelOutOfRange(
+            f"deployment split: the solver model is out of range ({what} = {term:.3g} > 2^63); the coefficients "
+            "come from the cluster's device count and the layouts' per-device rates; accepted: smaller values")
+
+
 class _Model:
     def __init__(self, inst: DeploymentInstance) -> None:
         self.inst = inst
@@ -58,6 +72,7 @@ class _Model:
         self.used = m.new_int_var(0, n, "devices_used")
         m.add(self.used == used)
         hi = sum(quantize.tok_per_s(x.decode_tok_per_s_per_device + x.aggregated_tok_per_s_per_device) for x in c) * n + 1
+        _check_range(hi, "output rate bound")
         self.zmax = hi
         self.z = m.new_int_var(0, hi, "output_rate")
         agg_rate = sum(r * c[k].devices_per_replica * quantize.tok_per_s(c[k].aggregated_tok_per_s_per_device) for k, r in self.ra.items())
@@ -75,15 +90,19 @@ class _Model:
         inst, m, c = self.inst, self.m, self.inst.candidates
         n = inst.cluster_devices
         if inst.objective == "throughput":
+            _check_range(self.zmax * (n + 1), "rate bound x (devices + 1)")
             m.maximize(self.z * (n + 1) - self.used)
         elif inst.objective == "latency":
             # TPOT a user sees from the layout that decodes (aggregated: the whole cycle over the user's tokens,
             # as the feasibility check has it), in microseconds; then throughput
+            worst_us = max((round(max(x.tpot_s, x.aggregated_tpot_s) * 1e6) for x in c), default=0)
+            _check_range(worst_us * (self.zmax + 1), "TPOT in us x (rate bound + 1)")
             tpot_us = (sum(b * round(c[k].aggregated_tpot_s * 1e6) for k, b in self.agg.items())
                        + sum(b * round(c[k].tpot_s * 1e6) for k, b in self.dec.items()))
             m.minimize(tpot_us * (self.zmax + 1) - self.z)
         elif inst.objective == "devices":
             need = quantize.tok_per_s(inst.required_output_tok_per_s or 0.0)
+            _check_range(n * (self.zmax + 1), "devices x (rate bound + 1)")
             m.add(self.z >= need)
             m.minimize(self.used * (self.zmax + 1) - self.z)
         else:
@@ -181,7 +200,7 @@ def solve_top_k(inst: DeploymentInstance, *, k: int = 5, seed: int = 0) -> tuple
     stats: list[SolveStats] = []
     spend = budget.current()
     for i in range(k):
-        if spend.exhausted():
+        if i > 0 and spend.exhausted():  # the first always runs (its hint is a deployment to list)
             spend.skip(f"deployment split #{i + 1}")
             break
         solver = cp_model.CpSolver()
