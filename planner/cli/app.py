@@ -195,6 +195,7 @@ def write_output(option: str, path: str, text: str, *, force: bool | None = None
         files.write_text_atomic(path, text, force=forced() if force is None else force)
     except files.FileWriteError as e:
         abort(EXIT_BAD_INPUT, f"{option}: {e}")
+    click.echo(f"wrote {path} ({len(text.encode()):,} bytes, {option})", err=True)  # stderr: stdout stays the result
 
 
 def export_document(export: str | None, doc: Any, *, force: bool | None = None) -> None:
@@ -274,8 +275,10 @@ def evaluate_or_abort(path: str, plan_text: str | None, overlap_model: str, *, m
             if p.memory.free_bytes < 0]
     if over:
         ph, m = over[0]
+        fixes = ["raise moe_ep / attn_tp", "use more devices", "a lower weight precision"]
+        if m.static_bytes < m.capacity_bytes:  # the weights fit: a smaller batch or context can make room
+            fixes.append("a smaller batch / shorter context")
         abort(EXIT_INFEASIBLE, f"memory: the {ph} phase needs {fmt_bytes(m.used_bytes)} per device but "
               f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
-              f"weights alone {fmt_bytes(m.weight_bytes)}). Raise moe_ep / attn_tp, use more devices, a lower "
-              f"weight precision, or a smaller batch / shorter context.")
+              f"weights alone {fmt_bytes(m.weight_bytes)}). Would make it fit: " + ", ".join(fixes) + ".")
     return ev

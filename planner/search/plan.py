@@ -153,7 +153,8 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
         fixes = [f"more devices: about {more} {cl.device.id} (weights need {total_weights / 2**30:,.0f} GiB in all)"]
         if wl.weight_precision.bytes_per_element > 1:
             fixes.append("lower weight precision: fp8 or int8 halves the weight bytes")
-        fixes.append(f"shorter context than {wl.input_tokens + wl.output_tokens} tokens, or fewer sequences")
+        if m.static_bytes < m.capacity_bytes:  # the weights fit: what overflows depends on the context
+            fixes.append(f"shorter context than {wl.input_tokens + wl.output_tokens} tokens, or fewer sequences")
         detail = (f"even the leanest layout ({best.dims.label()}) needs {need / 2**30:.1f} GiB per device before any "
                   f"KV cache, {max(0.0, per_dev_short) / 2**30:.1f} GiB over the {m.capacity_bytes / 2**30:.0f} GiB "
                   "capacity" if per_dev_short > 0 else
