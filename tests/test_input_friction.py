@@ -110,3 +110,14 @@ def _commands(group: click.Group, prefix: str = ""):
 def test_every_option_of_every_command_has_help_text(name, cmd):
     missing = [p.opts[0] for p in cmd.params if isinstance(p, click.Option) and not (p.help or "").strip()]
     assert not missing, f"{name}: options without --help text: {missing}"
+
+
+@pytest.mark.parametrize("args", [["evaluate", "s\0.yaml"], ["evaluate", str(MIXTRAL), "--export", "e\0.json"],
+                                  ["place", str(MIXTRAL), "--expert-load", "l\0.csv"],
+                                  ["loads", "synth", "--out", "l\0.csv"]])
+def test_a_nul_in_a_path_is_a_usage_error_naming_the_option(args):
+    # found by tests/test_fuzz.py::test_fuzz_export_paths: click's os.stat raised ValueError ("embedded null
+    # byte"), which surfaced as an unnamed "out of range" message
+    res = run(*args)
+    assert res.exit_code == 2 and "without NUL characters" in res.output, res.output
+    assert "out of the range" not in res.output

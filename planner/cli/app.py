@@ -147,6 +147,16 @@ def progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+class SafePath(click.Path):
+    """``click.Path`` that refuses a NUL character with a usage error naming the option (click's own check
+    calls ``os.stat``, whose ValueError would surface as an unnamed "out of range" message)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"got {value[:60]!r}; accepted: a path without NUL characters.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 FORCE_HELP = "Replace an existing output file (without it, an existing file is refused with exit 2)."
 _FORCE_KEY = "moeplan.force"
 

@@ -30,7 +30,7 @@ def loads() -> None:
               help="Tokens routed per layer (each counted --top-k times).")
 @click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="Random seed: the same seed gives the same file.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
+@click.option("--out", "out_path", type=app.SafePath(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
 @app.force_option
 def loads_synth(experts: int, layers: int, top_k: int, skew: float, tokens: int, seed: int,
                 out_path: str | None) -> None:

@@ -10,16 +10,16 @@ from planner.cli import app
 
 
 @click.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan); EP size and slots come from it.")
-@click.option("--expert-load", "load_path", type=click.Path(dir_okay=False),
+@click.option("--expert-load", "load_path", type=app.SafePath(dir_okay=False),
               help="Router counts (CSV or JSON, rows = MoE layers); default: the scenario's workload.expert_load.")
 @click.option("--redundant", type=click.IntRange(min=0, max=65_536), help="Redundant slots (default: the plan's).")
 @app.time_limit_option(0.05)
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="CP-SAT random seed (with no binding wall limit, the same seed gives the same placement).")
 @click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/2).")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float | None,
           seed: int, as_json: bool, export: str | None) -> None:

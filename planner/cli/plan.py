@@ -15,7 +15,7 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 
 
 @click.command()
-@click.argument("scenario", type=click.Path(dir_okay=False), required=False)
+@click.argument("scenario", type=app.SafePath(dir_okay=False), required=False)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="throughput", show_default=True,
               help="throughput: most output tok/s, then fewest devices; latency: lowest TPOT, then throughput; "
               "devices: fewest devices that meet workload.request_rate.")
@@ -25,7 +25,7 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="CP-SAT random seed (with no binding wall limit, the same seed gives the same bytes).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.plan/2).")
-@click.option("--export", "export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", "export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show the Pareto front and the chosen plan's breakdowns.")
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")

@@ -8,7 +8,7 @@ from planner.cli import app
 
 
 @click.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan).")
 @click.option("--micro-batches", type=click.IntRange(1, 4), default=2, show_default=True,
               help="Micro-batches each layer is split into (two-batch overlap: 2).")
@@ -17,7 +17,7 @@ from planner.cli import app
 @app.time_limit_option(0.05)
 @click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, time_limit: float | None,
              width: int, as_json: bool, export: str | None) -> None:
