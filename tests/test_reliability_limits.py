@@ -233,3 +233,48 @@ def test_schedule_and_place_honour_and_report_the_limit(tmp_path):
     doc = json.loads(res.output)
     assert doc["solve_limits"]["time_limit_s"] == 0.05
     assert all(r["solve"].startswith("placement layer") for r in doc["solve_limits"]["stopped_early"])
+
+
+def test_placement_layers_share_the_budget_instead_of_each_taking_the_limit(monkeypatch):
+    """Issue 12 case 3: `place --time-limit 0.05` ran each layer for twice the limit. Under a budget each layer is
+    handed at most an equal share of what is left (4 layers, 0.4 s: the first gets 0.4 / 4 = 0.1 s)."""
+    from planner.cpsat import budget, placement
+    from planner.inputs.loads import ExpertLoads
+    handed = []
+    real = placement.place_layer
+
+    def spy(row, **kw):
+        left = len(loads.tokens) - kw["layer"]
+        handed.append((kw["time_limit_s"], spend.remaining_s() / left))
+        return real(row, **kw)
+
+    monkeypatch.setattr(placement, "place_layer", spy)
+    loads = ExpertLoads(tokens=tuple((5, 9, 1, 7, 3, 8, 2, 6) for _ in range(4)), source="test")
+    spend = budget.SolveBudget(wall_s=0.4)
+    with budget.using(spend):
+        placement.place_all(loads, num_devices=4, devices_per_node=2, slots=8, time_limit_s=1.0)
+    assert handed[0][0] == pytest.approx(0.1)
+    assert all(given <= max(budget.MIN_SOLVE_S, share) + 1e-12 for given, share in handed)
+    assert len(handed) == 4  # every layer still gets a placement (the greedy one at worst)
+
+
+def test_schedule_solves_draw_on_one_budget(monkeypatch):
+    """Issue 12 case 3: `schedule` had no limit. Every CP-SAT solve of the command is handed at most what the
+    --time-limit budget has left."""
+    from ortools.sat.python import cp_model
+
+    from planner.cpsat import schedule
+    schedule._solve_cached.cache_clear()  # solve afresh, not from an earlier test's cache
+    handed = []
+    real = cp_model.CpSolver.solve
+
+    def spy(self, model, *a, **kw):
+        handed.append(self.parameters.max_time_in_seconds)
+        return real(self, model, *a, **kw)
+
+    monkeypatch.setattr(cp_model.CpSolver, "solve", spy)
+    res = run("schedule", MIXTRAL, "--phase", "prefill", "--time-limit", "0.3", "--json")
+    assert res.exit_code == 0, res.output
+    assert handed and all(t <= 0.3 + 1e-9 for t in handed)
+    # without the budget the first solve alone would get its 10x safety cap: 5 s x 10 = 50 s
+    assert handed[0] <= 0.3
