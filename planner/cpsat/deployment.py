@@ -83,7 +83,7 @@ class _Model:
         m.add(self.z * inst.input_tokens <= pre_rate * inst.output_tokens + agg_rate * inst.input_tokens)
         self._objective()
         self.hinted: Deployment | None = None
-        """The hinted deployment (a valid one): listed when the first solve finds nothing in its time."""
+        """The hinted (or fallback) deployment, a valid one: listed when the first solve finds nothing in time."""
         self._hint()
 
     def _objective(self) -> None:
@@ -109,12 +109,12 @@ class _Model:
             raise ValueError(inst.objective)
 
     def _hint(self) -> None:
-        """Hint: the best single aggregated layout filling the cluster (what a sweep tool would return); without
-        one, a disaggregated split (:meth:`_hint_split`), so a solve stopped by a short time limit still has a
-        solution to start from."""
+        """Hint: the best single aggregated layout filling the cluster (what a sweep tool would return). Without
+        one, no hint (a hint changes which of tied optima CP-SAT returns, and so the golden bytes), but a
+        fallback split (:meth:`_fallback_split`) to list when the first solve finds nothing in its time."""
         c, n = self.inst.candidates, self.inst.cluster_devices
         if not self.agg:
-            self._hint_split()
+            self._fallback_split()
             return
         k = max(self.agg, key=lambda k: (n // c[k].devices_per_replica) * c[k].devices_per_replica * c[k].aggregated_tok_per_s_per_device)
         self.m.add_hint(self.agg[k], 1)
@@ -125,7 +125,7 @@ class _Model:
                                  decode_replicas=r, devices_used=used,
                                  output_tok_per_s_units=used * quantize.tok_per_s(c[k].aggregated_tok_per_s_per_device))
 
-    def _hint_split(self) -> None:
+    def _fallback_split(self) -> None:
         """The layouts with the highest prefill and decode rate per device, at the prefill replica count that
         delivers the most with the rest of the cluster decoding (one pass over the prefill replica counts)."""
         c, n, inst = self.inst.candidates, self.inst.cluster_devices, self.inst
@@ -149,10 +149,6 @@ class _Model:
         self.hinted = Deployment(mode=DeploymentMode.DISAGGREGATED, prefill=c[p], prefill_replicas=x, decode=c[d],
                                  decode_replicas=y, devices_used=x * c[p].devices_per_replica + y * c[d].devices_per_replica,
                                  output_tok_per_s_units=z)
-        self.m.add_hint(self.pre[p], 1)
-        self.m.add_hint(self.dec[d], 1)
-        self.m.add_hint(self.xp[p], x)
-        self.m.add_hint(self.yd[d], y)
 
     def forbid(self, d: Deployment) -> None:
         """Exclude a found (mode, layouts) combination, for the next-best solve."""
@@ -181,8 +177,8 @@ WORK_LIMIT_UNITS = 5.0
 """CP-SAT deterministic seconds per deployment solve: the reproducible limit. The largest measured need is 0.36
 (1,024 x H200, --top 50, every solve OPTIMAL), so the limit binds only on far larger instances."""
 WALL_CAP_S = 60.0
-"""Wall-clock cap per deployment solve without --time-limit: a safety net only (5 units ran at >= 0.2 units per
-wall second on the loaded 2-core reference machine, so the work limit ends a solve first)."""
+"""Wall-clock cap per deployment solve without --time-limit: a safety net only (measured 0.2-0.5 units per wall
+second on the loaded 2-core reference machine, so 5 units end a solve within about 25 s, before this cap)."""
 
 
 def _meets(inst: DeploymentInstance, d: Deployment) -> bool:
@@ -221,7 +217,8 @@ def solve_top_k(inst: DeploymentInstance, *, k: int = 5, seed: int = 0) -> tuple
             stats.append(SolveStats(status=name, objective=0.0, bound=0.0, gap=0.0, wall_s=wall))
             if status == cp_model.UNKNOWN and not found and model.hinted is not None and _meets(inst, model.hinted):
                 found.append(model.hinted)  # stopped before any solution: the hint is a valid deployment
-                spend.note("deployment split #1: no solution in time; listed the solver's hint (a heuristic)")
+                spend.note("deployment split #1: no solution in time; listed a heuristic split (the best "
+                           "single layout, or the fastest prefill and decode layouts at their best replica counts)")
             break
         obj, bound = solver.objective_value, solver.best_objective_bound
         gap = abs(bound - obj) / max(1.0, abs(obj))
