@@ -122,9 +122,10 @@ class FiniteFloat(click.FloatRange):
 
 
 TIME_LIMIT_HELP = ("Wall-clock seconds for all of this command's CP-SAT solves together (each solve gets what the "
-                   "earlier ones left; layout costing is not counted). Default: no wall limit, every solve stops at "
-                   "its deterministic work limit, so the output is the same on every run. A limit that binds is "
-                   "reported (text and JSON) and may make the output vary.")
+                   "earlier ones left; layout costing is not counted). Default: no shared wall limit; every solve stops "
+                   "at its deterministic work limit (its own wall cap, far above, is a safety net), so the output "
+                   "is the same on every run. A limit that binds is reported (text and JSON) and may make the "
+                   "output vary.")
 
 
 def time_limit_option(minimum: float) -> Any:
