@@ -1,5 +1,6 @@
 """Property-based fuzz of the input edge (issue 12): hostile scenario values, plan strings, load files, hf
-configs and option values, driven through the CLI in-process. Every run must exit 0, 1 or 2, without a
+configs, option values (loads synth, cost gemm, plan, schedule) and --export paths, driven through the CLI
+in-process. Every run must exit 0, 1 or 2, without a
 traceback, within 20 s; an exit-2 message names a key path or an option; ``--json`` output is strict JSON.
 
 ``FUZZ_EXAMPLES=N`` sets the examples per property (default: a few hundred in all, for ``make test``)."""
