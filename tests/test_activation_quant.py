@@ -1,0 +1,104 @@
+"""Activation quantization passes in front of narrow-precision GEMMs (cost_models.ops.activation_quant_ops), and the
+request-level speed of the Qwen speed benchmark (cost_models.serving.request_tok_per_s)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from _devices import h200
+from click.testing import CliRunner
+
+from cost_models import efficiency as eff
+from cost_models import ops as opmod
+from cost_models.kinds import Phase
+from cost_models.parallel import ParallelDims
+from cost_models.serving import request_tok_per_s
+from cost_models.specs import ClusterSpec, OpPrecisions, Precision, ServingWorkload, WeightFormat
+from planner.catalog.models import get_model
+from planner.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+V3 = get_model("deepseek-v3")
+H200 = h200()
+# A100: no FP8 units (planner/catalog/SOURCES.md A100 (a,b)): FP8 weights run weight-only at the BF16 rate
+A100 = dataclasses.replace(H200, id="a100", name="A100", compute_units=108, hbm_bytes_per_s=2.039e12,
+                           peak_flop_per_s={Precision.BF16: 312e12, Precision.INT8: 624e12})
+# B200 dense peaks as planner/catalog/SOURCES.md B200 (a,i): native FP4
+B200 = dataclasses.replace(H200, id="b200", name="B200", compute_units=148, hbm_bytes_per_s=7.7e12,
+                           peak_flop_per_s={Precision.BF16: 2250e12, Precision.FP8: 4500e12,
+                                            Precision.INT8: 4500e12, Precision.FP4: 9000e12})
+
+
+def _cluster(dev) -> ClusterSpec:
+    return ClusterSpec(device=dev, num_nodes=1, devices_per_node=8, scale_up=dev.scale_up, scale_out=dev.scale_out)
+
+
+def test_fp8_quant_pass_is_one_memory_bound_kernel_over_input_and_its_fp8_copy():
+    (op,) = opmod.activation_quant_ops(_cluster(H200), "attn.o_proj", WeightFormat.FP8, m=16, k=16384)
+    # bytes: 16 x 16,384 elements x (2 read + 1 written + 4 / 128 of FP32 scale) = 262,144 x 3.03125 = 794,624
+    assert op.name == "attn.o_proj.quant"
+    assert op.hbm_bytes == 794_624
+    # time: launch 3.7 us + 794,624 / (0.578 x 4.8e12 B/s) = 3.7 us + 0.2864 us = 3.986 us
+    assert op.seconds == pytest.approx(eff.KERNEL_LAUNCH_S + 794_624 / (eff.HBM_COPY_FRACTION * 4.8e12), rel=1e-12)
+    assert op.seconds == pytest.approx(3.986e-6, abs=1e-9)
+
+
+def test_no_quant_pass_when_the_gemm_runs_in_bf16():
+    assert opmod.activation_quant_ops(_cluster(H200), "x", WeightFormat.BF16, m=128, k=7168) == ()
+    # FP8 weights on a device without FP8 units are de-quantised in the kernel (weight-only): BF16 input, no pass
+    assert opmod.activation_quant_ops(_cluster(A100), "x", WeightFormat.FP8, m=128, k=7168) == ()
+    # NVFP4 experts on Hopper likewise run weight-only at BF16
+    assert opmod.activation_quant_ops(_cluster(H200), "x", WeightFormat.NVFP4, m=128, k=7168) == ()
+
+
+def test_nvfp4_pass_writes_fp4_values_with_their_block_scales():
+    # native FP4 math on B200: 0.5 B values + one FP8 scale per 16 elements = 0.5625 B per element
+    assert opmod.activation_quant_bytes_per_element(_cluster(B200), WeightFormat.NVFP4) == 0.5625
+    (op,) = opmod.activation_quant_ops(_cluster(B200), "moe.experts_down", WeightFormat.NVFP4, m=1, k=2048)
+    assert op.hbm_bytes == 2048 * (2 + 0.5625)  # = 5,248
+
+
+def _moe_names(dims: ParallelDims, dispatch: Precision) -> list[str]:
+    shape = opmod.PhaseShape(phase=Phase.DECODE, rank_tokens=128, sequences_per_rank=128, context_tokens=2048)
+    ops = opmod.moe_ops(V3, _cluster(H200), dims, shape, precisions=OpPrecisions.uniform(Precision.FP8),
+                        dispatch_precision=dispatch, imbalance=1.0)
+    return [o.name for o in ops]
+
+
+def test_fp8_ep_dispatch_delivers_the_expert_input_already_quantized():
+    ep8 = ParallelDims(attn_dp=8, moe_ep=8)
+    names = _moe_names(ep8, Precision.FP8)
+    assert "moe.experts_up_gate.quant" not in names  # DeepEP quantizes in the dispatch kernel
+    assert names.index("moe.experts_down.quant") == names.index("moe.experts_down") - 1
+    assert "moe.shared.up_gate.quant" in names and "moe.shared.down.quant" in names
+    # a BF16 payload, or no EP at all, needs the pass before the up GEMM
+    assert "moe.experts_up_gate.quant" in _moe_names(ep8, Precision.BF16)
+    assert "moe.experts_up_gate.quant" in _moe_names(ParallelDims(), Precision.FP8)
+
+
+def test_every_fp8_attention_projection_gets_its_pass_and_bf16_ones_none():
+    shape = opmod.PhaseShape(phase=Phase.PREFILL, rank_tokens=4096, sequences_per_rank=1, context_tokens=4096)
+    fp8 = opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape, precisions=OpPrecisions.uniform(Precision.FP8))
+    quant = [o.name for o in fp8 if o.name.endswith(".quant")]
+    assert quant == ["attn.qkv_a_proj.quant", "attn.q_b_proj.quant", "attn.kv_b_proj.quant", "attn.o_proj.quant"]
+    bf16 = opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape, precisions=OpPrecisions.uniform(Precision.BF16))
+    assert not [o for o in bf16 if o.name.endswith(".quant")]
+
+
+def test_request_speed_counts_prompt_and_generated_tokens_over_the_cycle():
+    wl = ServingWorkload(input_tokens=1024, output_tokens=2048)
+    # (1,024 + 2,048) / 20 s = 153.6 tok/s
+    assert request_tok_per_s(wl, 20.0) == pytest.approx(153.6)
+
+
+def test_request_speed_at_batch_one_is_prompt_plus_output_over_ttft_plus_decode():
+    res = CliRunner().invoke(main, ["evaluate", str(ROOT / "scenarios/validation/qwen_sb_30b_h20_bf16_in6144.yaml"),
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    ttft, tpot = doc["prefill"]["ttft_s"], doc["decode"]["tpot_s"]
+    # one sequence on one device: its slot is its own prefill then 2,048 decode steps
+    assert doc["aggregated"]["request_tok_per_s"] == pytest.approx((6144 + 2048) / (ttft + 2048 * tpot), rel=1e-9)
