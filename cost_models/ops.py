@@ -204,13 +204,32 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
                 math_precision=math_p)))
         else:
             ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
-    ops.append(_elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2))
+    ops.append(_rope_op(cluster, model, shape, heads, t, math_p))
     ops += _quantized_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h)
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,
             group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
     return tuple(ops)
+
+
+def _rope_op(cluster: ClusterSpec, model: ModelSpec, shape: PhaseShape, heads: int, t: int,
+             math_precision: Precision) -> OpCost:
+    """RoPE on the query and key heads: ``2 x t x heads x qk_head_dim x 2`` bytes (BF16 read and written).
+
+    MLA decode with narrow attention math (FP8 FlashMLA / TensorRT-LLM MLA kernels) takes the whole absorbed
+    query in that format, so the rope kernel also quantizes it (``attn.rope_quant``: FlashInfer's fused MLA
+    RoPE-quantize kernel, which the SGLang GB200 part II blog names): it reads the absorbed query
+    ``[t, heads, kv_lora_rank]`` and its rope part ``[t, heads, rope]`` in BF16 and writes the concatenated
+    ``[t, heads, kv_lora_rank + rope]`` at the math precision; e.g. DeepSeek-V3, 1 token, 128 heads, FP8:
+    128 x 576 x (2 + 1) = 221,184 bytes."""
+    att = model.attention
+    if (att.kind is AttentionKind.MLA and shape.phase == Phase.DECODE
+            and math_precision.bytes_per_element < Precision.BF16.bytes_per_element):
+        latent = att.kv_lora_rank + att.qk_rope_head_dim
+        return _elementwise(cluster, "attn.rope_quant",
+                            t * heads * latent * (Precision.BF16.bytes_per_element + math_precision.bytes_per_element))
+    return _elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -102,3 +102,16 @@ def test_request_speed_at_batch_one_is_prompt_plus_output_over_ttft_plus_decode(
     ttft, tpot = doc["prefill"]["ttft_s"], doc["decode"]["tpot_s"]
     # one sequence on one device: its slot is its own prefill then 2,048 decode steps
     assert doc["aggregated"]["request_tok_per_s"] == pytest.approx((6144 + 2048) / (ttft + 2048 * tpot), rel=1e-9)
+
+
+def test_fp8_mla_decode_rope_also_writes_the_absorbed_query_in_fp8():
+    shape = opmod.PhaseShape(phase=Phase.DECODE, rank_tokens=1, sequences_per_rank=1, context_tokens=4096)
+    fp8_attention = dataclasses.replace(OpPrecisions.uniform(Precision.FP8), attention=Precision.FP8)
+    ops = {o.name: o for o in opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape, precisions=fp8_attention)}
+    # 1 token x 128 heads x (512 + 64) x (2 read + 1 written) = 221,184 bytes, replacing the BF16 rope pass
+    assert ops["attn.rope_quant"].hbm_bytes == 221_184
+    assert "attn.rope" not in ops
+    # BF16 attention math keeps the plain rope: 2 x 1 x 128 x 192 x 2 = 98,304 bytes
+    bf16 = {o.name: o for o in opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape,
+                                                   precisions=OpPrecisions.uniform(Precision.FP8))}
+    assert bf16["attn.rope"].hbm_bytes == 98_304 and "attn.rope_quant" not in bf16
