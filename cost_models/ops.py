@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cost_models import comm, compute
+from cost_models import aux_kernels, comm, compute
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
@@ -93,21 +93,10 @@ def _weight_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: int, 
                                            weight_bytes_per_element=fmt.bytes_per_element))
 
 
-ACTIVATION_SCALE_GROUP = 128
-"""Elements per activation scale of a 1-byte (FP8 / INT8) GEMM input: one FP32 scale per token and 128 channels
-(DeepSeek-V3 report, arXiv 2412.19437 §3.3.1, "1x128 tile" activation scaling; DeepGEMM README: the LHS
-scaling factors are per 1 x 128)."""
-
-
 def activation_quant_bytes_per_element(cluster: ClusterSpec, fmt: WeightFormat) -> float:
-    """Bytes per element the quantized copy of a GEMM input takes (values + scales), 0 when the GEMM runs in BF16
-    (no quantization pass): FP8 / INT8 1 + 4 / 128; FP4 formats their own block layout (NVFP4 0.5 + 1 / 16)."""
-    math_p = gemm_math(cluster, fmt)
-    if math_p.bytes_per_element >= Precision.BF16.bytes_per_element:
-        return 0.0
-    if math_p.bytes_per_element >= 1.0:
-        return math_p.bytes_per_element + 4.0 / ACTIVATION_SCALE_GROUP
-    return math_p.bytes_per_element + fmt.scale_bytes_per_element
+    """Bytes per element of a GEMM input's quantized copy (:func:`cost_models.aux_kernels.quantized_input_bytes_per_element`
+    at the GEMM's math precision on this device); 0 when the GEMM runs in BF16."""
+    return aux_kernels.quantized_input_bytes_per_element(gemm_math(cluster, fmt), fmt)
 
 
 def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: float, k: int
@@ -205,6 +194,7 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
         else:
             ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
     ops.append(_rope_op(cluster, model, shape, heads, t, math_p))
+    ops.append(_kv_write_op(cluster, model, dims, t, kv_precision))
     ops += _quantized_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h)
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
@@ -213,23 +203,18 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
     return tuple(ops)
 
 
+def _kv_write_op(cluster: ClusterSpec, model: ModelSpec, dims: ParallelDims, t: int,
+                 kv_precision: Precision) -> OpCost:
+    """``attn.kv_write``: the new tokens' cache entries (:func:`cost_models.aux_kernels.kv_write_bytes`)."""
+    return _elementwise(cluster, "attn.kv_write", aux_kernels.kv_write_bytes(model, dims, t, kv_precision))
+
+
 def _rope_op(cluster: ClusterSpec, model: ModelSpec, shape: PhaseShape, heads: int, t: int,
              math_precision: Precision) -> OpCost:
-    """RoPE on the query and key heads: ``2 x t x heads x qk_head_dim x 2`` bytes (BF16 read and written).
-
-    MLA decode with narrow attention math (FP8 FlashMLA / TensorRT-LLM MLA kernels) takes the whole absorbed
-    query in that format, so the rope kernel also quantizes it (``attn.rope_quant``: FlashInfer's fused MLA
-    RoPE-quantize kernel, which the SGLang GB200 part II blog names): it reads the absorbed query
-    ``[t, heads, kv_lora_rank]`` and its rope part ``[t, heads, rope]`` in BF16 and writes the concatenated
-    ``[t, heads, kv_lora_rank + rope]`` at the math precision; e.g. DeepSeek-V3, 1 token, 128 heads, FP8:
-    128 x 576 x (2 + 1) = 221,184 bytes."""
-    att = model.attention
-    if (att.kind is AttentionKind.MLA and shape.phase == Phase.DECODE
-            and math_precision.bytes_per_element < Precision.BF16.bytes_per_element):
-        latent = att.kv_lora_rank + att.qk_rope_head_dim
-        return _elementwise(cluster, "attn.rope_quant",
-                            t * heads * latent * (Precision.BF16.bytes_per_element + math_precision.bytes_per_element))
-    return _elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2)
+    """``attn.rope``, or ``attn.rope_quant`` for MLA decode at narrow attention math
+    (:func:`cost_models.aux_kernels.rope_pass`)."""
+    name, nbytes = aux_kernels.rope_pass(model, shape.phase, heads, t, math_precision)
+    return _elementwise(cluster, name, nbytes)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -257,6 +242,7 @@ def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims
     ops.append(_elementwise(cluster, "attn.q_norm", 2 * t * rank * 2))
     ops += _quantized_gemm(cluster, "attn.wq", proj, m=t, k=rank, n=heads * att.qk_head_dim)
     ops.append(_elementwise(cluster, "attn.rope", 2 * t * (heads + kv_heads) * att.qk_head_dim * 2))
+    ops.append(_kv_write_op(cluster, model, dims, t, kv_precision))
     if shape.phase == Phase.DECODE:
         ops.append(_kernel("attn.core", compute.attention_decode_cost(
             dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,

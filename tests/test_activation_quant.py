@@ -126,3 +126,16 @@ def test_fp8_mla_decode_rope_also_writes_the_absorbed_query_in_fp8():
     bf16 = {o.name: o for o in opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape,
                                                    precisions=OpPrecisions.uniform(Precision.FP8))}
     assert bf16["attn.rope"].hbm_bytes == 98_304 and "attn.rope_quant" not in bf16
+
+
+def test_every_new_token_is_written_into_the_kv_cache_once_per_layer():
+    shape = opmod.PhaseShape(phase=Phase.DECODE, rank_tokens=128, sequences_per_rank=128, context_tokens=4096)
+    prec = dataclasses.replace(OpPrecisions.uniform(Precision.FP8), kv_cache=Precision.FP8)
+    ops = {o.name: o for o in opmod.attention_ops(V3, _cluster(H200), ParallelDims(), shape, precisions=prec)}
+    # MLA caches the latent: 128 tokens x (512 + 64) x (2 read + 1 written) = 221,184 bytes
+    assert ops["attn.kv_write"].hbm_bytes == 221_184
+    qwen = get_model("qwen3-30b-a3b")
+    ops = {o.name: o for o in opmod.attention_ops(qwen, _cluster(H200), ParallelDims(attn_tp=2), shape,
+                                                  precisions=OpPrecisions.uniform(Precision.BF16))}
+    # GQA, 4 KV heads of 128 split over attention TP 2: 2 x 4 x 128 / 2 = 512 elements; 128 x 512 x 4 = 262,144
+    assert ops["attn.kv_write"].hbm_bytes == 262_144
