@@ -51,7 +51,9 @@ def test_single_device_step_is_kernels_times_micro_batches_plus_optimizer():
 
 
 def test_paired_chunks_hide_the_all_to_all_behind_compute():
-    # F&B = max(C + f M, M) + exposed: with the all-to-all overlap the pace falls by M (1 - f) when C > M
+    # F&B = sum over the four phases of max(C + f M, M) + exposed (cost_models/training/pairing.py); here compute is
+    # longer than the all-to-all in every phase, so it equals the aggregate max(C + f M, M) + exposed and the pace
+    # falls by M (1 - f)
     c = cluster("h100_sxm", 256)
     model = get_model("qwen3-235b-a22b")
     w = TrainingWorkload(seq_tokens=4096, global_batch_sequences=2048)
