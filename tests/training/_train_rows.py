@@ -74,7 +74,10 @@ _GPT_2022 = dict(flash_attention=False, dropout=True)
 def _meg21(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, devices: int, batch: int,
            tflops: float) -> Row:
     model = gpt(name, hidden=hidden, heads=heads, layers=layers)
-    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=batch, recompute=Recompute.full_layers(), **_GPT_2022)
+    # fp16 mixed precision (the 2021 runs predate bf16 in Megatron): gradients accumulate and are all-reduced in
+    # fp16 (Optimizer.ADAM_FP16_GRADS, Megatron-LM's default without --accumulate-allreduce-grads-in-fp32)
+    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=batch, recompute=Recompute.full_layers(),
+                         optimizer=Optimizer.ADAM_FP16_GRADS, **_GPT_2022)
     dims = TrainingDims(tp=8, sequence_parallel=False, pp=pp, vpp=vpp, dp=devices // (8 * pp),
                         schedule=Schedule.INTERLEAVED if vpp > 1 else Schedule.ONE_F_ONE_B,
                         sharding=OptimizerSharding.NONE, overlap_grad_reduce=False)
@@ -82,7 +85,7 @@ def _meg21(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, d
     return Row(id=f"TR-MEG21-{name}", model=model, cluster=cluster("a100_sxm_80gb", devices), dims=dims, workload=w,
                measured_step_s=_step_from_tflops(flops, tflops, devices),
                note=f"{tflops} TFLOP/s/GPU (eq. 3 counting); micro-batch 1 and vpp={vpp} assumed (not in Table 1); "
-                    "full recompute, no SP (2021), DP all-reduce not overlapped, no distributed optimizer")
+                    "full recompute, no SP (2021), DP all-reduce (fp16) not overlapped, no distributed optimizer")
 
 
 def _kor22(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, mbs: int, batch: int,

@@ -33,6 +33,12 @@ def test_deepseek_bf16_moments_save_four_bytes():
     assert bytes_per_parameter(Optimizer.ADAM_BF16_MOMENTS, OptimizerSharding.NONE, 1) == 14
 
 
+def test_fp16_gradients_save_two_bytes():
+    # Megatron-LM --fp16 without --accumulate-allreduce-grads-in-fp32: 2 (fp16 param) + 2 (fp16 grad) + 4 (master)
+    # + 8 (moments) = 16
+    assert bytes_per_parameter(Optimizer.ADAM_FP16_GRADS, OptimizerSharding.NONE, 1) == 16
+
+
 def test_qwen3_30b_weights_by_hand():
     # Qwen3-30B-A3B: h 2048, 48 layers, 32 q / 4 kv heads x 128, 128 experts x 768, V 151936, untied.
     # attention: q 2048 x 4096 + kv 2048 x 2 x 512 + o 4096 x 2048 = 8,388,608 + 2,097,152 + 8,388,608 = 18,874,368

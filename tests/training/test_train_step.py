@@ -7,12 +7,13 @@ from dataclasses import replace
 import pytest
 from _train_rows import cluster, gpt
 
-from cost_models import compute
+from cost_models import comm, compute
 from cost_models.specs import ClusterSpec, LinkSpec
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import layer_ops
+from cost_models.training.comm import data_parallel_comm
 from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
-from cost_models.training.specs import Recompute, TrainingWorkload
+from cost_models.training.specs import Optimizer, Recompute, TrainingWorkload
 from cost_models.training.step import chunk_times, rank_times, training_step
 from planner.catalog.models import get_model
 
@@ -128,3 +129,15 @@ def test_fsdp_under_pipeline_gathers_once_per_step_not_per_micro_batch():
     s3, s2 = training_step(c, SMALL, z3, w), training_step(c, SMALL, z2, w)
     assert s3.dp_exposed_s == s2.dp_exposed_s
     assert s3.by_resource_s["dp_total"] == s2.by_resource_s["dp_total"] > 0
+
+
+def test_fp16_gradients_are_all_reduced_in_two_bytes():
+    c = cluster("a100_sxm_80gb", 16)
+    dims = TrainingDims(tp=8, dp=2, sharding=OptimizerSharding.NONE)
+    w32 = TrainingWorkload(seq_tokens=2048, global_batch_sequences=8)
+    w16 = replace(w32, optimizer=Optimizer.ADAM_FP16_GRADS)
+    d16 = data_parallel_comm(c, dims, w16, dense_elements=1e9, expert_elements=0)
+    # 1e9 fp16 gradients = 2e9 bytes all-reduced over the 2 DP ranks, one per node (stride tp = 8)
+    ar = comm.all_reduce(c, bytes=2e9, group_size=2, group_devices_per_node=1, custom_kernels=False)
+    assert d16.grad_reduce_s == pytest.approx(ar.seconds)
+    assert d16.grad_reduce_s < data_parallel_comm(c, dims, w32, dense_elements=1e9, expert_elements=0).grad_reduce_s
