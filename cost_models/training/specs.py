@@ -148,9 +148,12 @@ class TrainingWorkload:
     unfused attention of the 2021-2022 Megatron papers, which keeps the s x s scores (Korthikanti's 5as/h term)."""
     dropout: bool = False
     """Dropout after attention and MLP (1-byte masks, Korthikanti Table 2); modern LLM pre-training uses none."""
+    loss_chunks: int = 1
+    """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss): only one chunk's logits and
+    softmax are alive at a time; 1 = the whole micro-batch's logits at once."""
 
     def __post_init__(self) -> None:
-        for name in ("seq_tokens", "global_batch_sequences"):
+        for name in ("seq_tokens", "global_batch_sequences", "loss_chunks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"workload.{name} must be >= 1, got {getattr(self, name)}")
         if self.expert_imbalance < 1.0:

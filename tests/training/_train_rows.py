@@ -205,13 +205,15 @@ def _torchtitan() -> list[Row]:
                        workload=w405, measured_step_s=_step_from_tokens(w405, tok, 512), measured_memory_gib=mem,
                        note=f"{tok:.0f} tok/s/GPU, {mem} GiB; 8 micro-batches of 4 (torchtitan default), vpp={vpp} "
                             "assumed; AsyncTP not modelled (TP exposed)"))
-    wq = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64,
+    # the report (mlc-ai/pith-train issue #79, 2026-07-22) also states "eight loss chunks" and compiled blocks and loss
+    wq = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64, loss_chunks=8,
                           recompute=Recompute.selective(RecomputeModule.NORM, RecomputeModule.ACTIVATION))
     dq = TrainingDims(dp=8, micro_batch_sequences=8, sharding=OptimizerSharding.ZERO3)
     out.append(Row(id="MEM-Q30-B200", model=q30, cluster=cluster("b200", 8), dims=dq, workload=wq,
                    measured_step_s=_step_from_tokens(wq, 19_450.0, 8), measured_memory_gib=141.8,
-                   note="19.4-19.5k tok/s/GPU, 141.8 GiB (user report); torchtitan's op-level selective "
-                        "checkpointing taken as recompute of norms and activations"))
+                   note="19.4-19.5k tok/s/GPU, 141.8 GiB (user report); eight loss chunks; torchtitan's op-level "
+                        "selective checkpointing (which matmul outputs it saves) taken as recompute of norms and "
+                        "activations; torch.compile not modelled"))
     return out
 
 

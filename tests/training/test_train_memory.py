@@ -175,3 +175,15 @@ def test_fsdp_under_pipeline_keeps_the_stage_unsharded_by_hand():
     # ZeRO-1 under PP keeps nothing extra (its parameters are never sharded)
     z1 = training_memory(model, replace(dims, sharding=OptimizerSharding.ZERO1), w, rank=0, capacity_bytes=80 * GIB)
     assert z1.unsharded_state_bytes == 0
+
+
+def test_a_chunked_loss_keeps_one_chunk_of_logits():
+    # Qwen3-30B-A3B (vocabulary 151,936, hidden 2048), s 8192, b 1, tp 1: per token the head keeps the final norm's
+    # input and output (2 x 2 x 2048 = 8,192 B) and the logits + fp32 softmax (6 x 151,936 = 911,616 B);
+    # in 8 chunks the logits part is 113,952 B per token
+    model = get_model("qwen3-30b-a3b")
+    d = TrainingDims(dp=8, sharding=OptimizerSharding.ZERO3)
+    whole = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64)
+    chunked = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64, loss_chunks=8)
+    assert act.head_bytes(model, d, whole) == pytest.approx(8192 * (8192 + 911_616))
+    assert act.head_bytes(model, d, chunked) == pytest.approx(8192 * (8192 + 113_952))
