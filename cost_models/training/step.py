@@ -216,6 +216,28 @@ def _optimizer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWor
     return compute.memory_bound_cost(cluster.device, bytes=nbytes).seconds
 
 
+def dp_exposed_s(dims: TrainingDims, dpc: tcomm.DataParallelComm, r: RankTimes, *, layers: int) -> float:
+    """Seconds of the step's DP gradient reduction and parameter gathering that the busiest rank ``r`` cannot hide.
+
+    Overlapped, the reduction hides behind the last backward and the gathering behind the first forward except
+    their last / first unit: a DDP bucket, or under FSDP with pipeline parallelism one layer (torchtitan shards each
+    TransformerBlock as its own FSDP unit, pytorch/torchtitan@9dec370 ``apply_fsdp``; the last micro-batch's
+    backward reduce-scatters layer by layer, the first forward all-gathers layer by layer with one prefetched).
+    Per-layer FSDP without pipeline parallelism is timed inside the layers (:func:`_fsdp_layer_s`): 0 here.
+    """
+    if dims.sharding is OptimizerSharding.ZERO3 and not fsdp_stays_unsharded(dims):
+        return 0.0
+    if not dims.overlap_grad_reduce:
+        return dpc.grad_reduce_s + dpc.param_gather_s
+    if fsdp_stays_unsharded(dims):
+        reduce_unit, gather_unit = dpc.grad_reduce_s / max(1, layers), dpc.param_gather_s / max(1, layers)
+    else:
+        reduce_unit = dpc.bucket_reduce_s
+        gather_unit = dpc.param_gather_s * dpc.bucket_reduce_s / dpc.grad_reduce_s if dpc.grad_reduce_s else 0.0
+    return (max(reduce_unit, dpc.grad_reduce_s - r.backward_s)
+            + max(gather_unit, dpc.param_gather_s - r.forward_s))
+
+
 def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
                   ) -> TrainingStep:
     """Predicted step time and its breakdown (module docstring)."""
@@ -228,14 +250,7 @@ def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, wo
     p = rank_parameters(model, dims, busiest.rank)
     dense, expert = p.tp_sharded + p.replicated, p.expert_sharded
     dpc = tcomm.data_parallel_comm(cluster, dims, workload, dense_elements=dense, expert_elements=expert)
-    if dims.sharding is OptimizerSharding.ZERO3 and not fsdp_stays_unsharded(dims):
-        dp_exposed = 0.0
-    elif dims.overlap_grad_reduce:
-        bucket_gather = dpc.param_gather_s * dpc.bucket_reduce_s / dpc.grad_reduce_s if dpc.grad_reduce_s else 0.0
-        dp_exposed = (max(dpc.bucket_reduce_s, dpc.grad_reduce_s - busiest.backward_s)
-                      + max(bucket_gather, dpc.param_gather_s - busiest.forward_s))
-    else:
-        dp_exposed = dpc.grad_reduce_s + dpc.param_gather_s
+    dp_exposed = dp_exposed_s(dims, dpc, busiest, layers=p.dense_layers + p.moe_layers)
     opt = _optimizer_s(cluster, dims, workload, dense, expert)
     step = pipe + dp_exposed + opt
     passes = rank_passes_per_step(dims, m)
