@@ -25,6 +25,7 @@ from planner.documents.base import (
 )
 from planner.documents.evaluate import EvaluateDocument, evaluation_document
 from planner.documents.launch import LaunchBlock
+from planner.documents.limits import SolveLimits
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ class PlanDocument(Document):
     afd_layouts_considered: Count | None = optional("AFD units enumerated and costed (also in layouts_considered); "
                                                     "present when `afd` was searched.")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
+    solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped and "
+                                                "whether the ranking may not be optimal.")
 
 
 def _unit(c: Any) -> dict[str, Any]:
@@ -195,12 +198,13 @@ form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
 def plan_document(res: PlanResult, chosen: Evaluation | AfdEvaluation, launch: LaunchBlock | None = None,
-                  bands: list[DeploymentBands] | None = None) -> PlanDocument:
+                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> PlanDocument:
     """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
     (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`), or its AFD
     decode unit (an :class:`planner.analysis.afd.AfdEvaluation`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
-    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order."""
+    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order; ``limits``: the
+    ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`)."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -215,7 +219,7 @@ def plan_document(res: PlanResult, chosen: Evaluation | AfdEvaluation, launch: L
         layouts_considered=res.layouts_considered,
         pareto=[ParetoPoint(**_unit(c), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
-        chosen=0, launch=launch, **_chosen(chosen), **_searched(res))
+        chosen=0, launch=launch, solve_limits=limits, **_chosen(chosen), **_searched(res))
 
 
 def _chosen(chosen: Evaluation | AfdEvaluation) -> dict[str, Any]:

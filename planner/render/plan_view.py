@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -15,12 +16,14 @@ from planner.render.bands import band_cell
 
 if TYPE_CHECKING:
     from planner.analysis.error_bands import DeploymentBands
+    from planner.documents.limits import SolveLimits
     from planner.search.plan import PlanResult
 
 
 def render_plan(console: Console, res: PlanResult, *, verbose: bool,
-                bands: list[DeploymentBands] | None = None) -> None:
-    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT."""
+                bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> None:
+    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT; ``limits``: the
+    ``--time-limit`` block, whose binding solves are named."""
     sc = res.scenario
     console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_devices} x {sc.cluster.device.name}; "
                   f"objective {res.objective}")
@@ -49,8 +52,11 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
     units = f" (AFD units {res.afd_layouts_considered})" if res.afd_layouts_considered else ""
     console.print(f"Layouts considered: {res.layouts_considered}{units}; rejected by constraint: {rejected}")
     method = "exact enumeration" if s.status == "EXACT_ENUMERATION" else "CP-SAT"
-    console.print(f"Deployment split ({method}): {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
+    console.print(f"Deployment split ({method}): {_statuses(res)}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, "
+                  f"gap {max(x.gap for x in res.stats):.2%}; "
                   f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
+    for line in limit_lines(limits):
+        console.print(line, highlight=False, markup=False)
     best = res.deployments[0]
     what = (f"AFD decode unit {best.decode.dims.label()}, batch {best.decode.batch:,}" if best.mode == "afd" else
             f"decode layout {best.decode.dims.label()}")
@@ -83,6 +89,31 @@ def afd_short(lay: AfdLayout) -> str:
            f"TP{lay.attention_tp}xDP{lay.attention_instance_devices // lay.attention_tp}")
     ffn = f"EP{lay.ffn_groups}" + (f"xTP{lay.ffn_tp}" if lay.ffn_tp > 1 else "")
     return f"{lay.attention_instances}A{lay.ffn_instances}F A {att} F {ffn} m{lay.micro_batches}"
+
+
+def _statuses(res: PlanResult) -> str:
+    """One status when every solve ended the same (``OPTIMAL``), else the count of each (``3 OPTIMAL, 2
+    FEASIBLE``): never the first solve's status standing for all of them."""
+    counts = Counter(x.status for x in res.stats)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def limit_lines(limits: SolveLimits | None) -> list[str]:
+    """The ``--time-limit`` outcome in words: nothing without the option; one line when it did not bind."""
+    if limits is None:
+        return []
+    if not limits.stopped_early:
+        return [f"Time limit {limits.time_limit_s:g} s: not reached; every solve finished (reproducible)."]
+    lines = [f"Time limit {limits.time_limit_s:g} s: {len(limits.stopped_early)} solve(s) stopped before proving "
+             "their answer:"]
+    lines += [f"  {r.solve}: {r.status} ({r.stopped_by.replace('_', ' ')})" for r in limits.stopped_early[:8]]
+    if len(limits.stopped_early) > 8:
+        lines.append(f"  ... and {len(limits.stopped_early) - 8} more")
+    if limits.note:
+        lines.append(f"NOTE: {limits.note}.")
+    return lines
 
 
 def _short(c) -> str:  # noqa: ANN001
