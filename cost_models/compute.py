@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from cost_models import efficiency as eff
 from cost_models.kinds import Bound
@@ -63,8 +64,7 @@ class KernelCost:
     """Breakdown: compute_s, memory_s, overhead_s, waves, wave_efficiency, tile_efficiency, ... (kernel-specific)."""
 
 
-@dataclass(frozen=True)
-class _Launch:
+class _Launch(NamedTuple):
     seconds: float
     compute_s: float
     memory_s: float
@@ -102,31 +102,35 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
     Full waves fill all ``compute_units x ctas_per_cu`` slots; the last, ragged wave streams at the rate its busy
     units can pull (``SM_STREAM_SHARE``) and exposes ``TAIL_EXPOSED_FRACTION`` of a full wave's compute plus the
     rest in proportion to its fill.  ``spill_bytes`` (split partials that do not fit in L2) stream at the end;
-    ``combine_s`` is the fixed cost of reducing split partials.
+    ``combine_s`` is the fixed cost of reducing split partials.  (Called a few times per GEMM shape in a plan
+    search, so written without per-wave containers; the sums keep the order of a sum over the waves.)
     """
     units = device.compute_units
     stream = _stream_bytes_per_s(device)
     unit_cap = eff.SM_STREAM_SHARE * stream / units
     slots = units * ctas_per_cu
     full, rem = divmod(ctas, slots)
-    waves: list[tuple[int, float, float]] = []  # (count, compute_s, memory_s) per wave
+    compute = memory = 0  # sums over the (full, tail) waves of count x compute_s and count x memory_s
     if full:
-        waves.append((full, ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)))
+        c_full, m_full = ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)
+        compute, memory = compute + full * c_full, memory + full * m_full
     if rem:
         busy = min(rem, units)
         c = math.ceil(rem / units) * cta_compute_s
         tail = eff.TAIL_EXPOSED_FRACTION
-        waves.append((1, tail * c + (1.0 - tail) * c * rem / slots, rem * cta_bytes / min(stream, busy * unit_cap)))
-    compute = sum(n * c for n, c, _ in waves)
+        c_tail, m_tail = tail * c + (1.0 - tail) * c * rem / slots, rem * cta_bytes / min(stream, busy * unit_cap)
+        compute, memory = compute + c_tail, memory + m_tail
     scale = _boosted(compute) / compute if compute > 0.0 else 1.0
-    body = sum(n * (eff.TILE_OVERHEAD_S + _soft_max(c * scale, m)) for n, c, m in waves)
+    body = 0
+    if full:
+        body += full * (eff.TILE_OVERHEAD_S + _soft_max(c_full * scale, m_full))
+    if rem:
+        body += eff.TILE_OVERHEAD_S + _soft_max(c_tail * scale, m_tail)
     n_waves = full + (1 if rem else 0)
     fixed = eff.KERNEL_LAUNCH_S + combine_s
     spill_s = spill_bytes / stream
-    return _Launch(seconds=fixed + body + spill_s, compute_s=compute * scale,
-                   memory_s=sum(n * m for n, _, m in waves) + spill_s,
-                   overhead_s=fixed + n_waves * eff.TILE_OVERHEAD_S, waves=n_waves,
-                   wave_efficiency=ctas / (n_waves * slots))
+    return _Launch(fixed + body + spill_s, compute * scale, memory + spill_s, fixed + n_waves * eff.TILE_OVERHEAD_S,
+                   n_waves, ctas / (n_waves * slots))
 
 
 def _bound(compute_s: float, memory_s: float, overhead_s: float) -> Bound:
@@ -156,10 +160,14 @@ def _split_spill_bytes(device: DeviceSpec, partial_bytes: float) -> float:
     return 2.0 * max(0.0, partial_bytes - device.l2_bytes)
 
 
-def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision,
+def _group_key(groups: Counter[int]) -> tuple[tuple[int, int], ...]:
+    """``groups`` (m_g -> number of such groups) as the sorted ``(m_g, count)`` pairs with both > 0."""
+    return tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
+
+
+def _grouped_matmul(device: DeviceSpec, key: tuple[tuple[int, int], ...], *, k: int, n: int, precision: Precision,
                     weight_bytes_per_element: float | None) -> KernelCost:
-    """One kernel over independent [m_g, k] x [k, n] products; ``groups`` maps m_g -> number of such groups."""
-    key = tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
+    """One kernel over independent [m_g, k] x [k, n] products; ``key`` is :func:`_group_key` of the groups."""
     wbpe = precision.bytes_per_element if weight_bytes_per_element is None else float(weight_bytes_per_element)
     if wbpe <= 0:
         raise ValueError(f"weight_bytes_per_element must be > 0, got {wbpe}")
@@ -172,9 +180,8 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     """Memoised body of :func:`_grouped_matmul` (pure: same shapes on the same device give the same cost; a plan
     search asks for the same GEMM shapes across many layouts)."""
     bpe = precision.bytes_per_element
-    used = Counter(dict(groups))
-    tokens = sum(m * g for m, g in used.items())
-    weights = sum(used.values())
+    tokens = sum(m * g for m, g in groups)
+    weights = sum(g for _, g in groups)
     flops = 2.0 * tokens * k * n
     # Inputs once (activations at the math precision, each used weight matrix once as stored), bf16 output once.
     min_bytes = tokens * k * bpe + weights * k * n * weight_bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
@@ -186,7 +193,7 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     best: tuple[_Launch, eff.TileShape, int, int] | None = None
     for tile in eff.GEMM_TILES:
         col_tiles = math.ceil(n / tile.cols)
-        tiles = sum(g * math.ceil(m / tile.rows) for m, g in used.items()) * col_tiles
+        tiles = sum(g * math.ceil(m / tile.rows) for m, g in groups) * col_tiles
         max_split = max(1, min(units // tiles, int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)))
         for split in sorted({1, max_split}):
             ctas = tiles * split
@@ -229,7 +236,7 @@ def gemm_cost(device: DeviceSpec, *, m: int, k: int, n: int, batch: int = 1,
     ``bmm_bf16`` rows of ``h200_kernels.csv`` (per-row errors: tests/test_compute_calibration.py).
     """
     _check_positive(m=m, k=k, n=n, batch=batch)
-    return _grouped_matmul(device, Counter({m: batch}), k=k, n=n, precision=precision,
+    return _grouped_matmul(device, ((m, batch),), k=k, n=n, precision=precision,
                            weight_bytes_per_element=weight_bytes_per_element)
 
 
@@ -249,7 +256,7 @@ def grouped_gemm_cost(device: DeviceSpec, *, tokens_per_group: Sequence[int], k:
         raise ValueError("tokens_per_group must name at least one group")
     if min(tokens_per_group) < 0:
         raise ValueError(f"tokens_per_group must be >= 0, got {min(tokens_per_group)}")
-    return _grouped_matmul(device, Counter(tokens_per_group), k=k, n=n, precision=precision,
+    return _grouped_matmul(device, _group_key(Counter(tokens_per_group)), k=k, n=n, precision=precision,
                            weight_bytes_per_element=weight_bytes_per_element)
 
 
