@@ -102,15 +102,21 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
     Full waves fill all ``compute_units x ctas_per_cu`` slots; the last, ragged wave streams at the rate its busy
     units can pull (``SM_STREAM_SHARE``) and exposes ``TAIL_EXPOSED_FRACTION`` of a full wave's compute plus the
     rest in proportion to its fill.  ``spill_bytes`` (split partials that do not fit in L2) stream at the end;
-    ``combine_s`` is the fixed cost of reducing split partials.  (Called a few times per GEMM shape in a plan
-    search, so written without per-wave containers; the sums keep the order of a sum over the waves.)
+    ``combine_s`` is the fixed cost of reducing split partials.
     """
-    units = device.compute_units
-    stream = _stream_bytes_per_s(device)
+    return _launch_on(device.compute_units, _stream_bytes_per_s(device), ctas, cta_compute_s, cta_bytes,
+                      ctas_per_cu, spill_bytes, combine_s)
+
+
+def _launch_on(units: int, stream: float, ctas: int, cta_compute_s: float, cta_bytes: float, ctas_per_cu: int,
+               spill_bytes: float, combine_s: float) -> _Launch:
+    """:func:`_launch` on ``units`` compute units streaming ``stream`` bytes/s in all (positional, and without
+    per-wave containers: a plan search calls it a few times per GEMM shape; the sums keep the order of a sum
+    over the (full, tail) waves)."""
     unit_cap = eff.SM_STREAM_SHARE * stream / units
     slots = units * ctas_per_cu
     full, rem = divmod(ctas, slots)
-    compute = memory = 0  # sums over the (full, tail) waves of count x compute_s and count x memory_s
+    compute = memory = 0  # sums over the waves of count x compute_s and count x memory_s
     if full:
         c_full, m_full = ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)
         compute, memory = compute + full * c_full, memory + full * m_full
@@ -189,19 +195,20 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
         return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound=Bound.OVERHEAD,
                           detail=MappingProxyType({"compute_s": 0.0, "memory_s": 0.0, "overhead_s": 0.0}))
     unit_rate = _matmul_unit_flop_per_s(device, precision)
-    units = device.compute_units
+    units, stream = device.compute_units, _stream_bytes_per_s(device)
+    slice_splits = int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)
     best: tuple[_Launch, eff.TileShape, int, int] | None = None
     for tile in eff.GEMM_TILES:
         col_tiles = math.ceil(n / tile.cols)
         tiles = sum(g * math.ceil(m / tile.rows) for m, g in groups) * col_tiles
-        max_split = max(1, min(units // tiles, int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)))
-        for split in sorted({1, max_split}):
+        max_split = max(1, min(units // tiles, slice_splits))
+        for split in (1, max_split) if max_split > 1 else (1,):
             ctas = tiles * split
-            partials = tokens * n * PARTIAL_BYTES_PER_ELEMENT * split if split > 1 else 0.0
-            run = _launch(device, ctas=ctas, cta_compute_s=2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
-                          cta_bytes=min_bytes / ctas, ctas_per_cu=tile.ctas_per_cu,
-                          spill_bytes=_split_spill_bytes(device, partials),
-                          combine_s=eff.SPLIT_K_REDUCE_S if split > 1 else 0.0)
+            # split > 1: fp32 partials and a reduction; split 1 has none (_split_spill_bytes(device, 0.0) == 0.0)
+            spill, combine = ((_split_spill_bytes(device, tokens * n * PARTIAL_BYTES_PER_ELEMENT * split),
+                               eff.SPLIT_K_REDUCE_S) if split > 1 else (0.0, 0.0))
+            run = _launch_on(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
+                             min_bytes / ctas, tile.ctas_per_cu, spill, combine)
             if best is None or run.seconds < best[0].seconds:
                 best = (run, tile, split, tiles)
     assert best is not None
