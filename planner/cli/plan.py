@@ -56,16 +56,17 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     except NoFeasiblePlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it "
                   "feasible: " + "; ".join(e.fixes))
-    best = res.deployments[0].decode
-    # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
-    # (deterministic) solve
-    chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
-                                 schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands)
-    app.export_document(export, doc)
+    if as_json or export:  # the document's chosen-plan breakdown; the terminal view does not show it
+        best = res.deployments[0].decode
+        # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
+        # (deterministic) solve
+        chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
+                                     schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+        doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands)
+        app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
