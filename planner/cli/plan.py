@@ -102,18 +102,19 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} for a plan whose chosen deployment is "
                   "attention-FFN disaggregated (mode afd); accepted: a plan whose chosen deployment is aggregated "
                   f"or disaggregated (rerun with --modes aggregated,disaggregated): {AFD_ENGINES}")
-    with budget.using(spend):
-        chosen = _chosen(sc, first)
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, first))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
-    app.export_document(export, doc)
+    if as_json or export:  # the document's chosen-plan breakdown; the terminal view does not show it
+        with budget.using(spend):
+            chosen = _chosen(sc, first)
+        doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
+        app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose, bands=bands, limits=doc.solve_limits)
+        render_plan(app.out, res, verbose=verbose, bands=bands, limits=solve_limits(spend))
         if launch:
             app.echo_launch(launch)
 
