@@ -34,6 +34,8 @@ CPSAT_MAX_OPS = 600
 GANTT_MAX_OPS = 4_000
 """Largest pipeline whose named order is laid out (earliest starts) for the Gantt chart."""
 SOLVE_TIME_LIMIT_S = 5.0
+FLOP_COUNTERS = {"megatron": megatron_flops, "narayanan": narayanan_flops, "six_n": six_n_flops}
+"""How published TFLOP/s figures count FLOPs (cost_models.training.flops)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +83,7 @@ class TrainingEvaluation:
 
     def flops(self, counting: str = "megatron") -> float:
         """FLOPs of one step as ``counting`` counts them (megatron, narayanan, six_n; cost_models.training.flops)."""
-        fn = {"megatron": megatron_flops, "narayanan": narayanan_flops, "six_n": six_n_flops}[counting]
-        return fn(self.scenario.model, seq_tokens=self.workload.seq_tokens,  # type: ignore[attr-defined]
+        return FLOP_COUNTERS[counting](self.scenario.model, seq_tokens=self.workload.seq_tokens,  # type: ignore[attr-defined]
                   batch_sequences=self.workload.global_batch_sequences)
 
     def tflop_per_s_per_device(self, counting: str = "megatron") -> float:
