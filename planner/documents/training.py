@@ -114,7 +114,9 @@ class ExpectCheck(Document):
     measured: Number = field("Published value (its unit: the metric's).")
     predicted: Number = field("Predicted value.")
     error: Number = field("predicted / measured - 1.")
-    tolerance: NonNegative = field("Accepted |error|.")
+    step_error: Number | None = optional("For throughput metrics (tokens/s, TFLOP/s): the error on the step time "
+                                         "they imply, measured / predicted - 1.")
+    tolerance: NonNegative = field("Accepted |error| (|step_error| for throughput metrics).")
     source: str = field("Where the measured value comes from.")
     known_gap: str | None = optional("Why the row is outside its tolerance today.")
 
@@ -210,13 +212,20 @@ def _pipeline(ev: TrainingEvaluation) -> PipelineDoc:
                        schedule_makespan_s=v.schedule.makespan_s if v.schedule else None, slots=slots)
 
 
+def checked_error(c: ExpectCheck) -> float:
+    """The error the tolerance applies to: on the step time for throughput metrics, else on the metric."""
+    return c.step_error if c.step_error is not None else c.error
+
+
 def expect_checks(ev: TrainingEvaluation) -> list[ExpectCheck]:
     """Each ``expect:`` row of the scenario against the prediction."""
     out = []
     for e in ev.scenario.expect:  # type: ignore[attr-defined]
         predicted = predicted_metric(ev, e.metric, e.flop_counting)
+        inverse = e.metric in ("tokens_per_s_per_device", "tflop_per_s_per_device")
         out.append(ExpectCheck(metric=e.metric, measured=e.value, predicted=predicted, error=predicted / e.value - 1,
-                               tolerance=e.tolerance, source=e.source, known_gap=e.known_gap))
+                               step_error=e.value / predicted - 1 if inverse else None, tolerance=e.tolerance,
+                               source=e.source, known_gap=e.known_gap))
     return out
 
 

@@ -62,8 +62,10 @@ def render_evaluate(out: Console, doc: TrainingEvaluateDocument, *, verbose: boo
     if pl.slots:
         out.print(gantt_lines(doc), highlight=False)
     for c in doc.checks or []:
-        verdict = "ok" if abs(c.error) <= c.tolerance else "KNOWN GAP" if c.known_gap else "OUTSIDE"
-        out.print(f"check {c.metric}: predicted {c.predicted:,.4g}, measured {c.measured:,.4g}, error {c.error:+.1%} "
+        err = c.step_error if c.step_error is not None else c.error
+        verdict = "ok" if abs(err) <= c.tolerance else "KNOWN GAP" if c.known_gap else "OUTSIDE"
+        out.print(f"check {c.metric}: predicted {c.predicted:,.4g}, measured {c.measured:,.4g}, error {err:+.1%}"
+                  f"{' on the step time' if c.step_error is not None else ''} "
                   f"(tolerance {c.tolerance:.0%}, {verdict}) -- {c.source}", highlight=False)
 
 
