@@ -1,5 +1,5 @@
-"""Training documents: ``moeplan.train-evaluate/1`` (one layout costed), ``moeplan.train-plan/1`` (the layout
-search) and ``moeplan.train-compare/1`` (two layouts side by side).  Built from
+"""Training documents: ``moeplan.train.evaluate/1`` (one layout costed), ``moeplan.train.plan/1`` (the layout
+search) and ``moeplan.train.compare/1`` (two layouts side by side).  Built from
 :class:`planner.analysis.training.TrainingEvaluation` and :class:`planner.search.training.TrainingPlanResult`."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from planner.analysis.training import TrainingEvaluation
     from planner.search.training import TrainingPlanResult
 
-TRAIN_EVALUATE_SCHEMA = "moeplan.train-evaluate/1"
-TRAIN_PLAN_SCHEMA = "moeplan.train-plan/1"
-TRAIN_COMPARE_SCHEMA = "moeplan.train-compare/1"
+TRAIN_EVALUATE_SCHEMA = "moeplan.train.evaluate/1"
+TRAIN_PLAN_SCHEMA = "moeplan.train.plan/1"
+TRAIN_COMPARE_SCHEMA = "moeplan.train.compare/1"
 SLOT_LIMIT = 4_000
 """Most pipeline slots a document carries (a larger schedule keeps its summary, not its slots)."""
 
@@ -28,35 +28,37 @@ class TrainingScenarioDoc(Document):
     device: str = field("Device catalog id.")
     devices: Positive = field("Devices of the cluster; a count.")
     seq_tokens: Positive = field("Tokens per sequence.")
-    global_batch_sequences: Positive = field("Sequences per optimizer step.")
+    global_batch_sequences: Positive = field("Sequences per optimizer step; a count.")
     precision: str = field("Precision recipe of the Linear GEMMs (bf16, fp8_tensorwise, fp8_blockwise, mxfp8).")
     optimizer: str = field("Optimizer and its state precision (adam, adam_bf16_moments, muon).")
-    token_budget: Count | None = optional("Tokens to train on; a count.")
+    token_budget: Count | None = optional("Tokens to train on; a count of tokens.")
     deadline_s: NonNegative | None = optional("Time allowed to reach the token budget, seconds.")
 
 
 class TrainingPlanDoc(Document):
     """The degrees of a training layout (README 'Training plans')."""
 
-    tp: Positive = field("Tensor parallelism of attention and dense parts.")
+    tp: Positive = field("Tensor parallelism of attention and dense parts; a count.")
     sequence_parallel: bool = field("Sequence parallelism over the TP group.")
-    cp: Positive = field("Context parallelism.")
+    cp: Positive = field("Context parallelism; a count.")
     cp_kind: Literal["ring", "ulysses"] = field("How CP exchanges keys and values.")
-    pp: Positive = field("Pipeline ranks.")
-    vpp: Positive = field("Virtual chunks per pipeline rank (interleaved 1F1B).")
+    pp: Positive = field("Pipeline ranks; a count.")
+    vpp: Positive = field("Virtual chunks per pipeline rank (interleaved 1F1B); a count.")
     schedule: Literal["1f1b", "interleaved_1f1b", "zb1p", "dualpipe", "dualpipev"] = field("Pipeline schedule.")
-    dp: Positive = field("Data parallelism of the attention / dense part.")
-    ep: Positive = field("Expert parallelism.")
-    etp: Positive = field("Tensor parallelism inside each expert.")
-    edp: Positive = field("Expert data parallelism, tp x cp x dp / (ep x etp).")
+    dp: Positive = field("Data parallelism of the attention / dense part; a count.")
+    ep: Positive = field("Expert parallelism; a count.")
+    etp: Positive = field("Tensor parallelism inside each expert; a count.")
+    edp: Positive = field("Expert data parallelism, tp x cp x dp / (ep x etp); a count.")
     sharding: Literal["none", "zero1", "zero2", "zero3"] = field("What is sharded over data-parallel ranks.")
-    micro_batch: Positive = field("Sequences per micro-batch per data-parallel rank.")
+    micro_batch: Positive = field("Sequences per micro-batch per data-parallel rank; a count.")
     recompute: str | list[str] = field("`none`, `full`, or the recomputed modules.")
     a2a_overlap: bool = field("EP all-to-all overlapped with another micro-batch's compute.")
     overlap_grad_reduce: bool = field("Gradient reduction overlapped with the backward, bucket by bucket.")
 
 
 class Performance(Document):
+    """Step time, throughput and MFU of the layout."""
+
     step_s: NonNegative = field("Predicted step time, seconds.")
     tokens_per_s: NonNegative = field("Training tokens per second of the whole layout.")
     tokens_per_s_per_device: NonNegative = field("Training tokens per second per device.")
@@ -69,7 +71,7 @@ class Performance(Document):
 class StageMemory(Document):
     """Bytes on one device of one pipeline rank."""
 
-    rank: Count = field("Pipeline rank.")
+    rank: Count = field("Pipeline rank index.")
     parameter_bytes: NonNegative = field("Model (bf16) parameters, bytes.")
     gradient_bytes: NonNegative = field("Gradient buffers, bytes.")
     optimizer_bytes: NonNegative = field("fp32 master weights and optimizer moments, bytes.")
@@ -82,6 +84,8 @@ class StageMemory(Document):
 
 
 class ChunkDoc(Document):
+    """Chunk times of one micro-batch on the busiest rank (cost_models.training.pipeline.ChunkTimes)."""
+
     forward_s: NonNegative = field("F of the busiest rank's chunk, seconds.")
     backward_s: NonNegative = field("B (input and weight gradients, recompute), seconds.")
     weight_grad_s: NonNegative = field("W, the weight-gradient part of B, seconds.")
@@ -89,34 +93,40 @@ class ChunkDoc(Document):
 
 
 class SlotDoc(Document):
-    device: Count = field("Pipeline rank.")
+    """One slot of the drawn pipeline schedule."""
+
+    device: Count = field("Pipeline rank index.")
     kind: Literal["F", "B", "W", "BW", "FB", "FBW"] = field("Slot kind (planner.cpsat.pipeline_result.slot_kind).")
-    micro_batch: Count = field("Micro-batch of the slot's first op.")
+    micro_batch: Count = field("Micro-batch index of the slot's first op.")
     chunk: Count = field("Chunk index along the micro-batch's route, of the slot's first op.")
     start_s: NonNegative = field("Start, seconds from the step's first slot.")
     end_s: NonNegative = field("End, seconds.")
 
 
 class PipelineDoc(Document):
+    """The pipeline part of the step: which method, its time, and the schedule drawn."""
+
     method: Literal["cpsat", "closed_form"] = field("Where the pipeline part of the step came from.")
     note: str = field("Why that method, and the solve's status.")
     pipeline_s: NonNegative = field("Pipeline part of the step, seconds.")
     closed_form_s: NonNegative = field("The schedule's closed form on the busiest rank, seconds.")
     bubble_s: NonNegative = field("Closed-form bubble of the busiest rank, seconds.")
-    busiest_rank: Count = field("Rank that sets the pace.")
+    busiest_rank: Count = field("Index of the rank that sets the pace.")
     chunk: ChunkDoc = field("Chunk times of the busiest rank.")
     schedule_makespan_s: NonNegative | None = optional("Makespan of the drawn schedule, seconds.")
     slots: list[SlotDoc] | None = optional(f"The drawn schedule's slots (at most {SLOT_LIMIT:,}).")
 
 
 class ExpectCheck(Document):
+    """One ``expect:`` row of the scenario (a published measurement) against the prediction."""
+
     metric: str = field("Measured metric.")
-    measured: Number = field("Published value (its unit: the metric's).")
-    predicted: Number = field("Predicted value.")
-    error: Number = field("predicted / measured - 1.")
+    measured: Number = field("Published value in the metric's units (tokens per second per device, seconds, TFLOP/s, GiB).")
+    predicted: Number = field("Predicted value in the same units.")
+    error: Number = field("predicted / measured - 1; a fraction.")
     step_error: Number | None = optional("For throughput metrics (tokens/s, TFLOP/s): the error on the step time "
-                                         "they imply, measured / predicted - 1.")
-    tolerance: NonNegative = field("Accepted |error| (|step_error| for throughput metrics).")
+                                         "they imply, measured / predicted - 1; a fraction.")
+    tolerance: NonNegative = field("Accepted |error| (|step_error| for throughput metrics); a fraction.")
     source: str = field("Where the measured value comes from.")
     known_gap: str | None = optional("Why the row is outside its tolerance today.")
 
@@ -125,7 +135,7 @@ class TrainingEvaluateDocument(Document):
     """Output of `moeplan evaluate TRAINING_SCENARIO --json`: memory per pipeline rank, step time by op and by
     resource, the pipeline schedule, throughput and MFU of one training layout."""
 
-    schema_id: Literal["moeplan.train-evaluate/1"] = schema_id(TRAIN_EVALUATE_SCHEMA)
+    schema_id: Literal["moeplan.train.evaluate/1"] = schema_id(TRAIN_EVALUATE_SCHEMA)
     scenario: TrainingScenarioDoc = field("The scenario.")
     plan: TrainingPlanDoc = field("The layout.")
     performance: Performance = field("Step time and throughput.")
@@ -139,6 +149,8 @@ class TrainingEvaluateDocument(Document):
 
 
 class CandidateDoc(Document):
+    """One searched layout, costed."""
+
     plan: TrainingPlanDoc = field("The layout.")
     devices: Positive = field("Devices it uses; a count.")
     step_s: NonNegative = field("Step time, seconds.")
@@ -153,12 +165,12 @@ class TrainingPlanDocument(Document):
     """Output of `moeplan plan TRAINING_SCENARIO --json`: the best layouts, the Pareto front of throughput
     against devices, the rejections by constraint and the chosen layout's evaluate document."""
 
-    schema_id: Literal["moeplan.train-plan/1"] = schema_id(TRAIN_PLAN_SCHEMA)
+    schema_id: Literal["moeplan.train.plan/1"] = schema_id(TRAIN_PLAN_SCHEMA)
     objective: Literal["throughput", "time", "devices"] = field("What the search optimised.")
     method: str = field("How the layouts were searched.")
     layouts_considered: Count = field("Layouts enumerated; a count.")
     layouts_costed: Count = field("Layouts whose step time was costed; a count.")
-    rejected: dict[str, Count] = field("Layouts dropped, by constraint.")
+    rejected: dict[str, Count] = field("Layouts dropped, by constraint; counts.")
     wall_s: NonNegative = field("Search wall time, seconds.")
     top: list[CandidateDoc] = field("Best layouts, best first.", min_length=1)
     pareto: list[CandidateDoc] = field("Throughput against devices: no other layout is faster on as few devices.")
@@ -166,18 +178,20 @@ class TrainingPlanDocument(Document):
 
 
 class MetricDoc(Document):
+    """One compared metric, both values in the unit named."""
+
     name: str = field("Metric.")
     unit: str = field("Unit of both values.")
-    baseline: Number = field("Baseline value.")
-    candidate: Number = field("Candidate value.")
-    ratio: Number | None = optional("candidate / baseline.")
+    baseline: Number = field("Baseline value, in the row's unit.")
+    candidate: Number = field("Candidate value, in the row's unit.")
+    ratio: Number | None = optional("candidate / baseline; a ratio.")
     better: Better = field("Which direction is better.")
 
 
 class TrainingCompareDocument(Document):
     """Output of `moeplan compare TRAINING_SCENARIO --json`: two training layouts side by side."""
 
-    schema_id: Literal["moeplan.train-compare/1"] = schema_id(TRAIN_COMPARE_SCHEMA)
+    schema_id: Literal["moeplan.train.compare/1"] = schema_id(TRAIN_COMPARE_SCHEMA)
     baseline_label: str = field("How the baseline was named.")
     candidate_label: str = field("How the candidate was named.")
     metrics: list[MetricDoc] = field("Compared metrics.")
