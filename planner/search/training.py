@@ -29,7 +29,7 @@ from planner.search.training_space import SpaceLimits, layouts, recompute_option
 
 OBJECTIVES = ("throughput", "time", "devices")
 REJECT_DIVISIBILITY, REJECT_SCHEDULE, REJECT_TOPOLOGY = "divisibility", "schedule", "topology"
-REJECT_MEMORY, REJECT_DEADLINE = "memory", "deadline"
+REJECT_MEMORY, REJECT_DEADLINE, REJECT_BOUND = "memory", "deadline", "bound"
 _SCHEDULE_FIELDS = ("pp", "vpp", "schedule")
 
 
@@ -77,57 +77,67 @@ def on_devices(sc: object, devices: int) -> object:
     return replace(sc, cluster=replace(c, num_nodes=devices // c.devices_per_node))
 
 
-def _fitting(sc: object, dims: TrainingDims, rejected: Counter, *, every_recompute: bool
-             ) -> list[tuple[TrainingWorkload, tuple]]:
-    """(workload, memory per rank) for the lightest recompute option under which ``dims`` fits (less recompute
-    is never slower), or for each one that fits with ``every_recompute``; empty, with the reason counted in
-    ``rejected``, when it does not pass a check."""
-    wl = sc.workload  # type: ignore[attr-defined]
-    problems = dims_problems(sc, dims, wl)
+def _passes_checks(sc: object, dims: TrainingDims, rejected: Counter) -> bool:
+    """Divisibility and topology; a failure is counted in ``rejected``."""
+    problems = dims_problems(sc, dims, sc.workload)  # type: ignore[attr-defined]
     if problems:
         rejected[REJECT_SCHEDULE if problems[0].field in _SCHEDULE_FIELDS else REJECT_DIVISIBILITY] += 1
-        return []
+        return False
     if not topology_ok(dims.tp, _limits(sc, dims.world_devices)):
         rejected[REJECT_TOPOLOGY] += 1
-        return []
+        return False
+    return True
+
+
+def _memory_if_fits(sc: object, dims: TrainingDims, w: TrainingWorkload) -> tuple | None:
+    """Memory per rank when every rank fits (the first and last ranks, which hold the most activations and the
+    logits, are checked before the others), else None."""
     cap = sc.cluster.device.hbm_bytes  # type: ignore[attr-defined]
-    out = []
-    for rec in recompute_options(sc.model):  # type: ignore[attr-defined]
-        w = replace(wl, recompute=rec)
-        # the first and last ranks hold the most activations / the logits: check them before the others
-        if all(training_memory(sc.model, dims, w, rank=r, capacity_bytes=cap).fits  # type: ignore[attr-defined]
+    if not all(training_memory(sc.model, dims, w, rank=r, capacity_bytes=cap).fits  # type: ignore[attr-defined]
                for r in dict.fromkeys((0, dims.pp - 1))):
-            mem = stage_memory(sc, dims, w)
-            if all(m.fits for m in mem):
-                out.append((w, mem))
-                if not every_recompute:
-                    break
-    if not out:
-        rejected[REJECT_MEMORY] += 1
-    return out
+        return None
+    mem = stage_memory(sc, dims, w)
+    return mem if all(m.fits for m in mem) else None
 
 
-def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive: bool
-             ) -> tuple[int, int, list[TrainingEvaluation]]:
-    """(considered, costed, the ``k`` fastest layouts on ``devices`` devices): branch and bound on the compute
-    lower bound (planner.search.training_bound), or every fitting layout costed when ``exhaustive``."""
+def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive: bool,
+             max_step_s: float = float("inf")) -> tuple[int, int, list[TrainingEvaluation]]:
+    """(considered, costed, the ``k`` fastest layouts on ``devices`` devices).
+
+    Branch and bound: every (layout, recompute option) that passes the checks gets the step-time lower bound of
+    planner.search.training_bound; in increasing bound order each is checked for memory and costed, until the
+    bound reaches the ``k``-th best step.  ``exhaustive``: every candidate that fits is costed (the brute force
+    the tests compare with).  Candidates left unexamined are counted as ``bound`` (could not be among the best);
+    a layout is a ``memory`` rejection when every recompute option examined failed memory, a ``deadline`` one
+    when its bound exceeds ``max_step_s``."""
     sub = on_devices(sc, devices)
-    cands, considered = [], 0
     bound = ComputeBound(sub)
+    cands, considered = [], 0
     for dims in layouts(sc.model, _limits(sub, devices)):  # type: ignore[attr-defined]
         considered += 1
-        for w, mem in _fitting(sub, dims, rejected, every_recompute=exhaustive):
-            cands.append((bound.step_lower_bound_s(dims, w), len(cands), dims, w, mem))
+        if _passes_checks(sub, dims, rejected):
+            for rec in recompute_options(sc.model):  # type: ignore[attr-defined]
+                w = replace(sub.workload, recompute=rec)  # type: ignore[attr-defined]
+                cands.append((bound.step_lower_bound_s(dims, w), len(cands), dims, w))
     cands.sort(key=lambda c: (c[0], c[1]))
+    status: dict[TrainingDims, str] = {}
     best: list[TrainingEvaluation] = []
     costed = 0
-    for lb, _, dims, w, mem in cands:
-        if not exhaustive and len(best) >= k and lb >= best[-1].step_s:
+    for lb, _, dims, w in cands:
+        if not exhaustive and (lb > max_step_s or len(best) >= k and lb >= best[-1].step_s):
             break
+        mem = _memory_if_fits(sub, dims, w)
+        if mem is None:
+            status.setdefault(dims, REJECT_MEMORY)
+            continue
+        status[dims] = "costed"
         costed += 1
         best.append(costed_closed_form(sub, dims, w, mem))
         best.sort(key=lambda e: (e.step_s, e.peak_memory.used_bytes))
         best = best if exhaustive else best[:k]
+    rejected[REJECT_MEMORY] += sum(1 for v in status.values() if v == REJECT_MEMORY)
+    unexamined = {c[2] for c in cands} - set(status)
+    rejected[REJECT_DEADLINE if max_step_s < float("inf") else REJECT_BOUND] += len(unexamined)
     return considered, costed, best
 
 
@@ -155,14 +165,19 @@ def search(sc: object, *, objective: str = "throughput", top_k: int = 5, exhaust
     """Enumerate, check and cost (module docstring); NoFeasibleTrainingPlan when nothing passes."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}; accepted: {OBJECTIVES}")
+    if objective != "throughput" and sc.token_budget is None or objective == "devices" and sc.deadline_s is None:  # type: ignore[attr-defined]
+        raise ValueError(f"objective {objective}: needs workload.token_budget" + (" and workload.deadline"
+                                                                                 if objective == "devices" else ""))
     t0 = time.perf_counter()
     rejected: Counter = Counter()
     full = sc.cluster.num_devices  # type: ignore[attr-defined]
     considered = costed = 0
     per_count: list[TrainingEvaluation] = []
+    max_step = (sc.deadline_s * sc.workload.global_batch_tokens / sc.token_budget  # type: ignore[attr-defined]
+                if objective == "devices" else float("inf"))
     for devices in counts or device_counts(sc, objective):
         k = top_k if objective != "throughput" or devices == full else 1
-        n, c, best = _best_on(sc, devices, k, rejected, exhaustive=exhaustive)
+        n, c, best = _best_on(sc, devices, k, rejected, exhaustive=exhaustive, max_step_s=max_step)
         considered, costed = considered + n, costed + c
         per_count += best
     ranked = [e for e in per_count if objective != "throughput" or e.devices == full]

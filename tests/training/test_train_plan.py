@@ -45,10 +45,13 @@ def test_branch_and_bound_finds_the_brute_force_best(which, gpt8):
     assert [e.step_s for e in best] == pytest.approx([e.step_s for e in every[:3]], rel=1e-12)
 
 
-def test_compute_bound_never_exceeds_the_step(gpt8):
+@pytest.mark.parametrize("which", ["gpt8", "qwen30"])
+def test_step_lower_bound_never_exceeds_the_step(which, gpt8):
     from collections import Counter
-    _, _, every = _best_on(gpt8, 8, 1, Counter(), exhaustive=True)
-    bound = ComputeBound(gpt8)
+    sc = gpt8 if which == "gpt8" else load_training(QWEN30)
+    _, _, every = _best_on(sc, sc.cluster.num_devices, 1, Counter(), exhaustive=True)
+    bound = ComputeBound(sc)
+    assert len(every) > 20
     for e in every:
         assert bound.step_lower_bound_s(e.dims, e.workload) <= e.step_s * (1 + 1e-12)
 
