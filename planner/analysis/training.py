@@ -18,6 +18,7 @@ when it has at most :data:`GANTT_MAX_OPS` passes (re-costed in floats, no solve)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from cost_models.specs import Precision
@@ -194,13 +195,35 @@ def _pipeline(sc: object, dims: TrainingDims, workload: TrainingWorkload, step: 
                              f"{dims.schedule.value} order without solving", **base)
 
 
+@functools.lru_cache(maxsize=256)
+def contiguous_imbalance(loads: object, ep: int) -> float:
+    """Mean over MoE layers of max / mean routed tokens per EP rank when rank ``r`` holds experts
+    ``r E/ep .. (r+1) E/ep - 1`` (Megatron-Core's static expert-to-rank map: training does not re-place experts).
+    E.g. one layer ``[4, 0, 0, 0]`` on EP2: ranks get 4 and 0, mean 2, imbalance 2."""
+    vals = []
+    for row in loads.tokens:  # type: ignore[attr-defined]
+        per = len(row) // ep
+        ranks = [sum(row[r * per:(r + 1) * per]) for r in range(ep)]
+        mean = sum(ranks) / ep
+        vals.append(max(ranks) / mean if mean > 0 else 1.0)
+    return sum(vals) / len(vals)
+
+
+def with_routing(sc: object, dims: TrainingDims, workload: TrainingWorkload) -> TrainingWorkload:
+    """``workload`` with the imbalance measured from the scenario's router counts at ``dims.ep`` (if any)."""
+    loads = getattr(sc, "expert_loads", None)
+    if loads is None:
+        return workload
+    return replace(workload, expert_imbalance=max(1.0, contiguous_imbalance(loads, dims.ep)))
+
+
 def evaluate_training(sc: object, dims: TrainingDims | None = None, workload: TrainingWorkload | None = None, *,
                       solve: bool = True, seed: int = 0) -> TrainingEvaluation:
     """Cost ``dims`` (default: the scenario's plan) on the scenario; ``solve`` False skips CP-SAT (the search)."""
     dims = dims or sc.plan  # type: ignore[attr-defined]
-    wl = workload or sc.workload  # type: ignore[attr-defined]
     if dims is None:
         raise ValueError("no training plan to evaluate")
+    wl = with_routing(sc, dims, workload or sc.workload)  # type: ignore[attr-defined]
     step = training_step(sc.cluster, sc.model, dims, wl)  # type: ignore[attr-defined]
     view = _pipeline(sc, dims, wl, step, solve=solve, seed=seed)
     return TrainingEvaluation(scenario=sc, dims=dims, workload=wl, step=step, memory=stage_memory(sc, dims, wl),

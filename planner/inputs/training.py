@@ -31,6 +31,7 @@ from planner.inputs.scenario import (
     cluster_of,
     effective_sources,
     model_of,
+    read_expert_loads,
 )
 
 RECOMPUTE_MODULES = {m.value: m for m in RecomputeModule}
@@ -75,6 +76,9 @@ class RoutingSection(_Strict):
     """Expert capacity as a multiple of the mean load (tokens beyond it are dropped); only with dropless false."""
     expert_imbalance: float = Field(default=1.0, ge=1.0, le=lim.MAX_EXPERT_IMBALANCE)
     """Max / mean routed tokens per EP rank (1.0 = force-balanced routing)."""
+    expert_load: str | None = None
+    """Router-count file (CSV or JSON, rows = MoE layers, columns = experts), relative to the scenario file: the
+    imbalance is then measured per EP degree (planner.analysis.training.contiguous_imbalance)."""
 
 
 class TrainingWorkloadSection(_Strict):
@@ -161,6 +165,8 @@ class TrainingScenario:
     deadline_s: float | None
     expect: tuple[TrainingExpect, ...]
     device_sources: dict[str, Any]
+    expert_loads: Any = None
+    """:class:`planner.inputs.loads.ExpertLoads` of ``workload.routing.expert_load``, or None."""
 
 
 _DURATION = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "day": 86400.0, "days": 86400.0}
@@ -306,7 +312,14 @@ def training_scenario(raw: dict[str, Any], path: Path) -> TrainingScenario:
         plan, recompute = dims_of(sf.plan, cluster.num_devices)
         workload = replace(workload, recompute=recompute)
     deadline = parse_duration("workload.deadline", sf.workload.deadline) if sf.workload.deadline else None
-    return TrainingScenario(name=sf.name, description=sf.description, path=str(path), model=model, cluster=cluster,
+    r = sf.workload.routing
+    loads = None
+    if r.expert_load is not None:
+        key = "workload.routing.expert_load"
+        if model.moe is None or r.expert_imbalance != 1.0:
+            raise ScenarioError(key, r.expert_load, "a router-count file for a MoE model, without expert_imbalance")
+        loads = read_expert_loads(r.expert_load, model, base=path.parent, key=key)
+    return TrainingScenario(expert_loads=loads, name=sf.name, description=sf.description, path=str(path), model=model, cluster=cluster,
                             workload=workload, plan=plan, token_budget=sf.workload.token_budget, deadline_s=deadline,
                             expect=tuple(sf.expect), device_sources=effective_sources(sf.cluster, dev, dpn))
 

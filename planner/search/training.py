@@ -23,7 +23,13 @@ from dataclasses import dataclass, replace
 from cost_models.training.dims import TrainingDims
 from cost_models.training.memory import training_memory
 from cost_models.training.specs import TrainingWorkload
-from planner.analysis.training import TrainingEvaluation, costed_closed_form, dims_problems, stage_memory
+from planner.analysis.training import (
+    TrainingEvaluation,
+    costed_closed_form,
+    dims_problems,
+    stage_memory,
+    with_routing,
+)
 from planner.search.training_bound import ComputeBound
 from planner.search.training_space import SpaceLimits, layouts, recompute_options, topology_ok
 
@@ -117,7 +123,7 @@ def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive:
         considered += 1
         if _passes_checks(sub, dims, rejected):
             for rec in recompute_options(sc.model):  # type: ignore[attr-defined]
-                w = replace(sub.workload, recompute=rec)  # type: ignore[attr-defined]
+                w = with_routing(sub, dims, replace(sub.workload, recompute=rec))  # type: ignore[attr-defined]
                 cands.append((bound.step_lower_bound_s(dims, w), len(cands), dims, w))
     cands.sort(key=lambda c: (c[0], c[1]))
     status: dict[TrainingDims, str] = {}

@@ -4,7 +4,7 @@ Degrees are powers of two (as every published layout in the anchors is) within t
 
 * ``tp``: divides the query heads, at most 8 and inside the scale-up domain (devices per node): TP's
   all-gathers and reduce-scatters sit on the critical path of every layer;
-* ``cp``: 1 below 16K tokens per sequence, else up to 8;
+* ``cp``: 1 below 16K tokens per sequence, else up to 8, ring or all-to-all (Ulysses);
 * ``pp``: up to the layer count and 64; schedules 1F1B, ZB-H1, interleaved 1F1B (``vpp`` 2 and 4), DualPipe
   (even ``pp``) and DualPipeV; with EP > 1 the 1F1B and interleaved schedules use the all-to-all overlap, which
   never costs time (``F&B = max(C + f M, M) <= C + M``, cost_models.training.step);
@@ -18,10 +18,10 @@ Degrees are powers of two (as every published layout in the anchors is) within t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cost_models.specs import AttentionKind, ModelSpec
-from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.dims import A2AOverlap, ContextParallel, OptimizerSharding, Schedule, TrainingDims
 from cost_models.training.specs import Recompute, RecomputeModule
 
 MAX_TP = 8
@@ -89,7 +89,10 @@ def layouts(model: ModelSpec, lim: SpaceLimits) -> Iterator[TrainingDims]:
                 dp = lim.devices // (tp * cp * pp)
                 for ep in (e for e in powers_of_two(experts) if experts % e == 0):
                     for etp in sorted({1, tp}) if model.moe is not None and ep == 1 else (1,):
-                        yield from _variants(model, tp=tp, cp=cp, pp=pp, dp=dp, ep=ep, etp=etp, mbs=mbs)
+                        for kind in (ContextParallel.RING, ContextParallel.ULYSSES) if cp > 1 else (
+                                ContextParallel.RING,):
+                            for d in _variants(model, tp=tp, cp=cp, pp=pp, dp=dp, ep=ep, etp=etp, mbs=mbs):
+                                yield replace(d, cp_kind=kind)
 
 
 def _variants(model: ModelSpec, *, tp: int, cp: int, pp: int, dp: int, ep: int, etp: int,

@@ -123,3 +123,30 @@ def test_plan_string_and_mapping_agree(tmp_path: Path):
 def test_durations():
     assert parse_duration("d", "30 days") == 30 * 86400
     assert parse_duration("d", "12 h") == 12 * 3600
+
+
+def test_contiguous_imbalance_hand_derived():
+    from planner.analysis.training import contiguous_imbalance
+    from planner.inputs.loads import ExpertLoads
+    loads = ExpertLoads(tokens=((4.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0)))
+    # layer 0 on EP2: ranks 4 and 0, mean 2 -> 2; on EP4: 4 / 1 -> 4; layer 1 balanced -> 1; mean over layers
+    assert contiguous_imbalance(loads, 1) == 1.0
+    assert contiguous_imbalance(loads, 2) == (2.0 + 1.0) / 2
+    assert contiguous_imbalance(loads, 4) == (4.0 + 1.0) / 2
+
+
+def test_router_counts_set_the_training_imbalance(tmp_path: Path):
+    counts = ROOT / "planner" / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
+    text = (ROOT / "scenarios" / "training" / "deepseek_v3_h800_2048.yaml").read_text()
+    assert "  kind: training\n" in text
+    path = tmp_path / "dsv3_loads.yaml"
+    path.write_text(text.replace("  kind: training\n", f"  kind: training\n  routing: {{expert_load: {counts}}}\n"))
+    measured = evaluate_training(load_training(path))
+    balanced = evaluate_training(load_training(ROOT / "scenarios" / "training" / "deepseek_v3_h800_2048.yaml"))
+    assert measured.workload.expert_imbalance > 1.0
+    assert measured.step_s > balanced.step_s
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("  kind: training\n", "  kind: training\n  routing: {expert_load: nowhere.csv}\n"))
+    with pytest.raises(ScenarioError) as e:
+        load_training(bad)
+    assert e.value.path == "workload.routing.expert_load"
