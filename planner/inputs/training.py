@@ -85,15 +85,15 @@ class TrainingWorkloadSection(_Strict):
     kind: Literal["training"]
     seq_tokens: int = Field(ge=1, le=lim.MAX_TOKENS)
     """Tokens per sequence."""
-    global_batch_sequences: int | None = Field(default=None, ge=1, le=lim.MAX_CONCURRENCY)
-    global_batch_tokens: int | None = Field(default=None, ge=1, le=2**40)
+    global_batch_sequences: int | None = Field(default=None, ge=1, le=lim.MAX_TRAIN_BATCH_SEQUENCES)
+    global_batch_tokens: int | None = Field(default=None, ge=1, le=lim.MAX_TRAIN_BATCH_TOKENS)
     """Alternative to global_batch_sequences: must be a multiple of seq_tokens."""
     precision: Literal["bf16", "fp8_tensorwise", "fp8_blockwise", "mxfp8"] = "bf16"
     optimizer: OptimizerSection = OptimizerSection()
     routing: RoutingSection = RoutingSection()
     flash_attention: bool = True
     dropout: bool = False
-    token_budget: int | None = Field(default=None, ge=1, le=10**16)
+    token_budget: int | None = Field(default=None, ge=1, le=lim.MAX_TOKEN_BUDGET)
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
     """Wall-clock time to reach the token budget, e.g. '30 days', '12 h' (for ``plan --objective devices``)."""
@@ -176,7 +176,7 @@ def parse_duration(key: str, text: Any) -> float:
     """'30 days', '12 h', '90 min', '3600 s' -> seconds (1 s .. 100 years)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|min|h|d|day|days)\s*", text) if isinstance(text, str) else None
     value = float(m.group(1)) * _DURATION[m.group(2)] if m else -1.0
-    if not 1.0 <= value <= 100 * 365 * 86400.0:
+    if not 1.0 <= value <= lim.MAX_DEADLINE_S:
         raise ScenarioError(key, text, "a duration such as '30 days', '12 h', '90 min' (1 s .. 100 years)")
     return value
 
@@ -240,6 +240,9 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
         raise ScenarioError("workload.global_batch_tokens", sec.global_batch_tokens,
                             f"a multiple of workload.seq_tokens = {sec.seq_tokens}")
     gbs = sec.global_batch_sequences or (sec.global_batch_tokens or 0) // sec.seq_tokens
+    if gbs > lim.MAX_TRAIN_BATCH_SEQUENCES:
+        raise ScenarioError("workload.global_batch_tokens", sec.global_batch_tokens,
+                            f"at most {lim.MAX_TRAIN_BATCH_SEQUENCES:,} sequences of workload.seq_tokens")
     r = sec.routing
     if r.dropless and r.capacity_factor is not None:
         raise ScenarioError("workload.routing.capacity_factor", r.capacity_factor,
