@@ -50,6 +50,7 @@ class PipelineView:
     """The closed form of the same schedule on the busiest rank (for comparison)."""
     schedule: PipelineSchedule | None
     schedule_micro_batches: int
+    """Micro-batches of the drawn schedule (the step's, or fewer for a large step; 0 when none is drawn)."""
     note: str
 
 
@@ -166,33 +167,50 @@ def pipeline_instance(sc: object, dims: TrainingDims, workload: TrainingWorkload
                             pair_overhead_s=overhead)
 
 
+def drawn_micro_batches(dims: TrainingDims, m: int) -> int:
+    """Micro-batches of the schedule drawn for a large step: the most, up to ``m``, whose pipeline has at most
+    :data:`GANTT_MAX_OPS` passes and that the schedule family accepts (interleaved: a multiple of ``pp``;
+    DualPipe: even; DualPipe(V): at least ``2 pp``); 0 when there is none."""
+    k = min(m, GANTT_MAX_OPS // pipeline_ops(dims, 1))
+    if dims.schedule is Schedule.INTERLEAVED:
+        k -= k % dims.pp
+    if dims.schedule is Schedule.DUALPIPE:
+        k -= k % 2
+    least = 2 * dims.pp if dims.schedule in (Schedule.DUALPIPE, Schedule.DUALPIPE_V) else 1
+    return k if k >= least else 0
+
+
 def _pipeline(sc: object, dims: TrainingDims, workload: TrainingWorkload, step: TrainingStep, *, solve: bool,
               seed: int) -> PipelineView:
     from planner.cpsat.pipeline import solve_pipeline
     from planner.cpsat.pipeline_result import schedule_of
     m = step.micro_batches
     ops = pipeline_ops(dims, m)
-    order = _order(dims, m) if dims.pp > 1 and ops <= GANTT_MAX_OPS else None
-    base = dict(closed_form_s=step.pipeline_s, schedule_micro_batches=m)
+    shown = m if ops <= GANTT_MAX_OPS else drawn_micro_batches(dims, m)
+    order = _order(dims, shown) if dims.pp > 1 and shown else None
+    closed_s = step.pipeline_s
     if order is None:
         why = ("one pipeline stage" if dims.pp == 1 else "the 1F1B all-to-all overlap pairs chunks in steady state "
                "only (no fixed order)" if dims.a2a_overlap is A2AOverlap.FB_PAIRS else
-               f"{ops:,} passes (Gantt limit {GANTT_MAX_OPS:,})")
-        return PipelineView(method="closed_form", pipeline_s=step.pipeline_s, schedule=None,
-                            note=f"closed form: {why}", **base)
-    inst = pipeline_instance(sc, dims, workload, m)
-    if solve and ops <= CPSAT_MAX_OPS:
+               f"{ops:,} passes, no smaller step of this schedule to draw")
+        return PipelineView(method="closed_form", pipeline_s=closed_s, closed_form_s=closed_s, schedule=None,
+                            schedule_micro_batches=0, note=f"closed form: {why}")
+    inst = pipeline_instance(sc, dims, workload, shown)
+    if solve and shown == m and ops <= CPSAT_MAX_OPS:
         out = solve_pipeline(inst, order=order, time_limit_s=SOLVE_TIME_LIMIT_S, seed=seed)
         if out.schedule is not None:
             st = out.stats
-            return PipelineView(method="cpsat", pipeline_s=out.schedule.makespan_s, schedule=out.schedule,
+            return PipelineView(method="cpsat", pipeline_s=out.schedule.makespan_s, closed_form_s=closed_s,
+                                schedule=out.schedule, schedule_micro_batches=m,
                                 note=f"CP-SAT, the {dims.schedule.value} order over every rank's chunk times: "
-                                     f"{st.status}, gap {st.gap:.2%}", **base)
+                                     f"{st.status}, gap {st.gap:.2%}")
     none = SolveStats(status="NOT_SOLVED", objective=0.0, bound=0.0, gap=0.0, wall_s=0.0)
     sch = schedule_of(inst, order, none)
-    return PipelineView(method="closed_form", pipeline_s=step.pipeline_s, schedule=sch,
-                        note=f"closed form ({ops:,} passes > CP-SAT limit {CPSAT_MAX_OPS:,}); the chart lays out the "
-                             f"{dims.schedule.value} order without solving", **base)
+    drawn = ("the chart lays out the order without solving" if shown == m else
+             f"the chart lays out the same order for {shown} of the {m} micro-batches (its shape, not this step)")
+    return PipelineView(method="closed_form", pipeline_s=closed_s, closed_form_s=closed_s, schedule=sch,
+                        schedule_micro_batches=shown,
+                        note=f"closed form ({ops:,} passes > CP-SAT limit {CPSAT_MAX_OPS:,}); {drawn}")
 
 
 @functools.lru_cache(maxsize=256)

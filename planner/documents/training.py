@@ -114,6 +114,8 @@ class PipelineDoc(Document):
     busiest_rank: Count = field("Index of the rank that sets the pace.")
     chunk: ChunkDoc = field("Chunk times of the busiest rank.")
     schedule_makespan_s: NonNegative | None = optional("Makespan of the drawn schedule, seconds.")
+    schedule_micro_batches: Count | None = optional("Micro-batches of the drawn schedule (fewer than the step's "
+                                                    "when the step is too large to draw); a count.")
     slots: list[SlotDoc] | None = optional(f"The drawn schedule's slots (at most {SLOT_LIMIT:,}).")
 
 
@@ -223,7 +225,8 @@ def _pipeline(ev: TrainingEvaluation) -> PipelineDoc:
                        bubble_s=s.bubble_s, busiest_rank=s.busiest_rank,
                        chunk=ChunkDoc(forward_s=c.forward_s, backward_s=c.backward_s, weight_grad_s=c.weight_grad_s,
                                       overlapped_fb_s=c.overlapped_fb_s),
-                       schedule_makespan_s=v.schedule.makespan_s if v.schedule else None, slots=slots)
+                       schedule_makespan_s=v.schedule.makespan_s if v.schedule else None,
+                       schedule_micro_batches=v.schedule_micro_batches if v.schedule else None, slots=slots)
 
 
 def checked_error(c: ExpectCheck) -> float:

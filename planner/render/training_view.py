@@ -103,7 +103,8 @@ def gantt_lines(doc: TrainingEvaluateDocument, width: int = 100) -> str:
     slots = doc.pipeline.slots or []
     span = max(s.end_s for s in slots) or 1.0
     ranks = 1 + max(s.device for s in slots)
-    lines = [f"schedule ({doc.pipeline.method}): makespan {fmt_seconds(doc.pipeline.schedule_makespan_s or 0.0)}"]
+    lines = [f"schedule ({doc.pipeline.method}, {doc.pipeline.schedule_micro_batches} micro-batches): makespan "
+             f"{fmt_seconds(doc.pipeline.schedule_makespan_s or 0.0)}"]
     for d in range(ranks):
         pieces = [(s.start_s, s.end_s, GLYPHS[s.kind]) for s in slots if s.device == d]
         lines.append(f"rank {d:<3}" + cell_row(pieces, 0.0, span, width, "."))
