@@ -28,10 +28,7 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     app.check_export_path(export)
     from planner.cli import training
     if any(training.is_training(path) for path in scenarios):
-        if emit_engine:
-            app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} for a training scenario; accepted: none "
-                      "(the serving engines do not train)")
-        training.evaluate(scenarios, plan_text, as_json, verbose, export)
+        training.evaluate(scenarios, plan_text, as_json, verbose, export, emit_engine)
         return
     loaded = [app.load(path) for path in scenarios]
     if any(sc.afd is not None for sc in loaded):

@@ -38,11 +38,8 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     app.check_export_path(export)
     from planner.cli import training
     if training.is_training(scenario):
-        if emit_engine:
-            app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} for a training scenario; accepted: none "
-                      "(the serving engines do not train)")
         objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
-        training.plan(scenario, objective, top_k, as_json, verbose, export)  # type: ignore[arg-type]
+        training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
         return
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:

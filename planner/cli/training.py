@@ -62,14 +62,58 @@ def evaluate_or_abort(sc: Any, plan_text: str | None, key: str = "--plan") -> An
     return ev
 
 
-def evaluate(paths: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool, export: str | None) -> None:
+def _check_engine(engine: str) -> None:
+    if engine not in app.TRAINING_ENGINES:
+        app.abort(app.EXIT_BAD_INPUT, f"--emit: got {engine!r} for a training scenario; accepted: "
+                  f"{', '.join(app.TRAINING_ENGINES)} (the serving engines do not train)")
+
+
+def try_launch(engine: str, sc: Any, dims: Any, workload: Any) -> tuple[Any, Any]:
+    """(launch plan, None) of a layout in Megatron-LM / MindSpeed-LLM, or (None, the EmitError)."""
+    from planner.emit import megatron, mindspeed
+    from planner.emit.types import EmitError
+    build = megatron.emit if engine == "megatron" else mindspeed.emit
+    try:
+        return build(sc.model, workload, dims, sc.cluster), None
+    except EmitError as e:
+        return None, e
+
+
+def launch(engine: str | None, ev: Any) -> Any:
+    """Launch lines of an evaluated layout (None without --emit); exit 2 when the engine is a serving one or
+    cannot express the layout."""
+    if not engine:
+        return None
+    _check_engine(engine)
+    lines, err = try_launch(engine, ev.scenario, ev.dims, ev.workload)
+    if err is not None:
+        app.abort(app.EXIT_BAD_INPUT, err.message())
+    return lines
+
+
+def _accept(engine: str | None, sc: Any) -> Any:
+    """The search filter of ``plan --emit``: layouts the framework can express (None without --emit)."""
+    if not engine:
+        return None
+    _check_engine(engine)
+    return lambda dims, workload: try_launch(engine, sc, dims, workload)[1] is None
+
+
+def evaluate(paths: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool, export: str | None,
+             emit_engine: str | None = None) -> None:
     from planner.documents.training import evaluate_document
     if not all(is_training(p) for p in paths):
         app.abort(app.EXIT_BAD_INPUT, "scenarios: got training and serving scenarios together; accepted: one kind "
                   "per call")
     if export and len(paths) > 1:
         app.abort(app.EXIT_BAD_INPUT, f"--export: got {export!r} with {len(paths)} scenarios; accepted: one scenario")
-    docs = [evaluate_document(evaluate_or_abort(load(p), plan_text)) for p in paths]
+    if emit_engine and len(paths) > 1:
+        app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} with {len(paths)} scenarios; accepted: one "
+                  "scenario")
+    evals = [evaluate_or_abort(load(p), plan_text) for p in paths]
+    lines = launch(emit_engine, evals[0])
+    docs = [evaluate_document(ev, launch=app.launch_document(lines) if i == 0 else None)
+            for i, ev in enumerate(evals)]
     app.export_document(export, docs[0])
     if as_json:
         app.emit_json(docs[0] if len(docs) == 1 else docs)
@@ -77,9 +121,12 @@ def evaluate(paths: tuple[str, ...], plan_text: str | None, as_json: bool, verbo
     from planner.render.training_view import render_evaluate
     for d in docs:
         render_evaluate(app.out, d, verbose=verbose)
+    if lines:
+        app.echo_launch(lines)
 
 
-def plan(path: str, objective: str, top_k: int, as_json: bool, verbose: bool, export: str | None) -> None:
+def plan(path: str, objective: str, top_k: int, as_json: bool, verbose: bool, export: str | None,
+         emit_engine: str | None = None) -> None:
     from planner.analysis.training import evaluate_training
     from planner.documents.training import plan_document
     from planner.search.training import NoFeasibleTrainingPlan, search
@@ -91,19 +138,22 @@ def plan(path: str, objective: str, top_k: int, as_json: bool, verbose: bool, ex
         app.abort(app.EXIT_BAD_INPUT, "workload.deadline: missing; accepted: a duration such as '30 days', required "
                   "by --objective devices")
     try:
-        res = search(sc, objective=objective, top_k=top_k)
+        res = search(sc, objective=objective, top_k=top_k, accept=_accept(emit_engine, sc))
     except NoFeasibleTrainingPlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"no feasible training layout: {e.constraint} constraint: {e.detail}. Would "
                   "make it feasible: " + "; ".join(e.fixes))
     best = res.top[0]
     chosen = evaluate_training(best.scenario, best.dims, best.workload)
-    doc = plan_document(res, chosen)
+    lines = launch(emit_engine, chosen)
+    doc = plan_document(res, chosen, launch=app.launch_document(lines))
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
         return
     from planner.render.training_view import render_plan
     render_plan(app.out, doc, verbose=verbose)
+    if lines:
+        app.echo_launch(lines)
 
 
 def compare(path: str, baseline: str, candidate: str | None, as_json: bool, export: str | None) -> None:

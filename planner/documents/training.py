@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from planner.documents.base import Better, Count, Document, NonNegative, Number, Positive, field, optional, schema_id
+from planner.documents.launch import LaunchBlock
 
 if TYPE_CHECKING:
     from planner.analysis.training import TrainingEvaluation
@@ -148,6 +149,7 @@ class TrainingEvaluateDocument(Document):
                                                  "gradient, wgrad_ = weight gradient, recompute_ = rerun forward).")
     pipeline: PipelineDoc = field("The pipeline schedule.")
     checks: list[ExpectCheck] | None = optional("The scenario's expect: rows against the prediction.")
+    launch: LaunchBlock | None = optional("Megatron-LM / MindSpeed-LLM launch lines of the layout (`--emit`).")
 
 
 class CandidateDoc(Document):
@@ -266,7 +268,7 @@ def _scenario(ev: TrainingEvaluation) -> TrainingScenarioDoc:
                                token_budget=sc.token_budget, deadline_s=sc.deadline_s)  # type: ignore[attr-defined]
 
 
-def evaluate_document(ev: TrainingEvaluation) -> TrainingEvaluateDocument:
+def evaluate_document(ev: TrainingEvaluation, *, launch: LaunchBlock | None = None) -> TrainingEvaluateDocument:
     budget = ev.scenario.token_budget  # type: ignore[attr-defined]
     perf = Performance(step_s=ev.step_s, tokens_per_s=ev.tokens_per_s, tokens_per_s_per_device=ev.tokens_per_s_per_device,
                        tflop_per_s_per_device=ev.tflop_per_s_per_device(), mfu=ev.mfu,
@@ -277,7 +279,7 @@ def evaluate_document(ev: TrainingEvaluation) -> TrainingEvaluateDocument:
                                     performance=perf, memory=_memory(ev),
                                     time_by_resource_s={k: max(0.0, v) for k, v in ev.step.by_resource_s.items()},
                                     time_by_op_s={k: max(0.0, v) for k, v in ev.step.by_op_s.items()},
-                                    pipeline=_pipeline(ev), checks=checks)
+                                    pipeline=_pipeline(ev), checks=checks, launch=launch)
 
 
 def candidate_doc(ev: TrainingEvaluation) -> CandidateDoc:
@@ -288,12 +290,13 @@ def candidate_doc(ev: TrainingEvaluation) -> CandidateDoc:
                         time_to_token_budget_s=ev.time_to_tokens_s(budget) if budget else None)
 
 
-def plan_document(res: TrainingPlanResult, chosen: TrainingEvaluation) -> TrainingPlanDocument:
+def plan_document(res: TrainingPlanResult, chosen: TrainingEvaluation, *, launch: LaunchBlock | None = None
+                  ) -> TrainingPlanDocument:
     return TrainingPlanDocument(schema_id=TRAIN_PLAN_SCHEMA, objective=res.objective, method=res.method,
                                 layouts_considered=res.considered, layouts_costed=res.costed,
                                 rejected=dict(res.rejected), wall_s=res.wall_s,
                                 top=[candidate_doc(e) for e in res.top], pareto=[candidate_doc(e) for e in res.pareto],
-                                chosen=evaluate_document(chosen))
+                                chosen=evaluate_document(chosen, launch=launch))
 
 
 COMPARED = (("step time", "s", "lower", lambda e: e.step_s),

@@ -35,7 +35,9 @@ from planner.search.training_space import SpaceLimits, layouts, recompute_option
 
 OBJECTIVES = ("throughput", "time", "devices")
 REJECT_DIVISIBILITY, REJECT_SCHEDULE, REJECT_TOPOLOGY = "divisibility", "schedule", "topology"
-REJECT_MEMORY, REJECT_DEADLINE, REJECT_BOUND = "memory", "deadline", "bound"
+REJECT_MEMORY, REJECT_DEADLINE, REJECT_BOUND, REJECT_ENGINE = "memory", "deadline", "bound", "engine"
+Accept = Callable[[TrainingDims, TrainingWorkload], bool]
+"""A caller's filter on (layout, workload), e.g. "the launch framework can express it" (plan --emit)."""
 _SCHEDULE_FIELDS = ("pp", "vpp", "schedule")
 
 
@@ -107,7 +109,8 @@ def _memory_if_fits(sc: object, dims: TrainingDims, w: TrainingWorkload) -> tupl
 
 
 def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive: bool,
-             max_step_s: float = float("inf")) -> tuple[int, int, list[TrainingEvaluation]]:
+             max_step_s: float = float("inf"), accept: Accept | None = None
+             ) -> tuple[int, int, list[TrainingEvaluation]]:
     """(considered, costed, the ``k`` fastest layouts on ``devices`` devices).
 
     Branch and bound: every (layout, recompute option) that passes the checks gets the step-time lower bound of
@@ -115,7 +118,7 @@ def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive:
     bound reaches the ``k``-th best step.  ``exhaustive``: every candidate that fits is costed (the brute force
     the tests compare with).  Candidates left unexamined are counted as ``bound`` (could not be among the best);
     a layout is a ``memory`` rejection when every recompute option examined failed memory, a ``deadline`` one
-    when its bound exceeds ``max_step_s``."""
+    when its bound exceeds ``max_step_s``, an ``engine`` one when ``accept`` refuses it."""
     sub = on_devices(sc, devices)
     bound = ComputeBound(sub)
     cands, considered = [], 0
@@ -132,6 +135,9 @@ def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive:
     for lb, _, dims, w in cands:
         if not exhaustive and (lb > max_step_s or len(best) >= k and lb >= best[-1].step_s):
             break
+        if accept is not None and not accept(dims, w):
+            status.setdefault(dims, REJECT_ENGINE)
+            continue
         mem = _memory_if_fits(sub, dims, w)
         if mem is None:
             status.setdefault(dims, REJECT_MEMORY)
@@ -141,7 +147,8 @@ def _best_on(sc: object, devices: int, k: int, rejected: Counter, *, exhaustive:
         best.append(costed_closed_form(sub, dims, w, mem))
         best.sort(key=lambda e: (e.step_s, e.peak_memory.used_bytes))
         best = best if exhaustive else best[:k]
-    rejected[REJECT_MEMORY] += sum(1 for v in status.values() if v == REJECT_MEMORY)
+    for reason in (REJECT_MEMORY, REJECT_ENGINE):
+        rejected[reason] += sum(1 for v in status.values() if v == reason)
     unexamined = {c[2] for c in cands} - set(status)
     rejected[REJECT_DEADLINE if max_step_s < float("inf") else REJECT_BOUND] += len(unexamined)
     return considered, costed, best
@@ -167,7 +174,7 @@ def pareto_front(evals: list[TrainingEvaluation]) -> list[TrainingEvaluation]:
 
 
 def search(sc: object, *, objective: str = "throughput", top_k: int = 5, exhaustive: bool = False,
-           counts: list[int] | None = None) -> TrainingPlanResult:
+           counts: list[int] | None = None, accept: Accept | None = None) -> TrainingPlanResult:
     """Enumerate, check and cost (module docstring); NoFeasibleTrainingPlan when nothing passes."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}; accepted: {OBJECTIVES}")
@@ -183,7 +190,7 @@ def search(sc: object, *, objective: str = "throughput", top_k: int = 5, exhaust
                 if objective == "devices" else float("inf"))
     for devices in counts or device_counts(sc, objective):
         k = top_k if objective != "throughput" or devices == full else 1
-        n, c, best = _best_on(sc, devices, k, rejected, exhaustive=exhaustive, max_step_s=max_step)
+        n, c, best = _best_on(sc, devices, k, rejected, exhaustive=exhaustive, max_step_s=max_step, accept=accept)
         considered, costed = considered + n, costed + c
         per_count += best
     ranked = [e for e in per_count if objective != "throughput" or e.devices == full]

@@ -77,3 +77,7 @@ def row_of(path: Path) -> Row:
 
 def rows() -> list[Row]:
     return [row_of(p) for p in sorted(VALIDATION_DIR.glob("*.yaml"))]
+
+
+ROWS_BY_ID: dict[str, Row] = {r.id: r for r in rows()}
+"""The rows by id (built once per test session)."""

@@ -114,7 +114,7 @@ def test_cli_exit_codes(tmp_path):
     assert over.exit_code == 1 and "memory" in over.output
     assert _run("plan", QWEN30, "--objective", "devices").exit_code == 2  # no token budget / deadline
     assert _run("schedule", QWEN30).exit_code == 2
-    assert _run("evaluate", QWEN30, "--emit", "vllm").exit_code == 2
+    assert _run("evaluate", QWEN30, "--emit", "vllm").exit_code == 2  # a serving engine
 
 
 def test_cli_plan_and_compare_json(tmp_path):
@@ -127,3 +127,16 @@ def test_cli_plan_and_compare_json(tmp_path):
     rows = {m["name"]: m for m in json.loads(cmp.stdout)["metrics"]}
     # the default candidate is plan's best: at least as fast as the scenario's own layout
     assert rows["step time"]["candidate"] <= rows["step time"]["baseline"] * (1 + 1e-9)
+
+
+def test_cli_emit_megatron_and_mindspeed_for_training_only():
+    res = _run("evaluate", ROOT / "scenarios" / "training" / "qwen3_235b_h100_256.yaml", "--emit", "megatron", "--json")
+    assert res.exit_code == 0, res.output
+    launch = json.loads(res.stdout)["launch"]
+    assert launch["engine"] == "megatron" and len(launch["commands"]) == 32  # one torchrun line per node
+    assert "--expert-model-parallel-size" in launch["commands"][0]["argv"]
+    res = _run("plan", QWEN30, "--emit", "mindspeed", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["chosen"]["launch"]["engine"] == "mindspeed"
+    assert _run("evaluate", QWEN30, "--emit", "megatron").exit_code == 2  # Ascend: mindspeed
+    assert _run("evaluate", ROOT / "scenarios" / "deepseek_v3_h200_16.yaml", "--emit", "megatron").exit_code == 2
