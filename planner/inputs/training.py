@@ -68,6 +68,9 @@ class OptimizerSection(_Strict):
     """Adam(W) with fp32 master weights and fp32 gradient accumulation; or Muon (one momentum buffer)."""
     moments: Literal["fp32", "bf16"] = "fp32"
     """Precision of Adam's two moments (DeepSeek-V3 keeps them in BF16, arXiv 2412.19437 §3.3.4)."""
+    grads: Literal["fp32", "fp16"] = "fp32"
+    """Gradient accumulation and all-reduce precision (fp16: Megatron-LM ``--fp16`` without
+    ``--accumulate-allreduce-grads-in-fp32``, the 2021-era runs)."""
 
 
 class RoutingSection(_Strict):
@@ -93,6 +96,8 @@ class TrainingWorkloadSection(_Strict):
     routing: RoutingSection = RoutingSection()
     flash_attention: bool = True
     dropout: bool = False
+    loss_chunks: int = Field(default=1, ge=1, le=lim.MAX_MICRO_BATCHES)
+    """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss); 1 = all logits at once."""
     token_budget: int | None = Field(default=None, ge=1, le=lim.MAX_TOKEN_BUDGET)
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
@@ -208,6 +213,11 @@ def _optimizer(sec: OptimizerSection) -> Optimizer:
         if sec.moments != "fp32":
             raise ScenarioError("workload.optimizer.moments", sec.moments, "fp32 with muon (one fp32 momentum)")
         return Optimizer.MUON
+    if sec.grads == "fp16":
+        if sec.moments != "fp32":
+            raise ScenarioError("workload.optimizer.grads", sec.grads, "fp32 with bf16 moments (fp16 gradients are "
+                                "modelled with fp32 moments only)")
+        return Optimizer.ADAM_FP16_GRADS
     return Optimizer.ADAM if sec.moments == "fp32" else Optimizer.ADAM_BF16_MOMENTS
 
 
@@ -252,7 +262,7 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
     return TrainingWorkload(seq_tokens=sec.seq_tokens, global_batch_sequences=gbs,
                             recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
-                            flash_attention=sec.flash_attention, dropout=sec.dropout)
+                            flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks)
 
 
 def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tuple[TrainingDims, Recompute]:
