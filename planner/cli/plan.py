@@ -26,16 +26,22 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
-    from planner.analysis.evaluate import Evaluation, with_solver_results
+    from planner.analysis.deployment import from_solution, plan_of, with_pool_solver_results
+    from planner.analysis.why import tie_reasons
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
+    from planner.inputs.deployment_text import deployment_text
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
+    if pick > top_k:
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {top_k} (the --top deployments)")
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))
@@ -56,20 +62,26 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float, se
     except NoFeasiblePlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"no feasible plan: {e.constraint} constraint: {e.detail}. Would make it "
                   "feasible: " + "; ".join(e.fixes))
-    best = res.deployments[0].decode
-    # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
-    # (deterministic) solve
-    chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
-                                 schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
+    if pick > len(res.deployments):
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {len(res.deployments)} (the deployments "
+                  "the search found)")
+    picked = res.deployments[pick - 1]
+    # the search costs overlap in closed form, so the picked deployment's schedules are not cached: a short
+    # (deterministic) solve per pool
+    chosen = with_pool_solver_results(from_solution(sc, picked), schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+    texts = [deployment_text(plan_of(d)) for d in res.deployments]
+    wl = sc.workload
+    why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands)
+    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, picked=pick - 1,
+                        texts=texts, why=why)
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose, bands=bands)
+        render_plan(app.out, res, chosen, picked=pick - 1, verbose=verbose, texts=texts, why=why, bands=bands)
         if launch:
             app.echo_launch(launch)

@@ -28,6 +28,7 @@ from planner.documents.base import (
     SolverStatus,
     StoppedBy,
     field,
+    optional,
     schema_id,
 )
 from planner.inputs.loads import ExpertLoads
@@ -157,6 +158,9 @@ class PlaceDocument(Document):
     summary: PlaceSummary = field("Means over the layers, per method and for the bound.")
     layers: list[PlaceLayer] = field("One entry per MoE layer of the load file.")
     placement: Heatmap = field("The CP-SAT placement as a heatmap.")
+    scenario: str | None = optional("The scenario's `name:` (absent when the document was built without one).")
+    plan: str | None = optional("The plan placed on (its moe_ep devices and redundant slots): the decode pool's of a "
+                                "deployment, as a plan string (planner.inputs.deployment_text.plan_text).")
 
 
 def _score(s: PlacementScore) -> Score:
@@ -180,7 +184,8 @@ def _method_summary(result: PlacementResult, m: str) -> MethodSummary:
     return MethodSummary(mean_imbalance=result.mean_imbalance(m), worst_imbalance=result.worst_imbalance(m))
 
 
-def placement_document(result: PlacementResult, heatmap: Heatmap) -> PlaceDocument:
+def placement_document(result: PlacementResult, heatmap: Heatmap, *, scenario: str | None = None,
+                       plan: str | None = None) -> PlaceDocument:
     """The ``moeplan place --json`` document of a :class:`PlacementResult`; ``heatmap``: its ``placement`` key
     (:func:`heatmap_document`)."""
     width = result.max_replicas
@@ -195,7 +200,8 @@ def placement_document(result: PlacementResult, heatmap: Heatmap) -> PlaceDocume
                                 cpsat=_method_summary(result, "cpsat")),
         mean_bound_imbalance=result.mean_bound_imbalance, mean_gap=result.mean_gap, wall_s=result.wall_s)
     return PlaceDocument(schema_id=PLACE_SCHEMA, source=result.source, config=config, max_replicas=width,
-                         summary=summary, layers=[_layer(r, width) for r in result.layers], placement=heatmap)
+                         summary=summary, layers=[_layer(r, width) for r in result.layers], placement=heatmap,
+                         scenario=scenario, plan=plan)
 
 
 def heatmap_document(result: PlacementResult, loads: ExpertLoads, method: str = "cpsat") -> Heatmap:

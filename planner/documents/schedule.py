@@ -21,6 +21,7 @@ from planner.documents.base import (
     ScheduledLayerKind,
     SolverStatus,
     field,
+    optional,
     schema_id,
 )
 from planner.documents.parts import ParallelPlan, parallel_plan
@@ -124,10 +125,14 @@ class ScheduleDocument(Document):
     plan: ParallelPlan = field("The plan scheduled (`--plan`, else the scenario's).")
     phase: Phase = field("Phase scheduled (`--phase`): `decode` at the batch evaluate chooses, or `prefill` at the "
                          "scenario's chunk.")
-    micro_batches: Positive = field("Micro-batches each layer is split into (`--micro-batches`); a count.", le=4)
+    micro_batches: Positive = field("Micro-batches each layer is split into (`--micro-batches`, default the "
+                                    "plan's); a count.", le=4)
     layers: dict[ScheduledLayerKind, LayerScheduleDoc] = field(
         "One schedule per layer type the model has: `moe` (models with routed experts), `dense` (models with "
         "dense-FFN layers).", min_length=1)
+    decode_batch_per_device: NonNegative | None = optional(
+        "Decode phase: the sequences per device the schedule assumed (the batch evaluate chooses for the plan; "
+        "fractional under attention TP).")
 
 
 def _op_doc(o: ScheduledOp, start: float, end: float) -> ScheduledOpDoc:
@@ -161,8 +166,10 @@ def schedules_document(schedules: dict[str, LayerSchedule], micro_batches: int) 
 
 
 def schedule_command_document(scenario_name: str, dims: ParallelDims, phase: str, micro_batches: int,
-                              schedules: dict[str, LayerSchedule]) -> ScheduleDocument:
+                              schedules: dict[str, LayerSchedule], *,
+                              decode_batch_per_device: float | None = None) -> ScheduleDocument:
     """The ``moeplan schedule --json`` document (schema ``moeplan.schedule/1``)."""
     return ScheduleDocument(schema_id=SCHEDULE_SCHEMA, scenario=scenario_name, plan=parallel_plan(dims), phase=phase,
                             micro_batches=micro_batches,
-                            layers={k: schedule_document(v) for k, v in schedules.items()})
+                            layers={k: schedule_document(v) for k, v in schedules.items()},
+                            decode_batch_per_device=decode_batch_per_device)
