@@ -12,7 +12,8 @@ from cost_models.kinds import DeploymentMode, PoolRole
 from cost_models.memory import MemoryBreakdown
 from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
-from planner.analysis.evaluate import Evaluation, evaluate_scenario, with_solver_results
+from planner.analysis import evaluate as single
+from planner.analysis.evaluate import Evaluation
 from planner.cpsat.deployment_instance import Deployment
 from planner.inputs.deployment_text import DeploymentPlan, PoolPlan, deployment_text
 from planner.inputs.scenario import Scenario
@@ -129,8 +130,9 @@ class DeploymentEvaluation:
 
 def evaluate_deployment(sc: Scenario, plan: DeploymentPlan, *, overlap_model: str = "schedule",
                         measure_imbalance: bool = True) -> DeploymentEvaluation:
-    """Cost every pool of ``plan`` on ``sc`` (:func:`planner.analysis.evaluate.evaluate_scenario`)."""
-    pools = tuple(PoolEvaluation(pool=p, evaluation=evaluate_scenario(sc, p.pool_dims, overlap_model=overlap_model,
+    """Cost every pool of ``plan`` on ``sc`` (:func:`planner.analysis.evaluate.evaluate_scenario`, looked up on
+    its module so there is one place to hook or replace it)."""
+    pools = tuple(PoolEvaluation(pool=p, evaluation=single.evaluate_scenario(sc, p.pool_dims, overlap_model=overlap_model,
                                                                       measure_imbalance=measure_imbalance))
                   for p in plan.pools)
     return DeploymentEvaluation(scenario=sc, plan=plan, pools=pools)
@@ -147,7 +149,7 @@ def with_bands(dep: DeploymentEvaluation) -> DeploymentEvaluation:
 def with_pool_solver_results(dep: DeploymentEvaluation, *,
                              schedule_time_limit_s: float | None = None) -> DeploymentEvaluation:
     """Every pool with its solver results (:func:`planner.analysis.evaluate.with_solver_results`)."""
-    pools = tuple(dataclasses.replace(p, evaluation=with_solver_results(
+    pools = tuple(dataclasses.replace(p, evaluation=single.with_solver_results(
         p.evaluation, schedule_time_limit_s=schedule_time_limit_s)) for p in dep.pools)
     return dataclasses.replace(dep, pools=pools)
 
