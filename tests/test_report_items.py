@@ -14,7 +14,7 @@ def test_legend_keys_are_drawn_like_the_marks():
     chart = svg.line_chart(title="t", series=[svg.Series("front", ((1.0, 2.0), (2.0, 1.0))),
                                              svg.Series("bound", ((1.0, 1.5), (2.0, 0.5)), markers=False)],
                            x_label="x", y_label="y", marked=svg.Marked(1.0, 2.0, "chosen"))
-    legend = chart[chart.index('font-weight="600"'):]          # after the marks and the chosen point's label
+    legend = chart[chart.index('>chosen</text>'):]             # after the marks and the chosen point's label
     # front: a line and a dot; bound: a line only; chosen: a ring like the mark; no square swatch
     assert legend.count("<circle") == 2 and legend.count("<line") == 2 and "<rect" not in legend
     assert 'fill="none" stroke="#d62728"' in legend
