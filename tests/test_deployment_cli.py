@@ -93,3 +93,24 @@ def test_place_names_scenario_and_plan(tmp_path):
     doc = json.loads(res.output)
     assert doc["scenario"] == "DeepSeek-V3 on 16 x H200" and doc["plan"] == DECODE
     assert doc["config"]["num_devices"] == 8
+
+
+def test_why_names_memory_as_the_decode_batch_limit_with_its_arithmetic():
+    path = str(ROOT / "scenarios" / "ascend_910b_deepseek_v3_16cards.yaml")
+    dep = "1 x attn_tp=8,attn_dp=2,moe_ep=16,dense_tp=8,overlap=single_batch"
+    doc = json.loads(run("evaluate", path, "--plan", dep, "--overlap-model", "closed-form", "--json").output)
+    d = doc["decode"]
+    assert d["batch_limit"] == "memory"
+    # per device: KV / (sequences per device x attn_tp 8) is what one more sequence on an attention rank adds;
+    # it must exceed what is free, else the batch search would have taken it
+    per_rank_seq = d["memory_bytes"]["kv_cache_bytes"] / (d["sequences_per_device"] * 8)
+    assert per_rank_seq > d["memory_bytes"]["free_bytes"] >= 0
+    line = next(w for w in doc["deployment"]["why"] if w.startswith("Decode batch"))
+    assert "memory stopped it" in line and f"{per_rank_seq / 2**30:,.3f} GiB" in line
+
+
+def test_why_of_an_aggregated_pool_says_the_effective_tpot_misses_the_slo():
+    doc = json.loads(run("evaluate", DEFAULT, "--overlap-model", "closed-form", "--json").output)
+    dep = doc["deployment"]
+    assert dep["mode"] == "aggregated" and dep["tpot_s"] > doc["slo"]["tpot_s"]
+    assert any("effective TPOT of" in w for w in dep["why"])

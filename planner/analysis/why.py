@@ -52,14 +52,19 @@ def batch_reason(dep: DeploymentEvaluation) -> str:
         return f"{head}: given by the scenario (workload batch / concurrency), not searched."
     if r.decode_batch_limit is DecodeBatchLimit.TPOT_SLO:
         slo = dep.scenario.workload.tpot_slo_s or 0.0
+        stall = ""
+        if dep.mode is DeploymentMode.AGGREGATED and dep.tpot_s > slo:
+            stall = (f" The decode step meets the SLO, but a user of this aggregated pool sees an effective TPOT of "
+                     f"{dep.tpot_s * 1e3:,.1f} ms: the pool also prefills other prompts between its decode steps.")
         return (f"{head}: the TPOT SLO stopped it (TPOT {d.latency_s * 1e3:,.1f} ms at this batch, SLO "
                 f"{slo * 1e3:,.1f} ms; the next-larger batch per attention rank exceeds it), not memory "
-                f"({max(0.0, d.memory.free_bytes) / _GIB:,.1f} GiB per device still free).")
+                f"({max(0.0, d.memory.free_bytes) / _GIB:,.1f} GiB per device still free).{stall}")
     m = d.memory
-    per_seq = m.kv_cache_bytes / seqs if seqs > 0 else 0.0
-    return (f"{head}: memory stopped it (one more sequence's KV cache at full context, {per_seq / _GIB:,.2f} GiB, "
-            f"does not fit the {max(0.0, m.free_bytes) / _GIB:,.2f} GiB left of {m.capacity_bytes / _GIB:,.1f} GiB); "
-            "the TPOT SLO would allow more.")
+    rank_seqs = seqs * dep.decode.dims.attn_tp  # the batch is chosen per attention rank
+    per_seq = m.kv_cache_bytes / rank_seqs if rank_seqs > 0 else 0.0
+    return (f"{head}: memory stopped it (one more sequence per attention rank adds {per_seq / _GIB:,.3f} GiB of KV "
+            f"cache at full context per device, more than the {max(0.0, m.free_bytes) / _GIB:,.3f} GiB left of "
+            f"{m.capacity_bytes / _GIB:,.1f} GiB); the TPOT SLO would allow more.")
 
 
 def imbalance_reason(dep: DeploymentEvaluation) -> str | None:

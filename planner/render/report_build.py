@@ -49,7 +49,8 @@ def _chosen_section(top: PlanDeployment) -> Section:
     rows = [[p.role, p.replicas, p.devices, plan_label(p.plan), num(p.prefill_tok_per_s_per_device),
              num(p.decode_tok_per_s_per_device), secs(p.ttft_s), secs(p.tpot_s), num(p.decode_batch_per_device, 1),
              fmt_bytes(p.memory_used_bytes)] for p in top.pools]
-    head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
+    head = (f"{top.deployment + ': ' if top.deployment else ''}"
+            f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
             f"{band_text(top.output_band)} ({num(top.output_tok_per_s_per_device)} per device), TTFT "
             f"{secs(top.ttft_s)}{band_text(top.ttft_band)}, TPOT {secs(top.tpot_s)}{band_text(top.tpot_band)}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
