@@ -93,7 +93,7 @@ def chart_title(chart_id: str) -> str:
     """The <h3> title of a chart; a disaggregated deployment's pool charts carry the pool in id and title."""
     for pool in ("prefill", "decode"):
         if chart_id.startswith(f"{pool}-"):
-            return f"{CHART_TITLES[chart_id.removeprefix(pool + '-')]} ({pool} pool)"
+            return f"{pool.capitalize()} pool: {CHART_TITLES[chart_id.removeprefix(pool + '-')]}"
     return CHART_TITLES[chart_id]
 
 

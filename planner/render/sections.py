@@ -291,7 +291,7 @@ def evaluate_sections(doc: EvaluateDocument, *, of_chosen: bool = False, pool: s
 def _of_pool(b: Block, pool: str) -> Block:
     """A block of one pool's sections: a chart's id and title name the pool (both pools' charts on one page)."""
     if isinstance(b, Chart):
-        return Chart(f"{pool}-{b.chart_id}", f"{b.title} ({pool} pool)", b.svg, b.table)
+        return Chart(f"{pool}-{b.chart_id}", f"{pool.capitalize()} pool: {b.title}", b.svg, b.table)
     return b
 
 
@@ -301,7 +301,8 @@ def deployment_sections(doc: EvaluateDocument, *, of_chosen: bool = False) -> li
     dep = doc.deployment
     if dep is None:
         return evaluate_sections(doc, of_chosen=of_chosen)
-    rows = [[p.role, p.replicas, plan_label(p.plan), p.devices, num(p.input_tok_per_s), num(p.output_tok_per_s),
+    rows = [[p.role, p.replicas, plan_label(p.plan), p.devices, "-" if p.role == "decode" else num(p.input_tok_per_s),
+             "-" if p.role == "prefill" else num(p.output_tok_per_s),
              num(p.requests_per_s, 2), f"{fmt_bytes(p.memory_used_bytes)} of {fmt_bytes(p.capacity_bytes)}"]
             for p in dep.pools]
     head = (f"{dep.text}: {num(dep.output_tok_per_s)} output tok/s on {dep.devices} devices "
