@@ -16,7 +16,9 @@ Per pipeline rank and micro-batch, from :mod:`cost_models.training.layer_ops` (k
 The busiest rank (largest ``F + B``) sets the pace; :func:`cost_models.training.pipeline.pipeline_s` adds the
 schedule's bubble.  After the pipeline: the DP gradient reduction beyond what the last backward hides (at least
 one bucket stays exposed), the parameter all-gather beyond what the first forward hides, and the optimizer step
-(memory-bound over the rank's fp32 states).  FSDP's per-layer gathers hide behind that layer's compute.  No host
+(memory-bound over the rank's fp32 states).  FSDP's per-layer gathers hide behind that layer's compute; under
+pipeline parallelism FSDP gathers once and reduces once per step (parameters stay unsharded across micro-batches,
+:func:`cost_models.training.memory.fsdp_stays_unsharded`), which is then timed as the other shardings' DP traffic.  No host
 overhead term: no source in the anchors measures one.
 """
 
@@ -31,7 +33,7 @@ from cost_models.training import comm as tcomm
 from cost_models.training import layer_ops
 from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
 from cost_models.training.flops import megatron_flops
-from cost_models.training.memory import holds_last, rank_parameters
+from cost_models.training.memory import fsdp_stays_unsharded, holds_last, rank_parameters
 from cost_models.training.pipeline import ChunkTimes, bubble_s, pipeline_s
 from cost_models.training.specs import TrainingWorkload
 
@@ -98,7 +100,7 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
                   ) -> tuple[float, float]:
     """(forward, backward) FSDP collectives of one layer: all-gather; all-gather + gradient reduce-scatter."""
     size = dims.dp * dims.cp
-    if dims.sharding is not OptimizerSharding.ZERO3 or size == 1:
+    if dims.sharding is not OptimizerSharding.ZERO3 or size == 1 or fsdp_stays_unsharded(dims):
         return 0.0, 0.0
     g = tcomm.per_node(cluster, size, dims.tp)
     opt = workload.optimizer
@@ -217,7 +219,7 @@ def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, wo
     p = rank_parameters(model, dims, busiest.rank)
     dense, expert = p.tp_sharded + p.replicated, p.expert_sharded
     dpc = tcomm.data_parallel_comm(cluster, dims, workload, dense_elements=dense, expert_elements=expert)
-    if dims.sharding is OptimizerSharding.ZERO3:
+    if dims.sharding is OptimizerSharding.ZERO3 and not fsdp_stays_unsharded(dims):
         dp_exposed = 0.0
     elif dims.overlap_grad_reduce:
         bucket_gather = dpc.param_gather_s * dpc.bucket_reduce_s / dpc.grad_reduce_s if dpc.grad_reduce_s else 0.0

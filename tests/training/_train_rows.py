@@ -193,11 +193,15 @@ def _torchtitan() -> list[Row]:
                note="829 tok/s/GPU, 71.9 GiB; compile not modelled")]
     for label, sched, vpp, tok, mem in (("1F1B", Schedule.ONE_F_ONE_B, 1, 100.0, 82.5),
                                         ("interleaved", Schedule.INTERLEAVED, 2, 128.0, 72.7)):
-        d = TrainingDims(tp=8, pp=8, vpp=vpp, dp=8, schedule=sched, sharding=OptimizerSharding.ZERO3)
+        # micro-batches: torchtitan's default is the pipeline degree (``pipeline_parallel_microbatches`` None ->
+        # ``pipeline_parallel_degree``, pytorch/torchtitan@9dec370 torchtitan/parallelisms/pipelining_utils.py):
+        # 8 micro-batches of local batch 32 / 8 = 4 sequences
+        d = TrainingDims(tp=8, pp=8, vpp=vpp, dp=8, micro_batch_sequences=4, schedule=sched,
+                         sharding=OptimizerSharding.ZERO3)
         out.append(Row(id=f"TR-TT-405B-{label}", model=l405, cluster=cluster("h100_sxm", 512), dims=d,
                        workload=w405, measured_step_s=_step_from_tokens(w405, tok, 512), measured_memory_gib=mem,
-                       note=f"{tok:.0f} tok/s/GPU, {mem} GiB; micro-batch 1 and vpp={vpp} assumed; AsyncTP not "
-                            "modelled (TP exposed)"))
+                       note=f"{tok:.0f} tok/s/GPU, {mem} GiB; 8 micro-batches of 4 (torchtitan default), vpp={vpp} "
+                            "assumed; AsyncTP not modelled (TP exposed)"))
     wq = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64,
                           recompute=Recompute.selective(RecomputeModule.NORM, RecomputeModule.ACTIVATION))
     dq = TrainingDims(dp=8, micro_batch_sequences=8, sharding=OptimizerSharding.ZERO3)
@@ -221,3 +225,7 @@ def rows() -> list[Row]:
     out += _kor22("1T", 25600, 160, 128, 64, 1, 1, 512, 71.49, 94.42)
     out += [_dsv3_h800(), *_moe_rows(), *_ascend_rows(), _llama3(), *_torchtitan()]
     return out
+
+
+ROWS_BY_ID: dict[str, Row] = {r.id: r for r in rows()}
+"""The rows by id (built once per test session)."""

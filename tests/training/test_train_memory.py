@@ -146,3 +146,26 @@ def test_more_data_parallel_ranks_never_more_state_bytes():
         b = training_memory(model, d, w, rank=0, capacity_bytes=1e12).state_bytes
         assert prev is None or b < prev
         prev = b
+
+
+def test_fsdp_under_pipeline_keeps_the_stage_unsharded_by_hand():
+    # torchtitan (no reshard after forward with PP) + torch.distributed.pipelining (no gradient sync until the last
+    # micro-batch) + FSDP2 (unsynced gradients accumulate in the fp32 reduce dtype): per parameter element of the
+    # rank, 2 (bf16 param) + 4 (fp32 grad) bytes on top of the 18 / dp sharded states.
+    # GPT h 1024, 16 heads, 8 layers, V 51200, PP 2, TP 1, DP 4: rank 0 = 4 layers + embedding.
+    #   layer: attention 4 h^2 = 4,194,304 + MLP 2 x h x 4h = 8,388,608 -> 12,582,912; 4 layers 50,331,648
+    #   embedding 51200 x 1024 = 52,428,800 -> 102,760,448 elements; unsharded 6 x that = 616,562,688 bytes
+    model = gpt("g", hidden=1024, heads=16, layers=8)
+    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=8)
+    dims = TrainingDims(pp=2, dp=4, sharding=OptimizerSharding.ZERO3)
+    mem = training_memory(model, dims, w, rank=0, capacity_bytes=80 * GIB)
+    assert rank_parameters(model, dims, 0).total == 102_760_448
+    assert mem.unsharded_state_bytes == 616_562_688
+    assert mem.comm_buffer_bytes == 0  # no per-layer gather buffer: the whole stage is already gathered
+    assert mem.used_bytes == pytest.approx(mem.state_bytes + mem.activation_bytes + mem.reserve_bytes + 616_562_688)
+    # without PP, FSDP reshards per layer: two unsharded layers (gather + prefetch) in bf16, nothing kept
+    flat = training_memory(model, replace(dims, pp=1, dp=8), w, rank=0, capacity_bytes=80 * GIB)
+    assert flat.unsharded_state_bytes == 0 and flat.comm_buffer_bytes > 0
+    # ZeRO-1 under PP keeps nothing extra (its parameters are never sharded)
+    z1 = training_memory(model, replace(dims, sharding=OptimizerSharding.ZERO1), w, rank=0, capacity_bytes=80 * GIB)
+    assert z1.unsharded_state_bytes == 0

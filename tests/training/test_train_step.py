@@ -111,3 +111,18 @@ def test_breakdown_adds_up_on_the_busiest_rank():
     # not paired: pipeline = compute + exposed communication + bubble
     assert r["compute"] + r["exposed_comm"] + r["bubble"] == pytest.approx(s.pipeline_s)
     assert s.step_s == pytest.approx(s.pipeline_s + r["dp_exposed"] + r["optimizer"])
+
+
+def test_fsdp_under_pipeline_gathers_once_per_step_not_per_micro_batch():
+    # FSDP with PP keeps the stage unsharded across micro-batches (memory.fsdp_stays_unsharded): no per-layer
+    # all-gather / reduce-scatter inside a micro-batch, and the step's one gradient reduce-scatter and parameter
+    # all-gather are the same DP traffic as ZeRO-2's (grads reduce-scattered, bf16 params gathered)
+    c = cluster("h100_sxm", 16)
+    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=64)
+    z3 = TrainingDims(pp=2, dp=8, sharding=OptimizerSharding.ZERO3)
+    z2 = replace(z3, sharding=OptimizerSharding.ZERO2)
+    assert rank_times(c, SMALL, z3, w, 0).by_op_s["fsdp_exposed"] == 0.0
+    assert rank_times(c, SMALL, z3, w, 0).forward_s == rank_times(c, SMALL, z2, w, 0).forward_s
+    s3, s2 = training_step(c, SMALL, z3, w), training_step(c, SMALL, z2, w)
+    assert s3.dp_exposed_s == s2.dp_exposed_s
+    assert s3.by_resource_s["dp_total"] == s2.by_resource_s["dp_total"] > 0
