@@ -95,8 +95,9 @@ def tie_reasons(recosts: list[Recost], objective: str, *, input_tokens: int, out
     key = {"throughput": "delivered output tok/s (in 0.01 tok/s units), then the fewest devices",
            "latency": "effective TPOT (in microseconds), then the highest delivered output tok/s",
            "devices": "the fewest devices that deliver workload.request_rate, then the highest output tok/s"}[objective]
-    out = [f"Ranking key ({objective} objective): {key}; TTFT{' and TPOT' if objective != 'latency' else ''} do "
-           "not enter it, and deployments equal on the key keep the search's order."]
+    ignored = "TTFT and TPOT do" if objective != "latency" else "TTFT does"
+    out = [f"Ranking key ({objective} objective): {key}; {ignored} not enter it, and deployments equal on the key "
+           "keep the search's order."]
     fig = (lambda r: r.tpot_s) if objective == "latency" else (lambda r: r.output_tok_per_s)
     best = fig(recosts[0])
     tied = [i for i, r in enumerate(recosts) if abs(fig(r) - best) <= rel_tol * max(abs(best), 1e-12)]
@@ -107,9 +108,14 @@ def tie_reasons(recosts: list[Recost], objective: str, *, input_tokens: int, out
     low_tpot = min(tied, key=lambda i: recosts[i].tpot_s)
     low_ttft = min(tied, key=lambda i: recosts[i].ttft_s)
     sides = {_binding(recosts[i], input_tokens, output_tokens) for i in tied}
-    why = (f"each is bound by its {sides.pop()} pool at the same rate, so the other pool's layout (which has "
-           "spare capacity) does not change the figure" if len(sides) == 1 and "aggregated" not in sides else
-           "their figures agree within the key's resolution")
+    if objective == "latency":
+        why = ("the pool that decodes runs at the same step time in each, so the TPOT is the same; the next key, "
+               "delivered output tok/s, orders them")
+    elif len(sides) == 1 and "aggregated" not in sides:
+        why = (f"each is bound by its {sides.pop()} pool at the same rate, so the other pool's layout (which has "
+               "spare capacity) does not change the figure")
+    else:
+        why = "their figures agree within the key's resolution"
     out.append(f"{names} tie at {what}: {why}. Among them #{low_tpot + 1} has the lowest TPOT "
                f"({recosts[low_tpot].tpot_s * 1e3:,.1f} ms) and #{low_ttft + 1} the lowest TTFT "
                f"({recosts[low_ttft].ttft_s * 1e3:,.0f} ms); `plan --pick K` exports and emits deployment K.")
