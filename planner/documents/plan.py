@@ -24,6 +24,7 @@ from planner.documents.base import (
 )
 from planner.documents.evaluate import EvaluateDocument, deployment_evaluation_document
 from planner.documents.launch import LaunchBlock
+from planner.documents.limits import SolveLimits
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ class PlanDocument(Document):
     why: list[str] | None = optional("Why the top deployments rank as they do, in words: the ranking key and which "
                                      "deployments tie on it (planner.analysis.why).")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
+    solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped and "
+                                                "whether the ranking may not be optimal.")
 
 
 def _pool(c: Any, replicas: int, role: str) -> PlanPool:
@@ -185,13 +188,14 @@ form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
 def plan_document(res: PlanResult, chosen: DeploymentEvaluation, launch: LaunchBlock | None = None,
-                  bands: list[DeploymentBands] | None = None, picked: int = 0, texts: list[str] | None = None,
-                  why: list[str] | None = None) -> PlanDocument:
+                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None, *, picked: int = 0,
+                  texts: list[str] | None = None, why: list[str] | None = None) -> PlanDocument:
     """``chosen``: deployment ``picked`` of ``res.deployments`` with its pools' solver results
     (:func:`planner.analysis.deployment.with_pool_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
     (:func:`planner.analysis.error_bands.deployment_bands`) and ``texts`` each one's deployment string, in
-    ``res.deployments`` order; ``why``: the ranking in words (:func:`planner.analysis.why.tie_reasons`)."""
+    ``res.deployments`` order; ``limits``: the ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`);
+    ``why``: the ranking in words (:func:`planner.analysis.why.tie_reasons`)."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -208,4 +212,4 @@ def plan_document(res: PlanResult, chosen: DeploymentEvaluation, launch: LaunchB
         pareto=[ParetoPoint(plan=parallel_plan(c.dims), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
         chosen=picked, chosen_breakdown=deployment_evaluation_document(chosen), launch=launch,
-        why=why)
+        solve_limits=limits, why=why)

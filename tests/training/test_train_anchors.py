@@ -20,7 +20,7 @@ from cost_models.training.step import training_step
 ROWS = rows()
 
 WITHIN_20 = {
-    "TR-MEG21-145.6B", "TR-MEG21-529.6B", "TR-MEG21-1008B",
+    "TR-MEG21-18.4B", "TR-MEG21-145.6B", "TR-MEG21-529.6B", "TR-MEG21-1008B",
     "TR-KOR22-22B-seqsel", "TR-KOR22-22B-full", "TR-KOR22-175B-seqsel", "TR-KOR22-175B-full",
     "TR-KOR22-530B-seqsel", "TR-KOR22-530B-full", "TR-KOR22-1T-seqsel", "TR-KOR22-1T-full",
     "TR-DSV3-H800", "TR-DSV3-H100", "TR-Q235-H100-FP8", "TR-Q235-H100-BF16", "TR-L3-405B",
