@@ -93,7 +93,7 @@ def test_every_deployment_string_parses_back_to_the_same_value(pre, dec, x, y, a
     ("prefill: attn_dp=8; decode: 1 x attn_dp=8", "--plan.prefill", "'N x PLAN'"),
     ("2 x attn_dp=8,dp=2", "--plan.aggregated.dp", "the replica count N is the pool's dp"),
     ("decode: 1 x attn_dp=8; decode: 2 x attn_dp=8", "--plan.decode", "each pool role once"),
-    ("prefill: 1 x attn_dp=8; decode: 1 x atn_dp=8", "--plan.decode.atn_dp", "closest: attn_dp"),
+    ("prefill: 1 x attn_dp=8; decode: 1 x atn_dp=8", "--plan.decode.atn_dp", "did you mean 'attn_dp'"),
 ])
 def test_bad_deployment_strings_name_key_path_value_and_accepted(text, path, accepted):
     with pytest.raises(ScenarioError) as e:

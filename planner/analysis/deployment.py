@@ -186,10 +186,11 @@ def _searched(sc: Scenario, dims: ParallelDims) -> Scenario:
 
 
 def from_solution(sc: Scenario, d: Deployment) -> DeploymentEvaluation:
-    """A search solution as a deployment evaluation, from the figures the search costed (no new costing)."""
+    """A search solution as a deployment evaluation, from the figures the search costed (no new costing); each
+    pool's evaluation is of one replica (``dp == 1``), as the plan document lists its pools."""
     plan = plan_of(d)
     layouts = (d.decode,) if d.mode is DeploymentMode.AGGREGATED else (d.prefill, d.decode)
-    pools = tuple(PoolEvaluation(pool=p, evaluation=Evaluation(scenario=_searched(sc, p.dims), dims=p.pool_dims,
+    pools = tuple(PoolEvaluation(pool=p, evaluation=Evaluation(scenario=_searched(sc, p.dims), dims=p.dims,
                                                                result=c.result))  # type: ignore[union-attr]
                   for p, c in zip(plan.pools, layouts, strict=True))
     return DeploymentEvaluation(scenario=sc, plan=plan, pools=pools)
