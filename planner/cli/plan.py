@@ -37,7 +37,7 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | None, seed: int, as_json: bool,
          export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
-    from planner.analysis.deployment import from_solution, plan_of, with_pool_solver_results
+    from planner.analysis.deployment import from_solution, plan_of, with_bands, with_pool_solver_results
     from planner.analysis.why import tie_reasons
     from planner.cpsat import budget
     from planner.documents.limits import solve_limits
@@ -70,25 +70,26 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {len(res.deployments)} (the deployments "
                   "the search found)")
     picked = res.deployments[pick - 1]
-    # the search costs overlap in closed form, so the picked deployment's schedules are not cached: a short
-    # (deterministic) solve per pool
-    with budget.using(spend):
-        chosen = with_pool_solver_results(from_solution(sc, picked),
-                                          schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+    chosen = from_solution(sc, picked)
     texts = [deployment_text(plan_of(d)) for d in res.deployments]
     wl = sc.workload
     why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend),
-                        picked=pick - 1, texts=texts, why=why)
-    app.export_document(export, doc)
+    if as_json or export:  # the document's chosen-deployment breakdown; the terminal view does not show it
+        # the search costs overlap in closed form, so the picked deployment's schedules are not cached: a short
+        # (deterministic) solve per pool
+        with budget.using(spend):
+            full = with_pool_solver_results(chosen, schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+        doc = plan_document(res, full, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend),
+                            picked=pick - 1, texts=texts, why=why)
+        app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, chosen, picked=pick - 1, verbose=verbose, texts=texts, why=why, bands=bands,
-                    limits=doc.solve_limits)
+        render_plan(app.out, res, with_bands(chosen), picked=pick - 1, verbose=verbose, texts=texts, why=why,
+                    bands=bands, limits=solve_limits(spend))
         if launch:
             app.echo_launch(launch)
