@@ -29,20 +29,29 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show the Pareto front and the chosen plan's breakdowns.")
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | None, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
-    from planner.analysis.evaluate import Evaluation, with_solver_results
+    from planner.analysis.deployment import from_solution, plan_of, with_bands, with_pool_solver_results
+    from planner.analysis.why import tie_reasons
     from planner.cpsat import budget
     from planner.documents.limits import solve_limits
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
+    from planner.inputs.deployment_text import deployment_text
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
+    if pick > top_k:
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {top_k} (the --top deployments)")
     from planner.cli import training
     if training.is_training(scenario):
+        if pick != 1:
+            app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 for a training scenario (its plan "
+                      "exports and emits the best layout)")
         objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
         training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
         return
@@ -65,22 +74,30 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     if spend.wall_bound:
         spend.note("the top list is re-costed and sorted, so the chosen deployment is the best listed, but the "
                    "ranking may not be optimal")
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
+    if pick > len(res.deployments):
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {len(res.deployments)} (the deployments "
+                  "the search found)")
+    picked = res.deployments[pick - 1]
+    chosen = from_solution(sc, picked)
+    texts = [deployment_text(plan_of(d)) for d in res.deployments]
+    wl = sc.workload
+    why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    if as_json or export:  # the document's chosen-plan breakdown; the terminal view does not show it
-        best = res.deployments[0].decode
-        # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
-        # (deterministic) solve
+    if as_json or export:  # the document's chosen-deployment breakdown; the terminal view does not show it
+        # the search costs overlap in closed form, so the picked deployment's schedules are not cached: a short
+        # (deterministic) solve per pool
         with budget.using(spend):
-            chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
-                                         schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
-        doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
+            full = with_pool_solver_results(chosen, schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+        doc = plan_document(res, full, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend),
+                            picked=pick - 1, texts=texts, why=why)
         app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose, bands=bands, limits=solve_limits(spend))
+        render_plan(app.out, res, with_bands(chosen), picked=pick - 1, verbose=verbose, texts=texts, why=why,
+                    bands=bands, limits=solve_limits(spend))
         if launch:
             app.echo_launch(launch)

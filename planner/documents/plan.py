@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from cost_models import kinds
+from cost_models import kinds, metrics
 from planner.cpsat.deployment_instance import Deployment
 from planner.documents.base import (
     Count,
@@ -22,14 +22,14 @@ from planner.documents.base import (
     optional,
     schema_id,
 )
-from planner.documents.evaluate import EvaluateDocument, evaluation_document
+from planner.documents.evaluate import EvaluateDocument, deployment_evaluation_document
 from planner.documents.launch import LaunchBlock
 from planner.documents.limits import SolveLimits
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
+    from planner.analysis.deployment import DeploymentEvaluation
     from planner.analysis.error_bands import DeploymentBands
-    from planner.analysis.evaluate import Evaluation
     from planner.search.plan import PlanResult
     from planner.search.validate import Recost
 
@@ -67,7 +67,8 @@ class PlanPool(Document):
     tpot_s: NonNegative = field("Time per output token of the layout at its decode batch, seconds.")
     decode_batch_per_device: NonNegative = field("Sequences per device the layout decodes per step (a count; fractional under "
                                                  "attention TP).")
-    memory_used_bytes: NonNegative = field("Memory used per device (the busier phase), bytes.")
+    memory_used_bytes: NonNegative = field("Memory used per device in the busier phase the pool runs (a prefill "
+                                           "pool only prefills, a decode pool only decodes), bytes.")
     static_bytes: NonNegative = field("Weights, buffers and runtime reserve per device, bytes.")
 
 
@@ -76,6 +77,10 @@ class PlanDeployment(Document):
 
     mode: DeploymentMode = field("`aggregated` (one pool serves both phases) or `disaggregated` (separate prefill "
                                  "and decode pools).")
+    deployment: str | None = optional("The deployment as one value (README 'Deployments'), e.g. `prefill: 1 x "
+                                      "attn_dp=8,moe_ep=8; decode: 1 x attn_dp=8,moe_ep=8`: `evaluate --plan` "
+                                      "accepts it back and, with this document's overlap_model, gives the same "
+                                      "figures.")
     pools: list[PlanPool] = field("One aggregated pool, or the prefill pool then the decode pool.", min_length=1,
                                   max_length=2)
     devices_used: Count = field("Devices the deployment occupies (at most the cluster's); a count.")
@@ -143,9 +148,13 @@ class PlanDocument(Document):
                                                 "sorted).")
     layouts_considered: Count = field("Layouts enumerated and costed; a count.")
     pareto: list[ParetoPoint] = field("Pareto front of the decode-capable layouts.")
-    chosen: Count = field("Index into `top` of the deployment chosen_breakdown describes (always 0, the best).")
-    chosen_breakdown: EvaluateDocument = field("The evaluate document of the chosen deployment's decode (or "
-                                               "aggregated) layout, one replica.")
+    chosen: Count = field("Index into `top` of the chosen deployment: the one exported, emitted and broken down "
+                          "(0, the best, unless `--pick K` chose K - 1).")
+    chosen_breakdown: EvaluateDocument = field("The evaluate document of the chosen deployment: its decode (or "
+                                               "aggregated) pool, with the whole deployment (`deployment`) and a "
+                                               "disaggregated deployment's prefill pool (`prefill_pool`).")
+    why: list[str] | None = optional("Why the top deployments rank as they do, in words: the ranking key and which "
+                                     "deployments tie on it (planner.analysis.why).")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
     solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped and "
                                                 "whether the ranking may not be optimal.")
@@ -156,15 +165,16 @@ def _pool(c: Any, replicas: int, role: str) -> PlanPool:
     return PlanPool(role=role, plan=parallel_plan(c.dims), devices_per_replica=c.devices_per_replica,
                     replicas=replicas, devices=c.devices_per_replica * replicas, prefill_tok_per_s_per_device=c.prefill_tok_per_s_per_device,
                     decode_tok_per_s_per_device=c.decode_tok_per_s_per_device, ttft_s=c.ttft_s, tpot_s=c.tpot_s,
-                    decode_batch_per_device=c.decode_batch_per_device, memory_used_bytes=c.memory_used_bytes,
+                    decode_batch_per_device=c.decode_batch_per_device,
+                    memory_used_bytes=metrics.pool_used_bytes(kinds.PoolRole(role), c.result),
                     static_bytes=c.static_bytes(kinds.PoolRole(role)))
 
 
-def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None) -> PlanDeployment:
+def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None, text: str | None) -> PlanDeployment:
     pools = ([_pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [_pool(d.prefill, d.prefill_replicas, "prefill"), _pool(d.decode, d.decode_replicas, "decode")])
     return PlanDeployment(
-        mode=d.mode, pools=pools, devices_used=r.devices_used, output_tok_per_s=r.output_tok_per_s,
+        mode=d.mode, deployment=text, pools=pools, devices_used=r.devices_used, output_tok_per_s=r.output_tok_per_s,
         output_tok_per_s_per_device=r.output_tok_per_s_per_device,
         user_tok_per_s=1 / r.tpot_s if r.tpot_s else 0.0, ttft_s=r.ttft_s, tpot_s=r.tpot_s,
         prefill_input_tok_per_s=r.prefill_input_tok_per_s, decode_output_tok_per_s=r.decode_output_tok_per_s,
@@ -177,13 +187,15 @@ REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
 form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
-def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | None = None,
-                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> PlanDocument:
-    """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
-    (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
+def plan_document(res: PlanResult, chosen: DeploymentEvaluation, launch: LaunchBlock | None = None,
+                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None, *, picked: int = 0,
+                  texts: list[str] | None = None, why: list[str] | None = None) -> PlanDocument:
+    """``chosen``: deployment ``picked`` of ``res.deployments`` with its pools' solver results
+    (:func:`planner.analysis.deployment.with_pool_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
-    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order; ``limits``: the
-    ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`)."""
+    (:func:`planner.analysis.error_bands.deployment_bands`) and ``texts`` each one's deployment string, in
+    ``res.deployments`` order; ``limits``: the ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`);
+    ``why``: the ranking in words (:func:`planner.analysis.why.tie_reasons`)."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -191,11 +203,13 @@ def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | Non
                             tpot_slo_s=sc.workload.tpot_slo_s)
     return PlanDocument(
         schema_id=PLAN_SCHEMA, scenario=scenario, objective=res.objective, overlap_model=res.overlap_model,
-        top=[_deployment(d, r, b) for d, r, b in zip(res.deployments, res.recosts,
-                                                    bands or [None] * len(res.deployments), strict=True)],
+        top=[_deployment(d, r, b, t) for d, r, b, t in zip(res.deployments, res.recosts,
+                                                          bands or [None] * len(res.deployments),
+                                                          texts or [None] * len(res.deployments), strict=True)],
         solver=[PlanSolve(status=s.status, objective=s.objective, bound=s.bound, gap=s.gap) for s in res.stats],
         quantization_ranking_preserved=res.ranking_preserved, rejected=dict(sorted(res.rejected.items())),
         layouts_considered=res.layouts_considered,
         pareto=[ParetoPoint(plan=parallel_plan(c.dims), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
-        chosen=0, chosen_breakdown=evaluation_document(chosen), launch=launch, solve_limits=limits)
+        chosen=picked, chosen_breakdown=deployment_evaluation_document(chosen), launch=launch,
+        solve_limits=limits, why=why)

@@ -24,6 +24,7 @@ from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
 from planner.inputs import limits as lim
 from planner.inputs import reader, suggest, units
+from planner.inputs.deployment_text import DeploymentPlan, aggregated, deployment_from_yaml
 from planner.inputs.errors import ScenarioError
 from planner.inputs.plan_text import parse_plan
 from planner.inputs.precision import PrecisionProblem, PrecisionSection, resolve_precisions
@@ -170,6 +171,7 @@ class ScenarioFile(_Strict):
     cluster: ClusterSection
     workload: WorkloadSection
     plan: str | None = None
+    deployment: str | dict[str, str] | None = None
     afd: AfdSection | None = None
     expect: list[ExpectSection] = []
 
@@ -185,12 +187,16 @@ class Scenario:
     cluster: ClusterSpec
     workload: ServingWorkload
     plan: ParallelDims | None
+    """The ``plan:`` (or a one-pool ``deployment:``) as one plan over its pool, ``dp`` = its replicas."""
     expect: tuple[ExpectSection, ...]
     device_sources: dict[str, Any]
     expert_loads: Any = None
     """:class:`planner.inputs.loads.ExpertLoads` from ``workload.expert_load``, or None."""
     afd: AfdLayout | None = None
     """The attention-FFN disaggregated layout of the ``afd:`` section, or None."""
+    deployment: DeploymentPlan | None = None
+    """The ``deployment:`` block (or the ``plan:``, as one pool over the cluster), or None
+    (:mod:`planner.inputs.deployment_text`)."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -359,13 +365,27 @@ def load_scenario(path: str | Path) -> Scenario:
     model = _model(sf.model, p.parent)
     cluster, dev, dpn = cluster_of(sf.cluster)
     wl = _workload(sf.workload, sf.model, model, dev)
-    plan = parse_plan(sf.plan, key="plan") if sf.plan else None
+    plan, deployment = _plan_and_deployment(sf)
     loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
         if sf.workload.expert_load else None
     afd = _afd(sf, wl)
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
-                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd)
+                    device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd,
+                    deployment=deployment)
+
+
+def _plan_and_deployment(sf: ScenarioFile) -> tuple[ParallelDims | None, DeploymentPlan | None]:
+    """``plan:`` or ``deployment:`` (not both); the plan is the one pool's, when there is one pool."""
+    if sf.plan and sf.deployment is not None:
+        raise ScenarioError("deployment", sf.deployment, "either plan: or deployment:, not both")
+    if sf.plan:
+        plan = parse_plan(sf.plan, key="plan")
+        return plan, aggregated(plan)
+    if sf.deployment is None:
+        return None, None
+    dep = deployment_from_yaml(sf.deployment, key="deployment")
+    return (dep.pools[0].pool_dims if len(dep.pools) == 1 else None), dep
 
 
 def cluster_of(sec: ClusterSection) -> tuple[ClusterSpec, DeviceSpec, int]:
@@ -391,6 +411,9 @@ def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
         return None
     if sf.plan is not None:
         raise ScenarioError("plan", sf.plan, "no plan: with an afd: section (the afd: section is the layout)")
+    if sf.deployment is not None:
+        raise ScenarioError("deployment", sf.deployment, "no deployment: with an afd: section (the afd: section "
+                            "is the layout)")
     if wl.concurrency is None:
         raise ScenarioError("workload.concurrency", None,
                             "the sequences in flight over all attention instances (required with afd:)")

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from cost_models.kinds import Rejection
+from cost_models import metrics
+from cost_models.kinds import PoolRole, Rejection
 from planner.inputs.units import fmt_bytes
-from planner.render import terminal
 from planner.render.bands import band_cell
+from planner.render.deployment_view import render_deployment
 
 if TYPE_CHECKING:
+    from planner.analysis.deployment import DeploymentEvaluation
     from planner.analysis.error_bands import DeploymentBands
+    from planner.cpsat.deployment_instance import Deployment
     from planner.documents.limits import SolveLimits
     from planner.search.plan import PlanResult
 
 
-def render_plan(console: Console, res: PlanResult, *, verbose: bool,
-                bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> None:
-    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT; ``limits``: the
-    ``--time-limit`` block, whose binding solves are named."""
+def render_plan(console: Console, res: PlanResult, chosen: DeploymentEvaluation, *, picked: int = 0, verbose: bool,
+                texts: list[str], why: list[str], bands: list[DeploymentBands] | None = None,
+                limits: SolveLimits | None = None) -> None:
+    """``chosen``: deployment ``picked`` (0-based) of the top list, evaluated as a whole (with its error bands);
+    ``texts``: each top deployment's string; ``why``: the ranking in words; ``bands``: each top deployment's
+    error bands, printed under its throughput, TTFT and TPOT; ``limits``: the ``--time-limit`` block, whose
+    binding solves are named."""
     sc = res.scenario
     console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_devices} x {sc.cluster.device.name}; "
                   f"objective {res.objective}")
@@ -34,12 +41,12 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
     for i, (d, r, b) in enumerate(rows, 1):
         pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
                  f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
-        mem = max(d.decode.memory_used_bytes, d.prefill.memory_used_bytes if d.prefill else 0.0)
+        mem = max(metrics.pool_used_bytes(role, c.result) for role, c in _pools(d))
         out, ttft, tpot = (f"{r.output_tok_per_s:,.0f}", f"{r.ttft_s * 1e3:,.0f} ms", f"{r.tpot_s * 1e3:,.1f} ms")
         if b is not None:
             out, ttft, tpot = (f"{out}\n{band_cell(b.throughput)}", f"{ttft}\n{band_cell(b.ttft)}",
                                f"{tpot}\n{band_cell(b.tpot)}")
-        t.add_row(str(i), d.mode, pools, str(r.devices_used), out, f"{r.output_tok_per_s_per_device:,.0f}",
+        t.add_row(f"{i}{' *' if i == picked + 1 else ''}", d.mode, pools, str(r.devices_used), out, f"{r.output_tok_per_s_per_device:,.0f}",
                   f"{1 / r.tpot_s:,.1f}", ttft, tpot, fmt_bytes(mem))
     console.print(t)
     if bands:
@@ -54,10 +61,17 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
                   f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
     for line in limit_lines(limits):
         console.print(line, highlight=False, markup=False)
-    best = res.deployments[0]
-    console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
+    console.print("Deployments (pass one to evaluate, compare, schedule or place with --plan):")
+    for i, text in enumerate(texts, 1):
+        console.print(f"  #{i}: {text}", highlight=False, markup=False)
+    for line in why:
+        console.print(f"- {line}", highlight=False, markup=False)
+    console.print(f"[b]Chosen[/b] (#{picked + 1}, {chosen.mode.value}): {chosen.text}", highlight=False)
+    console.print(f"[dim]same figures: moeplan evaluate {shlex.quote(sc.path)} --plan {shlex.quote(chosen.text)} "
+                  f"--overlap-model {res.overlap_model}[/dim]", highlight=False)
+    render_deployment(console, chosen, verbose=True, breakdowns=verbose)
     if not verbose:
-        console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and the chosen plan's breakdowns[/dim]")
+        console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and each pool's breakdowns[/dim]")
         return
     p = Table(title="Pareto front (decode): throughput per device vs tokens/s per user")
     for col in ("plan", "tok/s/dev", "tok/s/user", "TPOT"):
@@ -65,7 +79,13 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
     for c in res.pareto[:12]:
         p.add_row(_short(c), f"{c.decode_tok_per_s_per_device:,.0f}", f"{c.user_tok_per_s:,.1f}", f"{c.tpot_s * 1e3:.1f} ms")
     console.print(p)
-    terminal.render_evaluate(console, sc, best.decode.dims, best.decode.result, verbose=True)
+
+
+def _pools(d: Deployment) -> list[tuple[PoolRole, object]]:
+    """(role, costed layout) of each pool of a search solution."""
+    if d.mode == "aggregated":
+        return [(PoolRole.AGGREGATED, d.decode)]
+    return [(PoolRole.PREFILL, d.prefill), (PoolRole.DECODE, d.decode)]
 
 
 REJECTION_KEYS = tuple(Rejection)
@@ -106,5 +126,5 @@ def _short(c) -> str:  # noqa: ANN001
     if d.redundant_experts:
         parts.append(f"+{d.redundant_experts}R")
     if d.overlap.value != "none":
-        parts.append("TBO")
+        parts.append("TBO" if d.overlap.value == "two_batch" else "SBO")
     return " ".join(parts)

@@ -27,7 +27,7 @@ from planner.render.sections import (
     Chart,
     Report,
     Section,
-    evaluate_sections,
+    deployment_sections,
     key_value_section,
     memory_chart,
     num,
@@ -50,7 +50,8 @@ def _chosen_section(top: PlanDeployment) -> Section:
     rows = [[p.role, p.replicas, p.devices, plan_label(p.plan), num(p.prefill_tok_per_s_per_device),
              num(p.decode_tok_per_s_per_device), secs(p.ttft_s), secs(p.tpot_s), num(p.decode_batch_per_device, 1),
              fmt_bytes(p.memory_used_bytes)] for p in top.pools]
-    head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
+    head = (f"{top.deployment + ': ' if top.deployment else ''}"
+            f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
             f"{band_text(top.output_band)} ({num(top.output_tok_per_s_per_device)} per device), TTFT "
             f"{secs(top.ttft_s)}{band_text(top.ttft_band)}, TPOT {secs(top.tpot_s)}{band_text(top.tpot_band)}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
@@ -70,9 +71,11 @@ def _top_section(doc: PlanDocument) -> Section:
                      num(t.output_tok_per_s) + band_text(t.output_band), num(t.output_tok_per_s_per_device),
                      num(t.user_tok_per_s, 1), secs(t.ttft_s) + band_text(t.ttft_band),
                      secs(t.tpot_s) + band_text(t.tpot_band)])
+    strings = table(("#", "deployment (pass it to evaluate --plan)"),
+                    [[i + 1, t.deployment or "-"] for i, t in enumerate(doc.top)])
     return Section(f"Top {len(rows)} deployments", (table(
         ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT", "TPOT"),
-        rows),))
+        rows), strings, *(doc.why or ())))
 
 
 def _pareto_section(doc: PlanDocument, chosen_top: PlanDeployment) -> Section:
@@ -89,15 +92,28 @@ def _pareto_section(doc: PlanDocument, chosen_top: PlanDeployment) -> Section:
                          tuple((p.user_tok_per_s, p.decode_tok_per_s_per_device) for p in front), labels)]
     marked = svg.Marked(mark_xy[0], mark_xy[1], f"chosen: {plan_label(pool.plan)} ({where})")
     drawn = svg.line_chart(title="Decode: throughput per device vs tokens/s per user", series=series,
-                           x_label="tokens / s per user", y_label="tokens / s per device", marked=marked, y_min=0.0)
+                           x_label="tokens / s per user", y_label="tokens / s per device", marked=marked)
     rows = [[plan_label(p.plan) + (" (chosen)" if i == on_front else ""), num(p.decode_tok_per_s_per_device),
              num(p.user_tok_per_s, 1), secs(p.tpot_s)] for i, p in enumerate(front)]
     if on_front is None:
         rows.append([plan_label(pool.plan) + " (chosen, off the front)", num(pool.decode_tok_per_s_per_device),
                      num(user, 1), secs(pool.tpot_s)])
     data = table(("plan", "tok/s/device", "tok/s/user", "TPOT"), rows)
-    return Section("Pareto front", (f"The chosen decode layout is {where}.",
-                                    Chart("pareto", "Pareto front: throughput vs interactivity", drawn, data)))
+    why = (f"The chosen deployment's decode layout {plan_label(pool.plan)} ({num(pool.decode_tok_per_s_per_device)} "
+           f"tok/s per device, {num(user, 1)} tok/s per user, the red ring) is {where}. Each point is a decode "
+           "layout no other beats on both axes: up is more throughput per device, right is faster tokens for each "
+           f"user. The {doc.objective} objective ranks whole deployments (both pools, replicas and the rate match "
+           "between them), so the chosen layout need not be the front's highest point"
+           + (": with a prefill pool that binds, a faster decode layout adds nothing." if _top_binds_prefill(chosen_top)
+              else "."))
+    return Section("Pareto front", (why, Chart("pareto", "Pareto front: throughput vs interactivity", drawn, data)))
+
+
+def _top_binds_prefill(top: PlanDeployment) -> bool:
+    """Whether a disaggregated deployment's prefill pool sets its rate (what it feeds is below what decode serves)."""
+    if top.mode != "disaggregated":
+        return False
+    return top.output_tok_per_s < top.decode_output_tok_per_s * (1 - 1e-9)
 
 
 def _rejected_section(doc: PlanDocument) -> Section:
@@ -124,12 +140,12 @@ def plan_report(doc: PlanDocument) -> Report:
     if doc.pareto:
         secs_.append(_pareto_section(doc, top))
     secs_ += [_rejected_section(doc), _solver_section(doc)]
-    secs_ += evaluate_sections(doc.chosen_breakdown, of_chosen=True)
+    secs_ += deployment_sections(doc.chosen_breakdown, of_chosen=True)
     return Report(f"moeplan plan: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
 def evaluate_report(doc: EvaluateDocument) -> Report:
-    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(evaluate_sections(doc)))
+    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(deployment_sections(doc)))
 
 
 def schedule_report(doc: ScheduleDocument) -> Report:
@@ -142,7 +158,8 @@ def schedule_report(doc: ScheduleDocument) -> Report:
 def place_report(doc: PlaceDocument) -> Report:
     cfg, summ = doc.config, doc.summary
     methods = dict(summ.methods)
-    overview = key_value_section("Placement summary", {"source": doc.source} | dict(cfg))
+    named = {"scenario": doc.scenario, "plan": doc.plan} if doc.scenario else {}
+    overview = key_value_section("Placement summary", named | {"source": doc.source} | dict(cfg))
     mt = table(("method", "mean max/mean load", "worst max/mean load"),
                [[m, f"{v.mean_imbalance:.4f}", f"{v.worst_imbalance:.4f}"] for m, v in methods.items()]
                + [["lower bound", f"{summ.mean_bound_imbalance:.4f}", "-"]])
@@ -161,7 +178,25 @@ def place_report(doc: PlaceDocument) -> Report:
     sections = [overview, Section("Per-layer imbalance", tuple(blocks))]
     if doc.placement.relative_load:
         sections.append(placement_section(doc.placement))
-    return Report(f"moeplan place: {doc.source}", doc.schema_id, tuple(sections))
+    sections.append(_expert_arrays_section(doc))
+    where = f"{doc.scenario}, plan {doc.plan}" if doc.scenario and doc.plan else doc.source
+    return Report(f"moeplan place: {where}", doc.schema_id, tuple(sections))
+
+
+def _expert_arrays_section(doc: PlaceDocument) -> Section:
+    """Which logical experts each EP device holds, per layer (the CP-SAT placement's physical_to_logical, cut
+    into the devices' consecutive slot ranges), and the replica count of every expert."""
+    per = doc.config.slots_per_device
+    devices = range(doc.config.num_devices)
+    rows = [[la.layer] + [" ".join(str(e) for e in la.physical_to_logical[d * per:(d + 1) * per]) for d in devices]
+            for la in doc.layers]
+    hot = [[la.layer, " ".join(f"{e}x{n}" for e, n in enumerate(la.replica_counts) if n > 1) or "-"]
+           for la in doc.layers]
+    return Section("Expert-to-device arrays", (
+        f"CP-SAT placement: device d holds slots {per} x d .. {per} x d + {per - 1}; each cell lists the logical "
+        "experts in those slots (physical_to_logical in the JSON document).",
+        table(["layer"] + [f"d{d}" for d in devices], rows),
+        "Experts with more than one slot (expert x slots):", table(("layer", "replicated experts"), hot)))
 
 
 def _metric_value(v: float, unit: str) -> str:
