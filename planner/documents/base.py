@@ -40,8 +40,6 @@ Precision = Literal["bf16", "fp8", "int8", "fp4"]
 Confidence = Literal["datasheet", "measured", "derived", "estimated"]
 DeploymentMode = Literal["aggregated", "disaggregated"]
 PoolRole = Literal["aggregated", "prefill", "decode"]
-EngineName = Literal["sglang", "vllm", "trtllm", "mindie"]
-"""A serving engine moeplan plans for and emits launch lines for (planner/catalog/engines.py)."""
 RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain", "engine"]
 """Why the search dropped a layout before the solve (cost_models.kinds.Rejection; ``engine``: the target engine of
 ``plan --engine`` cannot launch it, planner/search/engines.py)."""

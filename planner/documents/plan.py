@@ -10,7 +10,7 @@ from planner.documents.base import (
     Count,
     DeploymentMode,
     Document,
-    EngineName,
+    Engine,
     NonNegative,
     Number,
     Objective,
@@ -94,7 +94,7 @@ class PlanDeployment(Document):
     decode_output_tok_per_s: NonNegative = field("Output tokens per second the decode side can produce.")
     solver_objective_units: Count = field("The delivered output rate as the solver scored it, in integer units of "
                                           "0.01 tok/s (planner.cpsat.quantize).")
-    engines: list[EngineName] = field("Serving engines whose capability tables (planner/catalog/engines.py) admit "
+    engines: list[Engine] = field("Serving engines whose capability tables (planner/catalog/engines.py) admit "
                                       "every pool of this deployment; with `plan --engine E`: [E].")
 
 

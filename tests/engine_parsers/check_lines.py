@@ -1,7 +1,8 @@
 """Run SGLang 0.5.5's or vLLM 0.11.0's own argument parser and config checks on launch lines (a subprocess of
 tests/test_engine_parsers.py, started with stand_ins/ and the pinned engine wheels on PYTHONPATH).
 
-stdin: JSON ``{"engine": "sglang" | "vllm", "lines": [{"id": str, "argv": [...], "env": {...}}]}`` with every
+stdin: JSON ``{"engine": "sglang" | "vllm", "lines": [{"id": str, "argv": [...], "env": {...}}]}`` (``env`` also
+carries ``MOEPLAN_STANDIN_DEVICES``, the devices of the node the line runs on) with every
 ``${VAR}`` already replaced and the model argument pointing at a local folder holding the model's config.json.
 stdout: one JSON object ``{id: "ok" | "<exception type>: <message>"}``.
 
@@ -67,6 +68,7 @@ def vllm_checker():  # noqa: ANN201
     import vllm.platforms
     from vllm.platforms.cuda import NonNvmlCudaPlatform
     vllm.platforms._current_platform = NonNvmlCudaPlatform()
+    import vllm.utils
     from vllm.engine.arg_utils import EngineArgs
     from vllm.entrypoints.cli.serve import ServeSubcommand
     from vllm.entrypoints.openai.cli_args import validate_parsed_serve_args
@@ -78,6 +80,9 @@ def vllm_checker():  # noqa: ANN201
         ServeSubcommand().subparser_init(root.add_subparsers(dest="subparser"))
 
         def build() -> None:
+            count = getattr(vllm.utils, "_cuda_device_count_stateless", None)
+            if hasattr(count, "cache_clear"):  # cached per CUDA_VISIBLE_DEVICES; lines differ in node size
+                count.cache_clear()
             args = root.parse_args(argv[1:])
             validate_parsed_serve_args(args)
             args.model = args.model_tag
@@ -98,6 +103,8 @@ def main() -> None:
         except BaseException as e:  # noqa: BLE001 - every failure is a result to report, SystemExit included
             msg = str(e).strip() or traceback.format_exc(limit=2)
             out[line["id"]] = f"{type(e).__name__}: {msg}"
+            if os.environ.get("MOEPLAN_PARSER_TRACE"):
+                traceback.print_exc()
     sys.stdout.write("\n" + json.dumps(out) + "\n")
 
 

@@ -4,7 +4,9 @@ parsers and config objects, so the engines' own parsers and config checks run on
 Replaced (and only these): :data:`REPLACED`. Everything else those engines import is the real, pinned package
 (tests/engine_parsers/requirements-deps.txt). A stand-in answers every attribute with an inert placeholder class;
 ``torch`` additionally carries the few real facts the parsers branch on: no CUDA / ROCm runtime is visible
-(``torch.cuda.is_available() is False``, ``torch.version.cuda is None``), a compute capability of 9.0 (Hopper, the
+(``torch.cuda.is_available() is False``, ``torch.version.cuda is None``) except to vLLM's NVML device count,
+which answers the devices of the node the checked line runs on (``MOEPLAN_STANDIN_DEVICES``, from the scenario:
+vLLM decides by it whether an instance needs Ray), a compute capability of 9.0 (Hopper, the
 devices the shipped NVIDIA scenarios plan) where a config asks for one, real ``torch.dtype`` values (the names
 and element sizes of torch's dtypes) and a plain ``torch.nn.Module`` base class.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import types
 import typing
@@ -189,6 +192,9 @@ def install() -> None:
     torch.cuda.device_count = lambda: 0
     torch.cuda.get_device_capability = lambda *a: (9, 0)
     torch.cuda.get_device_name = lambda *a: "stand-in"
+    torch.cuda._is_compiled = lambda: True
+    # devices NVML would count on the node a line runs on (set per line by check_lines.py)
+    torch.cuda._device_count_nvml = lambda: int(os.environ.get("MOEPLAN_STANDIN_DEVICES", "0"))
     torch.dtype = _Dtype
     for name, size in _DTYPES:
         setattr(torch, name, _Dtype(name, size))
