@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cost_models import comm, compute
+from cost_models import aux_kernels, comm, compute
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
@@ -93,6 +93,36 @@ def _weight_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: int, 
                                            weight_bytes_per_element=fmt.bytes_per_element))
 
 
+def activation_quant_bytes_per_element(cluster: ClusterSpec, fmt: WeightFormat) -> float:
+    """Bytes per element of a GEMM input's quantized copy (:func:`cost_models.aux_kernels.quantized_input_bytes_per_element`
+    at the GEMM's math precision on this device); 0 when the GEMM runs in BF16."""
+    return aux_kernels.quantized_input_bytes_per_element(gemm_math(cluster, fmt), fmt)
+
+
+def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: float, k: int
+                         ) -> tuple[OpCost, ...]:
+    """The dynamic quantization pass in front of a GEMM that runs at a narrow precision (``name.quant``): a GEMM
+    with FP8 / INT8 / FP4 tensor-core math takes its activations in that format with per-group scales computed
+    at run time, so the BF16 input ``[m, k]`` is read once and its quantized copy written by a separate kernel
+    before the GEMM (SGLang ``apply_w8a8_block_fp8_linear`` runs ``per_token_group_quant_fp8`` before every
+    block-FP8 GEMM, python/sglang/srt/layers/quantization/fp8_utils.py; vLLM's ``fp8_utils.py`` the same).
+    Bytes ``m x k x (2 + quantized bytes per element)``, timed as a memory-bound kernel. None (empty) when the
+    GEMM runs in BF16, including weight-only FP4 / FP8 on a device without those tensor cores."""
+    quant = activation_quant_bytes_per_element(cluster, fmt)
+    if quant == 0.0:
+        return ()
+    rows = max(1, math.ceil(m))
+    return (_elementwise(cluster, f"{name}.quant", rows * k * (Precision.BF16.bytes_per_element + quant)),)
+
+
+def _quantized_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: int, k: int, n: int,
+                    batch: int = 1) -> tuple[OpCost, ...]:
+    """A weight GEMM whose BF16 input is quantized first when it runs at a narrow precision
+    (:func:`activation_quant_ops`), then the GEMM itself."""
+    return activation_quant_ops(cluster, name, fmt, m=m * batch, k=k) + (
+        _weight_gemm(cluster, name, fmt, m=m, k=k, n=n, batch=batch),)
+
+
 def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
     return OpCost(name=name, kind=OpKind.COMPUTE, seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
                   bound=cost.bound, detail=dict(cost.detail))
@@ -132,10 +162,10 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
     ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
     if att.kind is AttentionKind.MLA:
         q_rank = att.q_lora_rank or 0
-        ops.append(_weight_gemm(cluster, "attn.qkv_a_proj", proj, m=t, k=h,
-                                n=q_rank + att.kv_lora_rank + att.qk_rope_head_dim))
+        ops += _quantized_gemm(cluster, "attn.qkv_a_proj", proj, m=t, k=h,
+                               n=q_rank + att.kv_lora_rank + att.qk_rope_head_dim)
         q_in = q_rank if q_rank else h
-        ops.append(_weight_gemm(cluster, "attn.q_b_proj", proj, m=t, k=q_in, n=heads * att.qk_head_dim))
+        ops += _quantized_gemm(cluster, "attn.q_b_proj", proj, m=t, k=q_in, n=heads * att.qk_head_dim)
         if shape.phase == Phase.DECODE:
             bf16 = Precision.BF16
             ops.append(_kernel("attn.absorb_uk", compute.gemm_cost(dev, batch=heads, m=t, k=att.qk_nope_head_dim,
@@ -149,12 +179,12 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
             ops.append(_kernel("attn.absorb_uv", compute.gemm_cost(dev, batch=heads, m=t, k=att.kv_lora_rank,
                                                                    n=att.v_head_dim, precision=bf16)))
         else:
-            ops.append(_weight_gemm(cluster, "attn.kv_b_proj", proj, m=t, k=att.kv_lora_rank,
-                                    n=heads * (att.qk_nope_head_dim + att.v_head_dim)))
+            ops += _quantized_gemm(cluster, "attn.kv_b_proj", proj, m=t, k=att.kv_lora_rank,
+                                   n=heads * (att.qk_nope_head_dim + att.v_head_dim))
             ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, heads, math_p)))
     else:
         kv_heads = max(1, att.num_kv_heads // dims.attn_tp)
-        ops.append(_weight_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim))
+        ops += _quantized_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h, n=(heads + 2 * kv_heads) * att.qk_head_dim)
         if shape.phase == Phase.DECODE:
             ops.append(_kernel("attn.core", compute.attention_decode_cost(
                 dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
@@ -163,13 +193,28 @@ def attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
                 math_precision=math_p)))
         else:
             ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
-    ops.append(_elementwise(cluster, "attn.rope", 2 * t * heads * att.qk_head_dim * 2))
-    ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
+    ops.append(_rope_op(cluster, model, shape, heads, t, math_p))
+    ops.append(_kv_write_op(cluster, model, dims, t, kv_precision))
+    ops += _quantized_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h)
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,
             group_devices_per_node=group_devices_per_node(cluster, dims.attn_tp))))
     return tuple(ops)
+
+
+def _kv_write_op(cluster: ClusterSpec, model: ModelSpec, dims: ParallelDims, t: int,
+                 kv_precision: Precision) -> OpCost:
+    """``attn.kv_write``: the new tokens' cache entries (:func:`cost_models.aux_kernels.kv_write_bytes`)."""
+    return _elementwise(cluster, "attn.kv_write", aux_kernels.kv_write_bytes(model, dims, t, kv_precision))
+
+
+def _rope_op(cluster: ClusterSpec, model: ModelSpec, shape: PhaseShape, heads: int, t: int,
+             math_precision: Precision) -> OpCost:
+    """``attn.rope``, or ``attn.rope_quant`` for MLA decode at narrow attention math
+    (:func:`cost_models.aux_kernels.rope_pass`)."""
+    name, nbytes = aux_kernels.rope_pass(model, shape.phase, heads, t, math_precision)
+    return _elementwise(cluster, name, nbytes)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -192,11 +237,12 @@ def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims
     math_p = attention_math(cluster, prec.attention)
     rank = att.q_lora_rank or h
     ops: list[OpCost] = [_elementwise(cluster, "attn.norm", 2 * t * h * 2)]
-    ops.append(_weight_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h,
-                            n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim)))
+    ops += _quantized_gemm(cluster, "attn.qkv_proj", proj, m=t, k=h,
+                           n=rank + kv_heads * (att.qk_head_dim + att.v_head_dim))
     ops.append(_elementwise(cluster, "attn.q_norm", 2 * t * rank * 2))
-    ops.append(_weight_gemm(cluster, "attn.wq", proj, m=t, k=rank, n=heads * att.qk_head_dim))
+    ops += _quantized_gemm(cluster, "attn.wq", proj, m=t, k=rank, n=heads * att.qk_head_dim)
     ops.append(_elementwise(cluster, "attn.rope", 2 * t * (heads + kv_heads) * att.qk_head_dim * 2))
+    ops.append(_kv_write_op(cluster, model, dims, t, kv_precision))
     if shape.phase == Phase.DECODE:
         ops.append(_kernel("attn.core", compute.attention_decode_cost(
             dev, batch=max(1, math.ceil(shape.sequences_per_rank)), q_heads=heads * shape.query_tokens_per_sequence,
@@ -204,7 +250,7 @@ def mfa_attention_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims
             context_tokens=shape.context_tokens, kv_precision=kv_precision, math_precision=math_p)))
     else:
         ops.append(_kernel("attn.core", _prefill_core(model, cluster, dims, shape, heads, kv_heads, math_p)))
-    ops.append(_weight_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h))
+    ops += _quantized_gemm(cluster, "attn.o_proj", proj, m=t, k=heads * att.v_head_dim, n=h)
     if dims.attn_tp > 1:
         ops.append(_collective("attn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=t * h * 2, group_size=dims.attn_tp,
@@ -232,15 +278,19 @@ def _prefill_core(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
 
 
 def gated_ffn_ops(cluster: ClusterSpec, prefix: str, *, tokens: float, hidden: int, width: float,
-                  weight_format: WeightFormat) -> tuple[OpCost, ...]:
-    """Gate+up GEMM, SiLU-and-multiply, down GEMM of a gated FFN slice of ``width``."""
+                  weight_format: WeightFormat, quantize_inputs: bool = False) -> tuple[OpCost, ...]:
+    """Gate+up GEMM, SiLU-and-multiply, down GEMM of a gated FFN slice of ``width``; ``quantize_inputs``: each
+    GEMM's BF16 input is quantized first when it runs at a narrow precision (:func:`activation_quant_ops`)."""
     t = max(1, math.ceil(tokens))
     w = max(1, round(width))
-    return (
-        _weight_gemm(cluster, f"{prefix}.up_gate", weight_format, m=t, k=hidden, n=2 * w),
-        _elementwise(cluster, f"{prefix}.act", t * 3 * w * 2),
-        _weight_gemm(cluster, f"{prefix}.down", weight_format, m=t, k=w, n=hidden),
-    )
+
+    def gemm(name: str, k: int, n: int) -> tuple[OpCost, ...]:
+        if quantize_inputs:
+            return _quantized_gemm(cluster, name, weight_format, m=t, k=k, n=n)
+        return (_weight_gemm(cluster, name, weight_format, m=t, k=k, n=n),)
+
+    return (gemm(f"{prefix}.up_gate", hidden, 2 * w) + (_elementwise(cluster, f"{prefix}.act", t * 3 * w * 2),)
+            + gemm(f"{prefix}.down", w, hidden))
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -252,7 +302,7 @@ def dense_ffn_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, sh
     tokens = shape.rank_tokens * dims.dense_tp / dims.attn_tp
     ops = [_elementwise(cluster, "ffn.norm", 2 * shape.rank_tokens * h * 2)]
     ops += gated_ffn_ops(cluster, "ffn", tokens=tokens, hidden=h, width=model.dense_ffn_dim / dims.dense_tp,
-                         weight_format=_resolve(precisions, weight_precision).dense_ffn)
+                         weight_format=_resolve(precisions, weight_precision).dense_ffn, quantize_inputs=True)
     if dims.dense_tp > 1:
         ops.append(_collective("ffn.tp_all_reduce", comm.all_reduce(
             cluster, bytes=math.ceil(tokens) * h * 2, group_size=dims.dense_tp,
@@ -300,9 +350,14 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
     if permute:
         ops.append(_elementwise(cluster, "moe.permute", 2 * rows * h * dispatch_precision.bytes_per_element))
     wb = routed.bytes_per_element
+    # the EP dispatch delivers the tokens quantized when its payload is no wider than the GEMM's math (DeepEP
+    # quantizes in the dispatch kernel); otherwise (no EP, or a BF16 payload) a quantization pass comes first
+    if dims.moe_ep == 1 or dispatch_precision.bytes_per_element > p.bytes_per_element:
+        ops += activation_quant_ops(cluster, "moe.experts_up_gate", routed, m=rows, k=h)
     ops.append(_kernel("moe.experts_up_gate", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=h, n=2 * width,
                                                                         precision=p, weight_bytes_per_element=wb)))
     ops.append(_elementwise(cluster, "moe.experts_act", rows * 3 * width * 2))
+    ops += activation_quant_ops(cluster, "moe.experts_down", routed, m=rows, k=width)
     ops.append(_kernel("moe.experts_down", compute.grouped_gemm_cost(dev, tokens_per_group=counts, k=width, n=h,
                                                                      precision=p, weight_bytes_per_element=wb)))
     if permute:
@@ -318,7 +373,7 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
             num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=imbalance)))
     if moe.shared_ffn_dim:
         ops += gated_ffn_ops(cluster, "moe.shared", tokens=t, hidden=h, width=moe.shared_ffn_dim / dims.attn_tp,
-                             weight_format=prec.shared_experts)
+                             weight_format=prec.shared_experts, quantize_inputs=True)
     return tuple(ops)
 
 

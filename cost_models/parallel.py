@@ -147,7 +147,18 @@ class DimsProblem:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """The divisors of ``n`` (>= 1) in ascending order, by trial division up to sqrt(n): each divisor d <= sqrt(n)
+    pairs with n // d, so 10**9 + 257 slots take 31,623 trials, not 10**9 (issue 12: a linear loop ran > 60 s)."""
+    small: list[int] = []
+    large: list[int] = []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
 
 
 def check_dims(dims: ParallelDims, model: ModelSpec, num_devices: int) -> list[DimsProblem]:

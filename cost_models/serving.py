@@ -64,6 +64,9 @@ class ServingResult:
     decode: PhaseResult
     aggregated_output_tok_per_s_per_device: float
     aggregated_user_tok_per_s: float
+    aggregated_request_tok_per_s: float
+    """Prompt and generated tokens per second one request sees over its aggregated cycle
+    (:func:`request_tok_per_s`)."""
     decode_batch_per_device: float
     decode_batch_limit: DecodeBatchLimit
     """What set the decode batch: ``workload`` (given), ``memory`` or ``tpot_slo``."""
@@ -302,6 +305,15 @@ def aggregated_prefill_stall(dims: ParallelDims, wl: ServingWorkload) -> float:
     return float(dims.attn_dp)
 
 
+def request_tok_per_s(wl: ServingWorkload, cycle_s: float) -> float:
+    """Prompt and generated tokens of one request over the time its slot lasts, ``(input + output) / cycle``:
+    the speed the Qwen speed benchmark reports (QwenLM/Qwen3 ``docs/source/getting_started/speed_benchmark.md``:
+    "(prompt + generated tokens) / time"). At one sequence per device the cycle is the prompt's prefill plus the
+    output's decode steps, ``TTFT + output x TPOT``; e.g. 1,024 prompt and 2,048 output tokens in 20.0 s give
+    3,072 / 20.0 = 153.6 tok/s."""
+    return (wl.input_tokens + wl.output_tokens) / cycle_s
+
+
 def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
              overlap_model: OverlapModel | None = None, *, decode_hint_rank: int | None = None) -> ServingResult:
     """Prefill, decode and aggregated serving figures of ``dims`` for ``wl``. ``overlap_model`` replaces the
@@ -318,4 +330,5 @@ def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Ser
     return ServingResult(prefill=pre, decode=dec,
                          aggregated_output_tok_per_s_per_device=b * wl.output_tokens / cycle_s,
                          aggregated_user_tok_per_s=wl.output_tokens / cycle_s,
+                         aggregated_request_tok_per_s=request_tok_per_s(wl, cycle_s),
                          decode_batch_per_device=batch, decode_batch_limit=why)

@@ -1,5 +1,6 @@
 """Property-based fuzz of the input edge (issue 12): hostile scenario values, plan strings, load files, hf
-configs and option values, driven through the CLI in-process. Every run must exit 0, 1 or 2, without a
+configs, option values (loads synth, cost gemm, plan, schedule) and --export paths, driven through the CLI
+in-process. Every run must exit 0, 1 or 2, without a
 traceback, within 20 s; an exit-2 message names a key path or an option; ``--json`` output is strict JSON.
 
 ``FUZZ_EXAMPLES=N`` sets the examples per property (default: a few hundred in all, for ``make test``)."""
@@ -181,3 +182,71 @@ def test_fuzz_loads_synth_options(option, value):
 def test_fuzz_cost_gemm_options(option, value):
     args = {"--m": "128", "--k": "128", "--n": "128", "--batch": "1", option: value}
     check(["cost", "gemm", "--device", "h200_sxm", "--json", *[x for kv in args.items() for x in kv]])
+
+
+def _capped(value: str, most: float) -> str:
+    """``value`` with a finite number above ``most`` replaced by ``most`` (keeps a run under the hang bound;
+    the option's range is tested as text either way)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(most) if number == number and most < number < float("inf") else value
+
+
+_PLAN_OPTIONS = {"--objective": st.sampled_from(["throughput", "latency", "devices", "speed", ""]),
+                 "--top": _OPT_VALUE, "--seed": _OPT_VALUE, "--time-limit": _OPT_VALUE,
+                 "--overlap-model": st.sampled_from(["closed-form", "schedule", "x"])}
+
+
+@fuzz(30)
+@given(data=st.data(), option=st.sampled_from(sorted(_PLAN_OPTIONS)))
+def test_fuzz_plan_options(data, option):
+    value = data.draw(_PLAN_OPTIONS[option])
+    if option == "--time-limit":
+        value = _capped(value, 5.0)
+    check(["plan", str(BASE_PATH), "--json", option, value])
+
+
+_SCHEDULE_OPTIONS = {"--micro-batches": _OPT_VALUE, "--phase": st.sampled_from(["decode", "prefill", "both", ""]),
+                     "--time-limit": _OPT_VALUE, "--width": _OPT_VALUE, "--plan": _PLAN}
+
+
+@fuzz(30)
+@given(data=st.data(), option=st.sampled_from(sorted(_SCHEDULE_OPTIONS)), as_json=st.booleans())
+def test_fuzz_schedule_options(data, option, as_json):
+    value = data.draw(_SCHEDULE_OPTIONS[option])
+    limit = _capped(value, 1.0) if option == "--time-limit" else "0.5"  # bounded: one budget for all solves
+    args = ["schedule", str(BASE_PATH), "--time-limit", limit]
+    if option != "--time-limit":
+        args += [option, value]
+    check(args + (["--json"] if as_json else []))
+
+
+_EXPORT_NAME = st.one_of(
+    st.sampled_from(["e.json", "e.yaml", "e.md", "e.html", "e.txt", "e", ".json", "e.JSON", "nodir/e.json",
+                     "e.json/", "existing.json", "link.json", "sub", "d\nx.json", "$(touch PWNED).md",
+                     "'; rm -rf x '.yaml", "é.json", "x" * 300 + ".json"]),
+    st.text(max_size=20).map(lambda t: t + ".json"))
+
+
+@fuzz(40)
+@given(name=_EXPORT_NAME, force=st.booleans(), command=st.sampled_from(["evaluate", "plan", "schedule"]))
+def test_fuzz_export_paths(tmp_path_factory, name, force, command):
+    folder = tmp_path_factory.mktemp("x")
+    (folder / "existing.json").write_text("keep")
+    (folder / "sub").mkdir()
+    (folder / "target").write_text("target")
+    (folder / "link.json").symlink_to(folder / "target")
+    before = {p.name for p in folder.iterdir()}
+    args = [command, str(BASE_PATH), "--json", "--export", str(folder / name)] + (["--force"] if force else [])
+    res = check(args + (["--time-limit", "0.5"] if command == "schedule" else []))
+    assert (folder / "target").read_text() == "target"  # a symlink's target is never written through
+    assert not (folder / "PWNED").exists()
+    if not force:
+        assert (folder / "existing.json").read_text() == "keep"
+    if res.exit_code == 0:
+        written = folder / name
+        assert written.is_file() and not written.is_symlink(), name
+    else:  # refused: nothing new beside what was there (no half-written temporary file)
+        assert {p.name for p in folder.iterdir()} <= before | {name}, sorted(p.name for p in folder.iterdir())

@@ -155,3 +155,45 @@ def test_the_vllm_stub_receives_the_hostile_words_verbatim(tmp_path):
     subprocess.run([BASH, "-c", text], cwd=tmp_path, env=env, check=True, timeout=60)
     args = (tmp_path / "args").read_bytes().split(b"\0")[:-1]
     assert [a.decode() for a in args] == [f"m p{HOSTILE}", HOSTILE, ""]
+
+
+def _training_plans() -> dict[str, LaunchPlan]:
+    """Training launch plans whose words carry shell metacharacters of their own: the pipeline layout ('|'), the
+    MoE layer pattern ('(', '*', '[', '+'), and the three variables the user sets."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests" / "training"))
+    from _train_rows import ROWS_BY_ID
+
+    from planner.emit import megatron, mindspeed
+    out = {}
+    for engine, fn, row_id in (("megatron", megatron.emit, "TR-DSV3-H100"), ("mindspeed", mindspeed.emit, "TR-MIX-A2")):
+        r = ROWS_BY_ID[row_id]
+        out[engine] = fn(r.model, r.workload, r.dims, r.cluster)
+    return out
+
+
+@pytest.mark.skipif(BASH is None, reason="needs bash")
+@pytest.mark.parametrize("engine", ["megatron", "mindspeed"])
+def test_training_lines_pass_every_word_verbatim_with_hostile_variables(tmp_path, engine):
+    # the user's MASTER_ADDR / DATA_PATH / TOKENIZER_PATH hold hostile text: it must reach torchrun as one word
+    plan = _training_plans()[engine]
+    plan = LaunchPlan(engine=plan.engine, version=plan.version, sources=plan.sources, commands=plan.commands[:1],
+                      notes=plan.notes)
+    text = render_shell(plan)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    rec = stubs / "torchrun"
+    rec.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {tmp_path}/args\n"
+                   f"env > {tmp_path}/env\n")
+    rec.chmod(0o755)
+    values = {"MASTER_ADDR": HOSTILE, "DATA_PATH": f"d {HOSTILE}", "TOKENIZER_PATH": f"{HOSTILE}*"}
+    env = {"PATH": f"{stubs}:{os.environ['PATH']}", **values}
+    subprocess.run([BASH, "-u", "-c", text], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert not list(tmp_path.rglob("PWNED*"))
+    args = [a.decode() for a in (tmp_path / "args").read_bytes().split(b"\0")[:-1]]
+    expected = list(plan.commands[0].argv[1:])
+    for var, value in values.items():
+        expected = [a.replace("${" + var + "}", value) for a in expected]
+    assert args == expected
+    recorded_env = (tmp_path / "env").read_text()
+    assert all(f"{k}={v}" in recorded_env for k, v in plan.commands[0].env.items())

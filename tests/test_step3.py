@@ -88,7 +88,10 @@ def test_mfa_layer_ops_are_the_vllm_sequence():
     shape = ops.PhaseShape(phase="decode", rank_tokens=64, sequences_per_rank=64, context_tokens=8192)
     names = [o.name for o in ops.attention_ops(m, _cluster("h800"), ParallelDims(), shape, Precision.FP8,
                                                Precision.BF16)]
-    assert names == ["attn.norm", "attn.qkv_proj", "attn.q_norm", "attn.wq", "attn.rope", "attn.core", "attn.o_proj"]
+    # FP8 GEMMs: each takes its input through a quantization pass first (cost_models.ops.activation_quant_ops);
+    # the new token's K/V is written into the cache (attn.kv_write)
+    assert names == ["attn.norm", "attn.qkv_proj.quant", "attn.qkv_proj", "attn.q_norm", "attn.wq.quant", "attn.wq",
+                     "attn.rope", "attn.kv_write", "attn.core", "attn.o_proj.quant", "attn.o_proj"]
 
 
 # Table 9 (arXiv 2507.19427): time per MFA attention layer, linear projections before and after included, 4 GPUs

@@ -161,5 +161,7 @@ def head_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload)
     """The last stage's final norm, head input and logits for one micro-batch (consumed by its own backward)."""
     t, h = tokens_per_device(dims, workload), model.hidden_size
     heads = 1 + model.num_mtp_layers
-    return heads * t * (2 * ACT_BYTES * h / _sp(dims) + LOGIT_BYTES * model.vocab_size / dims.tp)
+    # a chunked loss keeps one chunk's logits and softmax alive at a time
+    logits = LOGIT_BYTES * model.vocab_size / dims.tp / workload.loss_chunks
+    return heads * t * (2 * ACT_BYTES * h / _sp(dims) + logits)
 

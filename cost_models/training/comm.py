@@ -78,12 +78,25 @@ def tp_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     return regions * ar.seconds, regions * ar.seconds
 
 
-def ep_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
-               ) -> tuple[float, float]:
-    """(forward, backward) seconds of one MoE layer's dispatch + combine (DeepEP normal kernels)."""
+@dataclass(frozen=True, kw_only=True)
+class EpPhases:
+    """One MoE layer's four all-to-alls for one micro-batch, seconds (DeepEP normal kernels)."""
+
+    dispatch_forward_s: float
+    combine_forward_s: float
+    combine_backward_s: float
+    """The combine's gradient, sent back the way tokens were dispatched (BF16)."""
+    dispatch_backward_s: float
+    """The dispatch's gradient, reduced back to the token owners the way a combine is."""
+
+
+def ep_phase_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
+                     ) -> EpPhases:
+    """The four all-to-alls of one MoE layer's forward and backward (``ep_seconds`` sums them)."""
     moe = model.moe
     if moe is None or dims.ep == 1:
-        return 0.0, 0.0
+        return EpPhases(dispatch_forward_s=0.0, combine_forward_s=0.0, combine_backward_s=0.0,
+                        dispatch_backward_s=0.0)
     stride = dims.etp
     common = dict(tokens_per_device=tokens_per_device(dims, workload) / dims.tp, hidden_size=model.hidden_size,
                   top_k=moe.top_k, ep_size=dims.ep, ep_devices_per_node=per_node(cluster, dims.ep, stride),
@@ -93,7 +106,15 @@ def ep_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
                                 scale_bytes_per_token=0.0, **common)
     combine = comm.ep_combine(cluster, bytes_per_element=ACT_BYTES, **common)
     grad_dispatch = comm.ep_dispatch(cluster, bytes_per_element=ACT_BYTES, **common)
-    return dispatch.seconds + combine.seconds, grad_dispatch.seconds + combine.seconds
+    return EpPhases(dispatch_forward_s=dispatch.seconds, combine_forward_s=combine.seconds,
+                    combine_backward_s=grad_dispatch.seconds, dispatch_backward_s=combine.seconds)
+
+
+def ep_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
+               ) -> tuple[float, float]:
+    """(forward, backward) seconds of one MoE layer's dispatch + combine (DeepEP normal kernels)."""
+    e = ep_phase_seconds(cluster, model, dims, workload)
+    return e.dispatch_forward_s + e.combine_forward_s, e.combine_backward_s + e.dispatch_backward_s
 
 
 def cp_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload

@@ -12,6 +12,10 @@ Activations: :mod:`cost_models.training.activations` per layer and micro-batch, 
 schedule keeps in flight on the rank (:func:`cost_models.training.pipeline.in_flight_chunks`); the last stage adds
 its logits; full recompute adds one layer's working set.  DualPipe's two chunks per rank hold two stages'
 parameters (``2x`` in the DualPipe README table) because rank ``r`` holds stages ``r`` and ``PP-1-r``.
+
+FSDP (ZeRO-3) with pipeline parallelism does not reshard between micro-batches: the rank's bf16 parameters and
+fp32 gradient accumulators stay unsharded for the whole step (:func:`fsdp_pipeline_unsharded_bytes`); without
+PP it gathers one layer at a time (a two-layer buffer).
 """
 
 from __future__ import annotations
@@ -133,6 +137,9 @@ class TrainingMemory:
     comm_buffer_bytes: float
     reserve_bytes: float
     capacity_bytes: float
+    unsharded_state_bytes: float = 0.0
+    """FSDP under pipeline parallelism: the rank's parameters and gradient accumulators kept unsharded over the
+    data-parallel group for the whole step (:func:`fsdp_pipeline_unsharded_bytes`); 0 otherwise."""
 
     @property
     def state_bytes(self) -> float:
@@ -140,7 +147,8 @@ class TrainingMemory:
 
     @property
     def used_bytes(self) -> float:
-        return self.state_bytes + self.activation_bytes + self.comm_buffer_bytes + self.reserve_bytes
+        return (self.state_bytes + self.activation_bytes + self.comm_buffer_bytes + self.reserve_bytes
+                + self.unsharded_state_bytes)
 
     @property
     def fits(self) -> bool:
@@ -185,6 +193,35 @@ def _activations(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkloa
     return out
 
 
+REDUCE_GRAD_BYTES = 4.0
+"""fp32: the gradient reduce dtype of FSDP2 mixed precision in torchtitan (``--training.mixed_precision_reduce``
+default float32, pytorch/torchtitan@9dec370 torchtitan/config_manager.py)."""
+
+
+def fsdp_stays_unsharded(dims: TrainingDims) -> bool:
+    """FSDP under pipeline parallelism: parameters gathered once per step and gradients reduced once per step,
+    not per layer and micro-batch (:func:`fsdp_pipeline_unsharded_bytes` for the sources)."""
+    return dims.sharding is OptimizerSharding.ZERO3 and dims.pp > 1
+
+
+def fsdp_pipeline_unsharded_bytes(p: RankParameters, optimizer: Optimizer, dims: TrainingDims) -> float:
+    """FSDP (ZeRO-3) with pipeline parallelism keeps a rank's parameters unsharded all step, and its gradients too.
+
+    torchtitan turns off resharding after forward when PP is on ("to avoid per-microbatch all-gathers",
+    pytorch/torchtitan@9dec370 torchtitan/parallelisms/parallelize_llama.py ``apply_fsdp``), and PyTorch's pipeline
+    stage runs every backward of an FSDP stage with ``set_reshard_after_backward(False)`` and
+    ``set_requires_gradient_sync(False)``, reducing once after the last micro-batch
+    (pytorch/pytorch@0138610 torch/distributed/pipelining/stage.py ``backward_maybe_with_nosync``); the unsynced
+    gradients accumulate unsharded in the reduce dtype (torch/distributed/fsdp/_fully_shard/_fsdp_param.py
+    ``to_accumulated_grad_if_needed``).  So the rank holds, besides its sharded states, ``param_bytes`` (bf16) plus
+    ``REDUCE_GRAD_BYTES`` (fp32) per parameter element of its stage(s).  0 without ZeRO-3, or with pp = 1 (then
+    FSDP gathers one layer at a time: the prefetch buffer of :func:`training_memory`).
+    """
+    if not fsdp_stays_unsharded(dims):
+        return 0.0
+    return p.total * (optimizer.param_bytes + REDUCE_GRAD_BYTES)
+
+
 def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *, rank: int,
                     capacity_bytes: float) -> TrainingMemory:
     """Memory of one device of pipeline rank ``rank`` (module docstring)."""
@@ -192,14 +229,15 @@ def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWork
     param_b, grad_b, opt_b = _state_bytes(p, workload.optimizer, dims)
     by_tensor = _activations(model, dims, workload, rank, p)
     buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0
-    if dims.sharding is OptimizerSharding.ZERO3:
+    unsharded = fsdp_pipeline_unsharded_bytes(p, workload.optimizer, dims)
+    if dims.sharding is OptimizerSharding.ZERO3 and not unsharded:
         # FSDP gathers a layer's full parameters, the next one prefetched: two unsharded layers in bf16
         layers = max(1, p.dense_layers + p.moe_layers)
         buffers += 2 * p.total / layers * workload.optimizer.param_bytes
     return TrainingMemory(rank=rank, parameter_bytes=param_b, gradient_bytes=grad_b, optimizer_bytes=opt_b,
                           activation_bytes=sum(by_tensor.values()), activation_by_tensor=by_tensor,
                           comm_buffer_bytes=buffers, reserve_bytes=TRAINING_RESERVE_BYTES,
-                          capacity_bytes=capacity_bytes)
+                          capacity_bytes=capacity_bytes, unsharded_state_bytes=unsharded)
 
 
 def memory_per_rank(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *,

@@ -7,6 +7,9 @@ All sizes are bytes per element or per parameter and say so in their names.  Sou
   (NVIDIA/Megatron-LM@d98e8a64 megatron/training/theoretical_memory_usage.py, ``num_bytes_per_parameter``);
 * DeepSeek-V3 keeps AdamW's moments in BF16 and the master weights and gradient accumulation in FP32
   (DeepSeek-V3 report, arXiv 2412.19437, §3.3.4 "Low-Precision Storage and Communication");
+* Megatron-LM's mixed precision under ``--fp16`` accumulates and all-reduces gradients in the parameter dtype (2
+  bytes) unless ``--accumulate-allreduce-grads-in-fp32`` is given (an opt-in ``store_true``; ``--bf16`` turns it
+  on), NVIDIA/Megatron-LM megatron/arguments.py ``_add_mixed_precision_args``: the 2021-era fp16 runs;
 * Muon keeps one momentum buffer per matrix instead of Adam's two moments (Liu et al., "Muon is Scalable for LLM
   Training", arXiv 2502.16982, §2: "Muon ... requires only one momentum buffer");
 * FP8 recipes: DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks, §3.3.1-3.3.2),
@@ -60,6 +63,9 @@ class Optimizer(enum.Enum):
 
     ADAM = ("adam", 2.0, 4.0, 4.0, 8.0)
     ADAM_BF16_MOMENTS = ("adam_bf16_moments", 2.0, 4.0, 4.0, 4.0)
+    ADAM_FP16_GRADS = ("adam_fp16_grads", 2.0, 2.0, 4.0, 8.0)
+    """Adam whose gradients accumulate and are all-reduced in fp16 (Megatron-LM ``--fp16`` without
+    ``--accumulate-allreduce-grads-in-fp32``)."""
     MUON = ("muon", 2.0, 4.0, 4.0, 4.0)
 
     def __init__(self, label: str, param_bytes: float, grad_bytes: float, master_bytes: float,
@@ -68,7 +74,7 @@ class Optimizer(enum.Enum):
         self.param_bytes = param_bytes
         """Model (compute) copy of a parameter: bf16."""
         self.grad_bytes = grad_bytes
-        """Gradient accumulation buffer per parameter: fp32 ("main grads")."""
+        """Gradient accumulation buffer per parameter: fp32 ("main grads"); fp16 for ``ADAM_FP16_GRADS``."""
         self.master_bytes = master_bytes
         """fp32 master copy the optimizer updates."""
         self.state_bytes = state_bytes
@@ -142,9 +148,12 @@ class TrainingWorkload:
     unfused attention of the 2021-2022 Megatron papers, which keeps the s x s scores (Korthikanti's 5as/h term)."""
     dropout: bool = False
     """Dropout after attention and MLP (1-byte masks, Korthikanti Table 2); modern LLM pre-training uses none."""
+    loss_chunks: int = 1
+    """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss): only one chunk's logits and
+    softmax are alive at a time; 1 = the whole micro-batch's logits at once."""
 
     def __post_init__(self) -> None:
-        for name in ("seq_tokens", "global_batch_sequences"):
+        for name in ("seq_tokens", "global_batch_sequences", "loss_chunks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"workload.{name} must be >= 1, got {getattr(self, name)}")
         if self.expert_imbalance < 1.0:

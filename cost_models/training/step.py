@@ -11,12 +11,15 @@ Per pipeline rank and micro-batch, from :mod:`cost_models.training.layer_ops` (k
 * ``F&B`` (DualPipe, and 1F1B with ``A2AOverlap.FB_PAIRS``): the compute ``C`` of one forward and one backward
   chunk with their all-to-all ``M`` running beside it.  While the all-to-all runs its kernels hold a fraction
   ``f`` of the compute units (DeepEP normal kernels: 20 of 132 SMs, DeepSeek-V3 §3.2.1; the constant serving
-  uses), so ``F&B = max(C + f M, M)`` plus the communication that is not overlapped.
+  uses); the pair runs as Megatron's four phases (:mod:`cost_models.training.pairing`), each
+  ``max(C + f M, M)``, plus the communication that is not overlapped.
 
 The busiest rank (largest ``F + B``) sets the pace; :func:`cost_models.training.pipeline.pipeline_s` adds the
 schedule's bubble.  After the pipeline: the DP gradient reduction beyond what the last backward hides (at least
 one bucket stays exposed), the parameter all-gather beyond what the first forward hides, and the optimizer step
-(memory-bound over the rank's fp32 states).  FSDP's per-layer gathers hide behind that layer's compute.  No host
+(memory-bound over the rank's fp32 states).  FSDP's per-layer gathers hide behind that layer's compute; under
+pipeline parallelism FSDP gathers once and reduces once per step (parameters stay unsharded across micro-batches,
+:func:`cost_models.training.memory.fsdp_stays_unsharded`), which is then timed as the other shardings' DP traffic.  No host
 overhead term: no source in the anchors measures one.
 """
 
@@ -28,10 +31,10 @@ from cost_models import compute
 from cost_models.specs import ClusterSpec, ModelSpec, Precision
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
-from cost_models.training import layer_ops
+from cost_models.training import layer_ops, pairing
 from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
 from cost_models.training.flops import megatron_flops
-from cost_models.training.memory import holds_last, rank_parameters
+from cost_models.training.memory import fsdp_stays_unsharded, holds_last, rank_parameters
 from cost_models.training.pipeline import ChunkTimes, bubble_s, pipeline_s
 from cost_models.training.specs import TrainingWorkload
 
@@ -51,6 +54,10 @@ class RankTimes:
     """EP dispatch + combine of forward and backward (exposed unless paired)."""
     by_op_s: dict[str, float] = field(default_factory=dict)
     """Seconds per op (compute and communication) for one micro-batch on this rank."""
+    paired_s: float = 0.0
+    """Compute and all-to-alls of one forward and one backward through all chunks run as overlapped pairs
+    (:func:`cost_models.training.pairing.paired_layer_s` per MoE layer; dense layers and the head as compute),
+    without the exposed TP / CP / PP communication."""
 
     @property
     def forward_s(self) -> float:
@@ -98,7 +105,7 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
                   ) -> tuple[float, float]:
     """(forward, backward) FSDP collectives of one layer: all-gather; all-gather + gradient reduce-scatter."""
     size = dims.dp * dims.cp
-    if dims.sharding is not OptimizerSharding.ZERO3 or size == 1:
+    if dims.sharding is not OptimizerSharding.ZERO3 or size == 1 or fsdp_stays_unsharded(dims):
         return 0.0, 0.0
     g = tcomm.per_node(cluster, size, dims.tp)
     opt = workload.optimizer
@@ -118,7 +125,7 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     mtp = model.num_mtp_layers if last else 0
     layers = p.dense_layers + p.moe_layers + mtp
     per_layer_elements = p.total / max(1, layers)
-    fc = bc = wc = ef = eb = a2a = 0.0
+    fc = bc = wc = ef = eb = a2a = paired = 0.0
     by_op: dict[str, float] = {}
     for moe_layer, n in ((False, p.dense_layers), (True, p.moe_layers + mtp)):
         if n == 0:
@@ -131,6 +138,9 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         fsdp_f, fsdp_b = max(0.0, fs_f - lc.forward_total_s), max(0.0, fs_b - lc.backward_total_s)
         fc += n * lc.forward_total_s
         bc += n * lc.backward_total_s
+        paired += n * (pairing.paired_layer_s(pairing.sub_blocks(lc), tcomm.ep_phase_seconds(
+            cluster, model, dims, workload), sm_fraction=COMM_SM_FRACTION_NORMAL,
+            redo_forward_a2a=workload.recompute.full) if moe_layer else lc.forward_total_s + lc.backward_total_s)
         wc += n * lc.weight_grad_total_s
         ef += n * (cm.tp_forward_s + cp_f + fsdp_f)
         eb += n * (cm.tp_backward_s + cp_b + fsdp_b + (cm.tp_forward_s if workload.recompute.full else 0.0))
@@ -148,6 +158,7 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         hc = layer_ops.head_compute(device, model, dims, workload)
         fc += hc.forward_total_s
         bc += hc.backward_total_s
+        paired += hc.forward_total_s + hc.backward_total_s
         wc += hc.weight_grad_total_s
         _add(by_op, dict(hc.forward_s), 1.0)
         _add(by_op, dict(hc.input_grad_s), 1.0, "bwd_")
@@ -158,7 +169,8 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         eb += send
         by_op["pp_send"] = 2 * send
     return RankTimes(rank=rank, forward_compute_s=fc, backward_compute_s=bc, weight_grad_s=wc,
-                     exposed_comm_forward_s=ef, exposed_comm_backward_s=eb, a2a_s=a2a, by_op_s=by_op)
+                     exposed_comm_forward_s=ef, exposed_comm_backward_s=eb, a2a_s=a2a, by_op_s=by_op,
+                     paired_s=paired)
 
 
 def _paired(dims: TrainingDims) -> bool:
@@ -172,12 +184,11 @@ def chunk_times(dims: TrainingDims, r: RankTimes) -> ChunkTimes:
     b = r.backward_s / per
     w = r.weight_grad_s / per
     m = r.a2a_s / per
-    compute_s = (r.forward_compute_s + r.backward_compute_s) / per
     exposed = (r.exposed_comm_forward_s + r.exposed_comm_backward_s) / per
     # a chunk alone exposes its all-to-all, split evenly: forward and backward move the same bytes
     f += m / 2
     b += m / 2
-    fb = max(compute_s + COMM_SM_FRACTION_NORMAL * m, m) + exposed if _paired(dims) else f + b
+    fb = r.paired_s / per + exposed if _paired(dims) else f + b
     return ChunkTimes(forward_s=f, backward_s=b, weight_grad_s=w, overlapped_fb_s=fb)
 
 
@@ -205,6 +216,28 @@ def _optimizer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWor
     return compute.memory_bound_cost(cluster.device, bytes=nbytes).seconds
 
 
+def dp_exposed_s(dims: TrainingDims, dpc: tcomm.DataParallelComm, r: RankTimes, *, layers: int) -> float:
+    """Seconds of the step's DP gradient reduction and parameter gathering that the busiest rank ``r`` cannot hide.
+
+    Overlapped, the reduction hides behind the last backward and the gathering behind the first forward except
+    their last / first unit: a DDP bucket, or under FSDP with pipeline parallelism one layer (torchtitan shards each
+    TransformerBlock as its own FSDP unit, pytorch/torchtitan@9dec370 ``apply_fsdp``; the last micro-batch's
+    backward reduce-scatters layer by layer, the first forward all-gathers layer by layer with one prefetched).
+    Per-layer FSDP without pipeline parallelism is timed inside the layers (:func:`_fsdp_layer_s`): 0 here.
+    """
+    if dims.sharding is OptimizerSharding.ZERO3 and not fsdp_stays_unsharded(dims):
+        return 0.0
+    if not dims.overlap_grad_reduce:
+        return dpc.grad_reduce_s + dpc.param_gather_s
+    if fsdp_stays_unsharded(dims):
+        reduce_unit, gather_unit = dpc.grad_reduce_s / max(1, layers), dpc.param_gather_s / max(1, layers)
+    else:
+        reduce_unit = dpc.bucket_reduce_s
+        gather_unit = dpc.param_gather_s * dpc.bucket_reduce_s / dpc.grad_reduce_s if dpc.grad_reduce_s else 0.0
+    return (max(reduce_unit, dpc.grad_reduce_s - r.backward_s)
+            + max(gather_unit, dpc.param_gather_s - r.forward_s))
+
+
 def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
                   ) -> TrainingStep:
     """Predicted step time and its breakdown (module docstring)."""
@@ -217,14 +250,7 @@ def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, wo
     p = rank_parameters(model, dims, busiest.rank)
     dense, expert = p.tp_sharded + p.replicated, p.expert_sharded
     dpc = tcomm.data_parallel_comm(cluster, dims, workload, dense_elements=dense, expert_elements=expert)
-    if dims.sharding is OptimizerSharding.ZERO3:
-        dp_exposed = 0.0
-    elif dims.overlap_grad_reduce:
-        bucket_gather = dpc.param_gather_s * dpc.bucket_reduce_s / dpc.grad_reduce_s if dpc.grad_reduce_s else 0.0
-        dp_exposed = (max(dpc.bucket_reduce_s, dpc.grad_reduce_s - busiest.backward_s)
-                      + max(bucket_gather, dpc.param_gather_s - busiest.forward_s))
-    else:
-        dp_exposed = dpc.grad_reduce_s + dpc.param_gather_s
+    dp_exposed = dp_exposed_s(dims, dpc, busiest, layers=p.dense_layers + p.moe_layers)
     opt = _optimizer_s(cluster, dims, workload, dense, expert)
     step = pipe + dp_exposed + opt
     passes = rank_passes_per_step(dims, m)

@@ -64,6 +64,7 @@ METRICS: dict[str, tuple[str, str, Callable[[ServingResult], float]]] = {
     "aggregated.output_tok_per_s_per_device": ("aggregated", "rate",
                                                lambda r: r.aggregated_output_tok_per_s_per_device),
     "aggregated.user_tok_per_s": ("aggregated", "rate", lambda r: r.aggregated_user_tok_per_s),
+    "aggregated.request_tok_per_s": ("aggregated", "rate", lambda r: r.aggregated_request_tok_per_s),
     # attention-FFN disaggregated decode (scenarios with an afd: section; the result is a cost_models.afd.AfdResult)
     "afd.throughput_tok_per_s_per_device": ("decode", "rate", lambda r: r.throughput_tok_per_s_per_device),
     "afd.tpot_s": ("decode", "time", lambda r: r.tpot_s),

@@ -8,8 +8,10 @@ accepted. Results go to stdout, diagnostics to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -119,6 +121,43 @@ class FiniteFloat(click.FloatRange):
         return rv
 
 
+TIME_LIMIT_HELP = ("Wall-clock seconds for all of this command's CP-SAT solves together (each solve gets what the "
+                   "earlier ones left; layout costing is not counted). Default: no shared wall limit; every solve stops "
+                   "at its deterministic work limit (its own wall cap, far above, is a safety net), so the output "
+                   "is the same on every run. A limit that binds is reported (text and JSON) and may make the "
+                   "output vary.")
+
+
+def time_limit_option(minimum: float) -> Any:
+    """``--time-limit`` (None: no shared wall limit), finite, at least ``minimum`` seconds, at most an hour."""
+    return click.option("--time-limit", type=FiniteFloat(min=minimum, max=3_600.0), default=None,
+                        help=TIME_LIMIT_HELP)
+
+
+@contextlib.contextmanager
+def progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for work that can take over a second: ``with progress(...) as tick:``, then
+    ``tick(done, total)``. Shown only when stderr is a terminal and the command prints no JSON (so pipes, logs
+    and ``--json`` stay clean); otherwise ``tick`` does nothing."""
+    if as_json or not sys.stderr.isatty():
+        yield lambda _done, _total: None
+        return
+    from rich.progress import Progress
+    with Progress(console=__getattr__("err"), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+class SafePath(click.Path):
+    """``click.Path`` that refuses a NUL character with a usage error naming the option (click's own check
+    calls ``os.stat``, whose ValueError would surface as an unnamed "out of range" message)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"got {value[:60]!r}; accepted: a path without NUL characters.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 FORCE_HELP = "Replace an existing output file (without it, an existing file is refused with exit 2)."
 _FORCE_KEY = "moeplan.force"
 
@@ -167,6 +206,7 @@ def write_output(option: str, path: str, text: str, *, force: bool | None = None
         files.write_text_atomic(path, text, force=forced() if force is None else force)
     except files.FileWriteError as e:
         abort(EXIT_BAD_INPUT, f"{option}: {e}")
+    click.echo(f"wrote {path} ({len(text.encode()):,} bytes, {option})", err=True)  # stderr: stdout stays the result
 
 
 def export_document(export: str | None, doc: Any, *, force: bool | None = None) -> None:
@@ -246,8 +286,10 @@ def evaluate_or_abort(path: str, plan_text: str | None, overlap_model: str, *, m
             if p.memory.free_bytes < 0]
     if over:
         ph, m = over[0]
+        fixes = ["raise moe_ep / attn_tp", "use more devices", "a lower weight precision"]
+        if m.static_bytes < m.capacity_bytes:  # the weights fit: a smaller batch or context can make room
+            fixes.append("a smaller batch / shorter context")
         abort(EXIT_INFEASIBLE, f"memory: the {ph} phase needs {fmt_bytes(m.used_bytes)} per device but "
               f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
-              f"weights alone {fmt_bytes(m.weight_bytes)}). Raise moe_ep / attn_tp, use more devices, a lower "
-              f"weight precision, or a smaller batch / shorter context.")
+              f"weights alone {fmt_bytes(m.weight_bytes)}). Would make it fit: " + ", ".join(fixes) + ".")
     return ev

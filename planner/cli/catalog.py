@@ -13,7 +13,7 @@ def catalog() -> None:
 
 
 @catalog.command("devices")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the devices (schema moeplan.catalog_devices/1) as JSON.")
 def catalog_devices(as_json: bool) -> None:
     """Devices and every number's source and confidence."""
     from planner.render import catalog_view
@@ -21,7 +21,7 @@ def catalog_devices(as_json: bool) -> None:
 
 
 @catalog.command("models")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the models (schema moeplan.catalog_models/1) as JSON.")
 def catalog_models(as_json: bool) -> None:
     """Models with their shapes and parameter counts."""
     from planner.render import catalog_view

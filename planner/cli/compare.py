@@ -10,13 +10,13 @@ from planner.cli import app
 
 
 @click.command("compare")
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--baseline", "baseline_spec", required=True,
               help="PLAN on SCENARIO, FILE.yaml (another scenario and its plan) or FILE.yaml:PLAN.")
 @click.option("--candidate", "candidate_spec", help="Same forms; default: plan's best deployment on SCENARIO "
               "(aggregated, or its prefill and decode pools).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.compare/2).")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show both sides' evaluate breakdowns.")
 def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, export: str | None,
@@ -33,8 +33,9 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
         ev = app.evaluate_or_abort(path or scenario, plan_text, "schedule")
         return cmp.Side.aggregated(f"{label}: {spec}", ev.scenario, ev.dims, ev.result)
 
-    base = side("baseline", baseline_spec)
-    cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
+    with app.progress("costing both sides", as_json):
+        base = side("baseline", baseline_spec)
+        cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
     metrics = cmp.compare(base, cand)
     if as_json or export:
         from planner.analysis.evaluate import Evaluation, with_solver_results

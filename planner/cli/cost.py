@@ -52,10 +52,11 @@ def _native_or_abort(dev: DeviceSpec, dtype: str, option: str, weight_only_hint:
 
 
 @cost.command("gemm")
-@click.option("--device", "device_id", required=True)
-@click.option("--m", type=click.IntRange(min=1, max=2**24), required=True)
-@click.option("--k", type=click.IntRange(min=1, max=2**24), required=True)
-@click.option("--n", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--device", "device_id", required=True, help="Catalog device id (moeplan catalog devices).")
+@click.option("--m", type=click.IntRange(min=1, max=2**24), required=True, help="Rows of A (tokens).")
+@click.option("--k", type=click.IntRange(min=1, max=2**24), required=True,
+              help="Inner dimension (A columns = B rows).")
+@click.option("--n", type=click.IntRange(min=1, max=2**24), required=True, help="Columns of B (output features).")
 @click.option("--batch", type=click.IntRange(min=1, max=2**24), default=1, show_default=True,
               help="Independent GEMMs of this shape (experts).")
 @click.option("--dtype", type=_DTYPES, default="bf16", show_default=True,
@@ -63,7 +64,7 @@ def _native_or_abort(dev: DeviceSpec, dtype: str, option: str, weight_only_hint:
 @click.option("--weight-dtype", type=_WEIGHT_DTYPES, default=None,
               help="Weight storage with its scales (default: --dtype's); e.g. --dtype bf16 --weight-dtype mxfp4 "
                    "prices a weight-only kernel that de-quantises FP4 weights to BF16.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the cost document (schema moeplan.cost/1) as JSON.")
 def cost_gemm(device_id: str, m: int, k: int, n: int, batch: int, dtype: str, weight_dtype: str | None,
               as_json: bool) -> None:
     """[batch, M, K] x [batch, K, N] GEMM."""
@@ -78,17 +79,19 @@ def cost_gemm(device_id: str, m: int, k: int, n: int, batch: int, dtype: str, we
 
 
 @cost.command("attention")
-@click.option("--device", "device_id", required=True)
-@click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True)
-@click.option("--batch", type=click.IntRange(min=1, max=2**24), required=True)
-@click.option("--q-heads", type=click.IntRange(min=1, max=2**24), required=True)
-@click.option("--kv-heads", type=click.IntRange(min=1, max=2**24), required=True)
-@click.option("--head-dim", type=click.IntRange(min=1, max=2**24), required=True)
+@click.option("--device", "device_id", required=True, help="Catalog device id (moeplan catalog devices).")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True,
+              help="prefill: causal attention over the prompt; decode: one query token over the KV cache.")
+@click.option("--batch", type=click.IntRange(min=1, max=2**24), required=True, help="Sequences.")
+@click.option("--q-heads", type=click.IntRange(min=1, max=2**24), required=True, help="Query heads (per device).")
+@click.option("--kv-heads", type=click.IntRange(min=1, max=2**24), required=True,
+              help="Key/value heads (per device; fewer than --q-heads: grouped-query attention).")
+@click.option("--head-dim", type=click.IntRange(min=1, max=2**24), required=True, help="Elements per head.")
 @click.option("--context", type=click.IntRange(min=1, max=2**24), required=True, help="Prompt length (prefill) or KV length.")
 @click.option("--dtype", type=_ATTENTION_DTYPES, default="bf16", show_default=True,
               help="Attention math (fp8: FlashAttention-3 / FlashMLA FP8) and, unless --kv-dtype, the KV / Q storage.")
 @click.option("--kv-dtype", type=_KV_DTYPES, default=None, help="Decode KV-cache storage (default: --dtype).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the cost document (schema moeplan.cost/1) as JSON.")
 def cost_attention(device_id: str, phase: str, batch: int, q_heads: int, kv_heads: int, head_dim: int, context: int,
                    dtype: str, kv_dtype: str | None, as_json: bool) -> None:
     """Causal prefill or one-token decode attention."""

@@ -8,7 +8,7 @@ from planner.cli import app
 
 
 @click.command()
-@click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("scenarios", nargs=-1, required=True, type=app.SafePath(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32'; "
               "unnamed degrees are 1. Default: the scenario's plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/2; "
@@ -17,7 +17,7 @@ from planner.cli import app
 @click.option("--overlap-model", type=click.Choice(["schedule", "closed-form"]), default="schedule",
               show_default=True, help="Two-batch overlap from the CP-SAT layer schedule, or the closed form "
               "max(compute, communication) + SM share that plan's search uses.")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP + " One scenario only.")
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP + " One scenario only.")
 @app.force_option
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " One scenario only.")
 def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool,
@@ -35,7 +35,12 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         app.abort(app.EXIT_BAD_INPUT, f"--export: got {export!r} with {len(scenarios)} scenarios; accepted: one scenario")
     if emit_engine and len(scenarios) > 1:
         app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} with {len(scenarios)} scenarios; accepted: one scenario")
-    evals = [app.evaluate_or_abort(path, plan_text, overlap_model) for path in scenarios]
+    with app.progress("costing the plan" + (" (overlap schedules)" if overlap_model == "schedule" else ""),
+                      as_json) as tick:
+        evals = []
+        for i, path in enumerate(scenarios):
+            evals.append(app.evaluate_or_abort(path, plan_text, overlap_model))
+            tick(i + 1, len(scenarios))
     first = evals[0]
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_evaluation(first.scenario, first.dims,
                                                                                  first.result))

@@ -18,14 +18,19 @@ def loads() -> None:
 
 
 @loads.command("synth")
-@click.option("--experts", type=click.IntRange(min=1, max=MAX_EXPERTS), default=256, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1, max=MAX_LAYERS), default=58, show_default=True)
-@click.option("--top-k", type=click.IntRange(min=1, max=MAX_EXPERTS), default=8, show_default=True)
+@click.option("--experts", type=click.IntRange(min=1, max=MAX_EXPERTS), default=256, show_default=True,
+              help="Routed experts per layer.")
+@click.option("--layers", type=click.IntRange(min=1, max=MAX_LAYERS), default=58, show_default=True,
+              help="MoE layers (rows of the file).")
+@click.option("--top-k", type=click.IntRange(min=1, max=MAX_EXPERTS), default=8, show_default=True,
+              help="Experts each token routes to.")
 @click.option("--skew", type=app.FiniteFloat(min=0.0, max=10.0), default=1.0, show_default=True,
               help="Width of the log-normal expert popularity: 0 uniform, 1 typical, 2 a few very hot experts.")
-@click.option("--tokens", type=click.IntRange(min=1, max=10**12), default=20_267, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
+@click.option("--tokens", type=click.IntRange(min=1, max=10**12), default=20_267, show_default=True,
+              help="Tokens routed per layer (each counted --top-k times).")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
+              help="Random seed: the same seed gives the same file.")
+@click.option("--out", "out_path", type=app.SafePath(dir_okay=False), help="Write here (.csv or .json); else stdout CSV.")
 @app.force_option
 def loads_synth(experts: int, layers: int, top_k: int, skew: float, tokens: int, seed: int,
                 out_path: str | None) -> None:

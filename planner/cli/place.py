@@ -10,21 +10,23 @@ from planner.cli import app
 
 
 @click.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan); EP size and slots come from it.")
-@click.option("--expert-load", "load_path", type=click.Path(dir_okay=False),
+@click.option("--expert-load", "load_path", type=app.SafePath(dir_okay=False),
               help="Router counts (CSV or JSON, rows = MoE layers); default: the scenario's workload.expert_load.")
 @click.option("--redundant", type=click.IntRange(min=0, max=65_536), help="Redundant slots (default: the plan's).")
-@click.option("--time-limit", type=app.FiniteFloat(min=0.05, max=3_600.0), default=1.0, show_default=True,
-              help="CP-SAT time limit per layer, seconds.")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@app.time_limit_option(0.05)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="CP-SAT random seed (with no binding wall limit, the same seed gives the same placement).")
 @click.option("--json", "as_json", is_flag=True, help="Print the placement document (schema moeplan.place/2).")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
-def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float,
+def place(scenario: str, plan_text: str | None, load_path: str | None, redundant: int | None, time_limit: float | None,
           seed: int, as_json: bool, export: str | None) -> None:
     """Place experts and redundant replicas on the plan's EP devices: CP-SAT vs the greedy balancers."""
-    from planner.cpsat.placement import place_all
+    from planner.cpsat import budget
+    from planner.cpsat.placement import LAYER_WALL_CAP_S, place_all
+    from planner.documents.limits import solve_limits
     from planner.documents.place import heatmap_document, placement_document
     from planner.inputs.scenario import ScenarioError, read_expert_loads
 
@@ -47,14 +49,18 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
         app.abort(app.EXIT_BAD_INPUT, f"--redundant: got {dims.redundant_experts}; accepted: a count that makes "
                   f"{sc.model.moe.num_routed_experts} + redundant divisible by moe_ep={dims.moe_ep}")
     dpn = max(1, min(sc.cluster.devices_per_node, dims.moe_ep))
-    res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots, time_limit_s=time_limit,
-                    seed=seed, num_groups=sc.model.moe.num_groups, topk_groups=sc.model.moe.topk_groups)
-    doc = placement_document(res, heatmap_document(res, loads))
+    spend = budget.SolveBudget(wall_s=time_limit)
+    with budget.using(spend), app.progress("placing experts", as_json) as tick:
+        res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots,
+                        time_limit_s=LAYER_WALL_CAP_S, seed=seed, num_groups=sc.model.moe.num_groups,
+                        topk_groups=sc.model.moe.topk_groups, progress=tick)
+    doc = placement_document(res, heatmap_document(res, loads), limits=solve_limits(spend))
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
         return
     from planner.render.place_view import layer_table, summary_lines
     app.out.print(layer_table(res))
-    for line in summary_lines(res):
+    from planner.render.plan_view import limit_lines
+    for line in summary_lines(res) + limit_lines(doc.solve_limits):
         app.out.print(line, highlight=False, markup=False)

@@ -8,25 +8,32 @@ from planner.cli import app
 
 
 @click.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan).")
-@click.option("--micro-batches", type=click.IntRange(1, 4), default=2, show_default=True)
-@click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True)
+@click.option("--micro-batches", type=click.IntRange(1, 4), default=2, show_default=True,
+              help="Micro-batches each layer is split into (two-batch overlap: 2).")
+@click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True,
+              help="decode: at the batch evaluate chooses; prefill: at the scenario's prefill chunk.")
+@app.time_limit_option(0.05)
 @click.option("--width", type=click.IntRange(40, 300), default=100, show_default=True, help="Gantt chart width.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON (schema moeplan.schedule/1).")
-@click.option("--export", type=click.Path(dir_okay=False), help=app.EXPORT_HELP)
+@click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
-def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, width: int,
-             as_json: bool, export: str | None) -> None:
+def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: str, time_limit: float | None,
+             width: int, as_json: bool, export: str | None) -> None:
     """CP-SAT overlap schedule of one MoE layer and one dense layer: timeline, makespan, bottleneck."""
     from planner.analysis.schedules import layer_schedules
+    from planner.cpsat import budget
+    from planner.documents.limits import solve_limits
     from planner.documents.schedule import schedule_command_document
     from planner.render.gantt import gantt_text
     app.check_export_path(export)
     ev = app.evaluate_or_abort(scenario, plan_text, "closed-form")
     sc, dims = ev.scenario, ev.dims
-    schedules = layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
-    doc = schedule_command_document(sc.name, dims, phase, micro_batches, schedules)
+    spend = budget.SolveBudget(wall_s=time_limit)
+    with budget.using(spend), app.progress("solving layer schedules", as_json):
+        schedules = layer_schedules(sc, dims, phase=phase, micro_batches=micro_batches)
+    doc = schedule_command_document(sc.name, dims, phase, micro_batches, schedules, limits=solve_limits(spend))
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
@@ -35,3 +42,6 @@ def schedule(scenario: str, plan_text: str | None, micro_batches: int, phase: st
     for kind, sch in schedules.items():
         app.out.print(f"\n[b]{kind} layer[/b]")
         app.out.print(gantt_text(sch, width=width), highlight=False, markup=False)
+    from planner.render.plan_view import limit_lines
+    for line in limit_lines(doc.solve_limits):
+        app.out.print(line, highlight=False, markup=False)

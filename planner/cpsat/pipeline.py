@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from planner.cpsat import budget
 from planner.cpsat.pipeline_families import order_list_1f1b
 from planner.cpsat.pipeline_result import (
     Op,
@@ -243,10 +244,16 @@ def solve(pm: PipelineModel, *, time_limit_s: float, seed: int) -> tuple[cp_mode
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed
     solver.parameters.max_deterministic_time = time_limit_s * WORK_UNITS_PER_S
-    solver.parameters.max_time_in_seconds = time_limit_s * WALL_CAP_FACTOR
+    spend = budget.current()  # the command's --time-limit: the wall cap, or what the budget has left
+    allotted = spend.allot(time_limit_s * WALL_CAP_FACTOR)
+    solver.parameters.max_time_in_seconds = allotted
     t0 = time.perf_counter()
     status = solver.solve(pm.model)
     wall = time.perf_counter() - t0
+    budget.refuse_invalid(solver.status_name(status), "pipeline schedule", pm.model,
+                          "the stages' op durations and the micro-batch count")
+    spend.finish("pipeline schedule", status=solver.status_name(status), wall_s=wall, allotted_s=allotted,
+                 work_units=solver.deterministic_time, work_limit_units=time_limit_s * WORK_UNITS_PER_S)
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     obj = solver.objective_value if found else math.nan
     bound = solver.best_objective_bound if found else math.nan

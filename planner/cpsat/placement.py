@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from planner.cpsat import budget
 from planner.cpsat import placement_greedy as greedy
 from planner.cpsat.placement_greedy import LayerPlacement, PlacementScore
 from planner.cpsat.placement_result import LayerResult, PlacementResult
@@ -170,6 +172,7 @@ def _solve(m: cp_model.CpModel, *, time_limit_s: float, seed: int, num_workers: 
     t0 = time.perf_counter()
     status = solver.solve(m)
     wall = time.perf_counter() - t0
+    budget.refuse_invalid(solver.status_name(status), "expert placement", m, "the router counts (--expert-load)")
     ok = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     obj, bound = (solver.objective_value, solver.best_objective_bound) if ok else (0.0, 0.0)
     gap = (obj - bound) / max(1.0, abs(bound))
@@ -246,15 +249,33 @@ def _nodes(inst: NodeInstance, *, time_limit_s: float, seed: int, num_workers: i
     return tuple(order), stats, solver.deterministic_time
 
 
+LAYER_WALL_CAP_S = 1.0
+"""``place``'s wall-clock cap per layer (a safety net: the 0.1-unit work limit ends a layer first)."""
+
+
 def place_all(loads: ExpertLoads, *, num_devices: int, devices_per_node: int, slots: int,
               time_limit_s: float = 1.5, seed: int = 0, num_groups: int = 1, topk_groups: int = 1,
-              num_workers: int = 1, work_limit_units: float = 0.1) -> PlacementResult:
-    """:func:`place_layer` on every layer of ``loads``; ``time_limit_s`` and ``work_limit_units`` are per layer."""
+              num_workers: int = 1, work_limit_units: float = 0.1,
+              progress: Callable[[int, int], None] | None = None) -> PlacementResult:
+    """:func:`place_layer` on every layer of ``loads``; ``time_limit_s`` (a wall cap) and ``work_limit_units`` are
+    per layer. Under a command's ``--time-limit`` (:mod:`planner.cpsat.budget`) each layer gets at most an equal
+    share of what is left, so all layers together stay within it. ``progress(done, total)`` after each layer."""
     t0 = time.perf_counter()
-    layers = tuple(place_layer(row, layer=i, num_devices=num_devices, devices_per_node=devices_per_node,
-                               slots=slots, time_limit_s=time_limit_s, seed=seed, num_groups=num_groups,
-                               topk_groups=topk_groups, num_workers=num_workers, work_limit_units=work_limit_units)
-                   for i, row in enumerate(loads.tokens))
+    spend = budget.current()
+    out = []
+    for i, row in enumerate(loads.tokens):
+        allotted = spend.allot(time_limit_s, parts=len(loads.tokens) - i)
+        r = place_layer(row, layer=i, num_devices=num_devices, devices_per_node=devices_per_node, slots=slots,
+                        time_limit_s=allotted, seed=seed, num_groups=num_groups, topk_groups=topk_groups,
+                        num_workers=num_workers, work_limit_units=work_limit_units)
+        spend.charge(r.stats.wall_s)
+        if r.stopped_by in ("effort", "time_limit"):
+            spend.stopped.append(budget.SolveRecord(solve=f"placement layer {i}", status=r.stats.status,
+                                                    stopped_by="work_limit" if r.stopped_by == "effort" else "wall_limit"))
+        out.append(r)
+        if progress is not None:
+            progress(i + 1, len(loads.tokens))
+    layers = tuple(out)
     return PlacementResult(layers=layers, num_devices=num_devices, devices_per_node=devices_per_node, slots=slots,
                            num_groups=num_groups, topk_groups=topk_groups, time_limit_s=time_limit_s,
                            work_limit_units=work_limit_units, seed=seed, source=loads.source, wall_s=time.perf_counter() - t0)

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
+from planner.cpsat import budget
 from planner.cpsat.schedule_result import _TOL_S, RESOURCES, LayerSchedule, ScheduledOp, _union, fold
 from planner.cpsat.stats import SolveStats
 
@@ -353,7 +354,9 @@ def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: i
     model = _Model(inst, max_period_ticks=max_period_ticks, max_span_ticks=max_span_ticks)
     model.hint(hint or sequential(inst, SolveStats(status="HINT", objective=0.0, bound=0.0, gap=0.0, wall_s=0.0)))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s * WALL_CAP_FACTOR
+    spend = budget.current()  # the command's --time-limit: the wall cap, or what the budget has left
+    allotted = spend.allot(time_limit_s * WALL_CAP_FACTOR)
+    solver.parameters.max_time_in_seconds = allotted
     solver.parameters.max_deterministic_time = time_limit_s * WORK_UNITS_PER_S
     solver.parameters.random_seed = seed
     solver.parameters.num_workers = workers  # 1: same instance + seed -> same schedule, when solved to the end
@@ -362,6 +365,10 @@ def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: i
     t0 = time.perf_counter()
     status = solver.solve(model.m)
     wall = time.perf_counter() - t0
+    budget.refuse_invalid(solver.status_name(status), "layer schedule", model.m, "the ops' durations")
+    spend.finish(f"layer schedule ({inst.micro_batches} micro-batches, {len(inst.names)} ops)",
+                 status=solver.status_name(status), wall_s=wall, allotted_s=allotted,
+                 work_units=solver.deterministic_time, work_limit_units=time_limit_s * WORK_UNITS_PER_S)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     obj, bound = solver.value(model.period), solver.best_objective_bound // (model.horizon + 1)

@@ -179,8 +179,11 @@ class Aggregated(Document):
 
     output_tok_per_s_per_device: NonNegative = field("Output tokens per second per device.")
     user_tok_per_s: NonNegative = field("Output tokens per second one user sees, prefill stalls included.")
-    output_band: ErrorBand | None = optional("Error band of output_tok_per_s_per_device and user_tok_per_s (both "
-                                             "rates of the aggregated regime).")
+    request_tok_per_s: NonNegative | None = optional(
+        "Prompt and generated tokens per second one request sees: (input + output) / the time its slot lasts "
+        "(at one sequence per device, TTFT + output x TPOT; the Qwen speed benchmark's metric).")
+    output_band: ErrorBand | None = optional("Error band of output_tok_per_s_per_device, user_tok_per_s and "
+                                             "request_tok_per_s (rates of the aggregated regime).")
 
 
 class Slo(Document):
@@ -297,6 +300,7 @@ def evaluate_document(sc: Scenario, dims: ParallelDims, r: ServingResult, *, sch
         decode=_decode(r.decode, r.decode_batch_limit, bands),
         aggregated=Aggregated(output_tok_per_s_per_device=r.aggregated_output_tok_per_s_per_device,
                               user_tok_per_s=r.aggregated_user_tok_per_s,
+                              request_tok_per_s=r.aggregated_request_tok_per_s,
                               output_band=error_band(bands and bands.aggregated_throughput)),
         slo=slo, device=device_document(sc), schedule=schedule, placement=placement, launch=launch)
 

@@ -28,8 +28,10 @@ from planner.documents.base import (
     SolverStatus,
     StoppedBy,
     field,
+    optional,
     schema_id,
 )
+from planner.documents.limits import SolveLimits
 from planner.inputs.loads import ExpertLoads
 
 PLACE_SCHEMA = "moeplan.place/2"
@@ -111,7 +113,8 @@ class PlaceConfig(Document):
     slots_per_device: Positive = field("slots / num_devices; a count.")
     num_groups: Positive = field("Routing groups of the model (1: ungrouped); a count.")
     topk_groups: Positive = field("Groups one token may route to; a count.")
-    time_limit_s_per_layer: NonNegative = field("Wall-clock cap per layer, seconds (`--time-limit`).")
+    time_limit_s_per_layer: NonNegative = field("Wall-clock cap per layer, seconds (a safety net behind the work "
+                                                "limit; --time-limit shares its budget over the layers below it).")
     work_limit_units_per_layer: NonNegative = field("CP-SAT deterministic work units per layer for the balance "
                                                     "search (not seconds).")
     seed: int = field("CP-SAT random seed (`--seed`).")
@@ -157,6 +160,7 @@ class PlaceDocument(Document):
     summary: PlaceSummary = field("Means over the layers, per method and for the bound.")
     layers: list[PlaceLayer] = field("One entry per MoE layer of the load file.")
     placement: Heatmap = field("The CP-SAT placement as a heatmap.")
+    solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which layers' solves it stopped.")
 
 
 def _score(s: PlacementScore) -> Score:
@@ -180,9 +184,10 @@ def _method_summary(result: PlacementResult, m: str) -> MethodSummary:
     return MethodSummary(mean_imbalance=result.mean_imbalance(m), worst_imbalance=result.worst_imbalance(m))
 
 
-def placement_document(result: PlacementResult, heatmap: Heatmap) -> PlaceDocument:
+def placement_document(result: PlacementResult, heatmap: Heatmap,
+                       limits: SolveLimits | None = None) -> PlaceDocument:
     """The ``moeplan place --json`` document of a :class:`PlacementResult`; ``heatmap``: its ``placement`` key
-    (:func:`heatmap_document`)."""
+    (:func:`heatmap_document`); ``limits``: the ``--time-limit`` block."""
     width = result.max_replicas
     config = PlaceConfig(num_devices=result.num_devices, devices_per_node=result.devices_per_node,
                          slots=result.slots, slots_per_device=result.slots // result.num_devices,
@@ -195,7 +200,8 @@ def placement_document(result: PlacementResult, heatmap: Heatmap) -> PlaceDocume
                                 cpsat=_method_summary(result, "cpsat")),
         mean_bound_imbalance=result.mean_bound_imbalance, mean_gap=result.mean_gap, wall_s=result.wall_s)
     return PlaceDocument(schema_id=PLACE_SCHEMA, source=result.source, config=config, max_replicas=width,
-                         summary=summary, layers=[_layer(r, width) for r in result.layers], placement=heatmap)
+                         summary=summary, layers=[_layer(r, width) for r in result.layers], placement=heatmap,
+                         solve_limits=limits)
 
 
 def heatmap_document(result: PlacementResult, loads: ExpertLoads, method: str = "cpsat") -> Heatmap:

@@ -25,6 +25,7 @@ from planner.documents.base import (
 )
 from planner.documents.evaluate import EvaluateDocument, evaluation_document
 from planner.documents.launch import LaunchBlock
+from planner.documents.limits import SolveLimits
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
@@ -149,6 +150,8 @@ class PlanDocument(Document):
     chosen_breakdown: EvaluateDocument = field("The evaluate document of the chosen deployment's decode (or "
                                                "aggregated) layout, one replica.")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
+    solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped and "
+                                                "whether the ranking may not be optimal.")
 
 
 def _pool(c: Any, replicas: int, role: str) -> PlanPool:
@@ -178,11 +181,12 @@ form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
 def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | None = None,
-                  bands: list[DeploymentBands] | None = None) -> PlanDocument:
+                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> PlanDocument:
     """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
     (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
-    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order."""
+    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order; ``limits``: the
+    ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`)."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -198,4 +202,4 @@ def plan_document(res: PlanResult, chosen: Evaluation, launch: LaunchBlock | Non
         layouts_considered=res.layouts_considered,
         pareto=[ParetoPoint(plan=parallel_plan(c.dims), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
-        chosen=0, chosen_breakdown=evaluation_document(chosen), launch=launch)
+        chosen=0, chosen_breakdown=evaluation_document(chosen), launch=launch, solve_limits=limits)

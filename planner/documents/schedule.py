@@ -21,8 +21,10 @@ from planner.documents.base import (
     ScheduledLayerKind,
     SolverStatus,
     field,
+    optional,
     schema_id,
 )
+from planner.documents.limits import SolveLimits
 from planner.documents.parts import ParallelPlan, parallel_plan
 
 SCHEDULE_SCHEMA = "moeplan.schedule/1"
@@ -128,6 +130,7 @@ class ScheduleDocument(Document):
     layers: dict[ScheduledLayerKind, LayerScheduleDoc] = field(
         "One schedule per layer type the model has: `moe` (models with routed experts), `dense` (models with "
         "dense-FFN layers).", min_length=1)
+    solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped.")
 
 
 def _op_doc(o: ScheduledOp, start: float, end: float) -> ScheduledOpDoc:
@@ -161,8 +164,10 @@ def schedules_document(schedules: dict[str, LayerSchedule], micro_batches: int) 
 
 
 def schedule_command_document(scenario_name: str, dims: ParallelDims, phase: str, micro_batches: int,
-                              schedules: dict[str, LayerSchedule]) -> ScheduleDocument:
-    """The ``moeplan schedule --json`` document (schema ``moeplan.schedule/1``)."""
+                              schedules: dict[str, LayerSchedule],
+                              limits: SolveLimits | None = None) -> ScheduleDocument:
+    """The ``moeplan schedule --json`` document (schema ``moeplan.schedule/1``); ``limits``: the
+    ``--time-limit`` block."""
     return ScheduleDocument(schema_id=SCHEDULE_SCHEMA, scenario=scenario_name, plan=parallel_plan(dims), phase=phase,
                             micro_batches=micro_batches,
-                            layers={k: schedule_document(v) for k, v in schedules.items()})
+                            layers={k: schedule_document(v) for k, v in schedules.items()}, solve_limits=limits)

@@ -9,7 +9,7 @@ from planner.documents.launch import LaunchBlock, LaunchCommandDoc
 from planner.emit.types import LaunchCommand, LaunchPlan
 
 _ROLE_VAR = re.compile(r"(AGGREGATED|PREFILL|DECODE)_(\d+)_(HEAD_ADDR|RANK_TABLE)")
-_VAR = re.compile(r"\$\{(MODEL_PATH|LOCAL_ADDR|PWD|" + _ROLE_VAR.pattern + r")\}")
+_VAR = re.compile(r"\$\{(MODEL_PATH|LOCAL_ADDR|PWD|MASTER_ADDR|DATA_PATH|TOKENIZER_PATH|" + _ROLE_VAR.pattern + r")\}")
 """The only references that expand in the output: the variables the emitters write (``common.ref``) and the
 header lists. Any other ``$``, ``${...}`` (say ``${HOME}`` in a hostile model id) is literal text."""
 _STANDARD = {"PWD"}
@@ -71,6 +71,12 @@ def _describe(var: str) -> str:
         return "local directory (or hub id) of the model weights"
     if var == "LOCAL_ADDR":
         return "IP address of the node the line runs on"
+    if var == "MASTER_ADDR":
+        return "IP address of training node rank 0 (the torchrun rendezvous)"
+    if var == "DATA_PATH":
+        return "prefix of the tokenized training data (Megatron .bin/.idx)"
+    if var == "TOKENIZER_PATH":
+        return "local directory (or hub id) of the tokenizer"
     m = _ROLE_VAR.fullmatch(var)
     if m:
         role, k, kind = m.group(1).lower(), m.group(2), m.group(3)

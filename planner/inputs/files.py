@@ -22,6 +22,8 @@ def check_target(path: str | Path, *, force: bool = False) -> Path:
     """Refuse a target that is not writable as a regular file (called before any work, and again on write)."""
     target = Path(path)
     shown = str(path) if len(str(path)) <= 200 else str(path)[:197] + "..."
+    if "\0" in str(path):  # no file system takes one (os.lstat raises ValueError)
+        raise FileWriteError(f"got {shown!r}; accepted: a path without NUL characters")
     try:
         st = os.lstat(target)
     except FileNotFoundError:

@@ -28,9 +28,8 @@ def parse_plan(text: str, *, key: str = "--plan") -> ParallelDims:
         if not sep:
             raise ScenarioError(key, item, "comma-separated name=value pairs, e.g. 'attn_dp=32,moe_ep=32'")
         if name not in _PLAN_FIELDS:
-            import difflib
-            close = difflib.get_close_matches(name, list(_PLAN_FIELDS), n=3)
-            raise ScenarioError(f"{key}.{name}", raw, f"a plan field; closest: {', '.join(close) or '-'}; all: "
+            from planner.inputs.suggest import plan_field_hint
+            raise ScenarioError(f"{key}.{name}", raw, f"{plan_field_hint(name, list(_PLAN_FIELDS))}; all: "
                                 f"{', '.join(_PLAN_FIELDS)}")
         if name == "overlap":
             try:

@@ -23,7 +23,7 @@ from planner.catalog.errors import ConfigError, UnknownName
 from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
 from planner.inputs import limits as lim
-from planner.inputs import reader, units
+from planner.inputs import reader, suggest, units
 from planner.inputs.errors import ScenarioError
 from planner.inputs.plan_text import parse_plan
 from planner.inputs.precision import PrecisionProblem, PrecisionSection, resolve_precisions
@@ -334,7 +334,7 @@ def _pydantic_error(e: ValidationError) -> ScenarioError:
     path = ".".join(str(x) if str(x).isprintable() and str(x).split() == [str(x)] else repr(x) for x in err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
-        return ScenarioError(path, value, "no such key here (check spelling; see README 'Scenario format')")
+        return ScenarioError(path, value, suggest.unknown_key(ScenarioFile, err["loc"]))
     if err["type"] == "missing":
         return ScenarioError(path, None, "this key is required")
     return ScenarioError(path, value, err["msg"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -14,12 +15,14 @@ from planner.render.bands import band_cell
 
 if TYPE_CHECKING:
     from planner.analysis.error_bands import DeploymentBands
+    from planner.documents.limits import SolveLimits
     from planner.search.plan import PlanResult
 
 
 def render_plan(console: Console, res: PlanResult, *, verbose: bool,
-                bands: list[DeploymentBands] | None = None) -> None:
-    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT."""
+                bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> None:
+    """``bands``: each top deployment's error bands, printed under its throughput, TTFT and TPOT; ``limits``: the
+    ``--time-limit`` block, whose binding solves are named."""
     sc = res.scenario
     console.print(f"[b]{sc.name}[/b]: {sc.model.name} on {sc.cluster.num_devices} x {sc.cluster.device.name}; "
                   f"objective {res.objective}")
@@ -50,8 +53,11 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
         k for k in sorted(res.rejected) if k not in REJECTION_KEYS))
     console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
     method = "exact enumeration" if s.status == "EXACT_ENUMERATION" else "CP-SAT"
-    console.print(f"Deployment split ({method}): {s.status}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, gap {s.gap:.2%}; "
+    console.print(f"Deployment split ({method}): {_statuses(res)}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, "
+                  f"gap {max(x.gap for x in res.stats):.2%}; "
                   f"quantization kept the ranking: {'yes' if res.ranking_preserved else 'NO'}")
+    for line in limit_lines(limits):
+        console.print(line, highlight=False, markup=False)
     best = res.deployments[0]
     console.print(f"[b]Chosen[/b] ({best.mode}): decode layout {best.decode.dims.label()}")
     if not verbose:
@@ -67,6 +73,31 @@ def render_plan(console: Console, res: PlanResult, *, verbose: bool,
 
 
 REJECTION_KEYS = tuple(Rejection)
+
+
+def _statuses(res: PlanResult) -> str:
+    """One status when every solve ended the same (``OPTIMAL``), else the count of each (``3 OPTIMAL, 2
+    FEASIBLE``): never the first solve's status standing for all of them."""
+    counts = Counter(x.status for x in res.stats)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def limit_lines(limits: SolveLimits | None) -> list[str]:
+    """The ``--time-limit`` outcome in words: nothing without the option; one line when it did not bind."""
+    if limits is None:
+        return []
+    if not limits.stopped_early:
+        return [f"Time limit {limits.time_limit_s:g} s: not reached; every solve finished (reproducible)."]
+    lines = [f"Time limit {limits.time_limit_s:g} s: {len(limits.stopped_early)} solve(s) stopped before proving "
+             "their answer:"]
+    lines += [f"  {r.solve}: {r.status} ({r.stopped_by.replace('_', ' ')})" for r in limits.stopped_early[:8]]
+    if len(limits.stopped_early) > 8:
+        lines.append(f"  ... and {len(limits.stopped_early) - 8} more")
+    if limits.note:
+        lines.append(f"NOTE: {limits.note}.")
+    return lines
 
 
 def _short(c) -> str:  # noqa: ANN001

@@ -12,6 +12,8 @@ milliseconds for enumerating a 16-device cluster's shortlist.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 
 from cost_models.kinds import DeploymentMode
@@ -134,6 +136,35 @@ def _deployment(mode: DeploymentMode, prefill: PoolCandidate | None, xp: int, de
                       devices_used=used, output_tok_per_s_units=z)
 
 
+def delivered_units(inst: DeploymentInstance, d: Deployment) -> int:
+    """Z, in the model's integer units, that ``d``'s replica counts deliver: what an optimal solve of those counts
+    sets it to (a solve stopped early may report less)."""
+    if d.mode is DeploymentMode.AGGREGATED:
+        return d.decode_replicas * d.decode.devices_per_replica * quantize.tok_per_s(d.decode.aggregated_tok_per_s_per_device)
+    assert d.prefill is not None
+    feed = (d.prefill_replicas * d.prefill.devices_per_replica * quantize.tok_per_s(d.prefill.prefill_tok_per_s_per_device)
+            * inst.output_tokens // inst.input_tokens)
+    return min(d.decode_replicas * d.decode.devices_per_replica * quantize.tok_per_s(d.decode.decode_tok_per_s_per_device),
+               feed)
+
+
+def rank(inst: DeploymentInstance, found: list[Deployment]) -> list[Deployment]:
+    """``found`` re-costed (each at the Z its replica counts deliver) and sorted best first by the model's own
+    objective, then the fewest devices; stable, so an optimal top-K keeps the solver's order. A top-K whose solves
+    stopped early comes back in any order (issue 12: 1,326,111 / 1,266,585 / 1,325,042 tok/s); after this the
+    first deployment is the best of those listed."""
+    z_max = _z_max(inst)
+    scored = []
+    for d in found:
+        z = delivered_units(inst, d)
+        tpot = d.decode.aggregated_tpot_s if d.mode is DeploymentMode.AGGREGATED else d.decode.tpot_s
+        obj = _objective(inst, z, d.devices_used, round(tpot * 1e6), z_max)
+        sign = -1 if inst.objective == "throughput" else 1
+        scored.append(((sign * obj if obj is not None else math.inf, d.devices_used),
+                       dataclasses.replace(d, output_tok_per_s_units=z)))
+    return [d for _, d in sorted(scored, key=lambda t: t[0])]
+
+
 def combo_objectives(inst: DeploymentInstance) -> dict[tuple[str, int, int], tuple[int, Deployment]]:
     """Every (mode, layouts) combination's best objective value and deployment, by :attr:`Deployment.key`."""
     return {d.key: (obj, d) for (obj, _), d in _combos(inst)}
@@ -156,10 +187,11 @@ def solve_top_k_exact(inst: DeploymentInstance, *, k: int = 5) -> tuple[list[Dep
     return found, stats
 
 
-def solve_deployments(inst: DeploymentInstance, *, k: int = 5, time_limit_s: float = 10.0,
+def solve_deployments(inst: DeploymentInstance, *, k: int = 5,
                       seed: int = 0) -> tuple[list[Deployment], list[SolveStats]]:
-    """Enumeration up to :data:`MAX_ENUMERATION_POINTS`, CP-SAT beyond (imported only then)."""
+    """Enumeration up to :data:`MAX_ENUMERATION_POINTS`, CP-SAT beyond (imported only then; its solves draw on
+    the command's :mod:`planner.cpsat.budget`)."""
     if enumeration_points(inst) <= MAX_ENUMERATION_POINTS:
         return solve_top_k_exact(inst, k=k)
     from planner.cpsat.deployment import solve_top_k
-    return solve_top_k(inst, k=k, time_limit_s=time_limit_s, seed=seed)
+    return solve_top_k(inst, k=k, seed=seed)

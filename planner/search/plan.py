@@ -17,7 +17,7 @@ from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import engines as eng
 from planner.search import validate
-from planner.search.deployment_exact import solve_deployments
+from planner.search.deployment_exact import rank, solve_deployments
 from planner.search.layouts import Candidate, SearchSpace, cost_layout, pareto_front, search_space
 
 
@@ -69,9 +69,9 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
     return overlapped_layer_time(micro_batch_ops, micro_batches, comm_sm_fraction)
 
 
-def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, time_limit_s: float = 10.0,
-             seed: int = 0, progress: Callable[[int, int], None] | None = None,
-             overlap_model: str = "closed-form", engine: EngineCapability | None = None) -> PlanResult:
+def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None, overlap_model: str = "closed-form",
+             engine: EngineCapability | None = None) -> PlanResult:
     """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost.
     ``engine``: only layouts that engine launches, each costed with the engine's memory reserve (without one:
     the conservative default reserve, planner/catalog/engines.py)."""
@@ -125,7 +125,13 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, tim
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
                               required_output_tok_per_s=required,
                               allow_disaggregated=engine is None or engine.disaggregation)
-    found, stats = solve_deployments(inst, k=top_k, time_limit_s=time_limit_s, seed=seed)
+    found, stats = solve_deployments(inst, k=top_k, seed=seed)
+    found = rank(inst, found)  # sorted and re-costed even when a solve stopped early: the first is the best listed
+    if not found and stats and stats[-1].status == "UNKNOWN":  # stopped by a limit, not proven infeasible
+        raise NoFeasiblePlan("time_limit", f"the deployment solve found no deployment of {len(shortlist)} "
+                             "shortlisted layouts before its time limit (status UNKNOWN)",
+                             ["a larger --time-limit, or none (each solve then stops at its deterministic work "
+                              "limit)"])
     if not found:
         if engine is not None and not any(c.prefill_ok or c.decode_ok for c in space.candidates):
             raise _engine_infeasible(engine, refusals, _explain_infeasible(sc, space.candidates, space.rejected,
@@ -221,7 +227,8 @@ def _explain_infeasible(sc: Scenario, cands: list[Candidate], rejected: Counter[
         fixes = [f"more devices: about {more} {cl.device.id} (weights need {total_weights / 2**30:,.0f} GiB in all)"]
         if wl.weight_precision.bytes_per_element > 1:
             fixes.append("lower weight precision: fp8 or int8 halves the weight bytes")
-        fixes.append(f"shorter context than {wl.input_tokens + wl.output_tokens} tokens, or fewer sequences")
+        if m.static_bytes < m.capacity_bytes:  # the weights fit: what overflows depends on the context
+            fixes.append(f"shorter context than {wl.input_tokens + wl.output_tokens} tokens, or fewer sequences")
         detail = (f"even the leanest layout ({best.dims.label()}) needs {need / 2**30:.1f} GiB per device before any "
                   f"KV cache, {max(0.0, per_dev_short) / 2**30:.1f} GiB over the {m.capacity_bytes / 2**30:.0f} GiB "
                   "capacity" if per_dev_short > 0 else

@@ -74,7 +74,10 @@ _GPT_2022 = dict(flash_attention=False, dropout=True)
 def _meg21(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, devices: int, batch: int,
            tflops: float) -> Row:
     model = gpt(name, hidden=hidden, heads=heads, layers=layers)
-    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=batch, recompute=Recompute.full_layers(), **_GPT_2022)
+    # fp16 mixed precision (the 2021 runs predate bf16 in Megatron): gradients accumulate and are all-reduced in
+    # fp16 (Optimizer.ADAM_FP16_GRADS, Megatron-LM's default without --accumulate-allreduce-grads-in-fp32)
+    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=batch, recompute=Recompute.full_layers(),
+                         optimizer=Optimizer.ADAM_FP16_GRADS, **_GPT_2022)
     dims = TrainingDims(tp=8, sequence_parallel=False, pp=pp, vpp=vpp, dp=devices // (8 * pp),
                         schedule=Schedule.INTERLEAVED if vpp > 1 else Schedule.ONE_F_ONE_B,
                         sharding=OptimizerSharding.NONE, overlap_grad_reduce=False)
@@ -82,7 +85,7 @@ def _meg21(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, d
     return Row(id=f"TR-MEG21-{name}", model=model, cluster=cluster("a100_sxm_80gb", devices), dims=dims, workload=w,
                measured_step_s=_step_from_tflops(flops, tflops, devices),
                note=f"{tflops} TFLOP/s/GPU (eq. 3 counting); micro-batch 1 and vpp={vpp} assumed (not in Table 1); "
-                    "full recompute, no SP (2021), DP all-reduce not overlapped, no distributed optimizer")
+                    "full recompute, no SP (2021), DP all-reduce (fp16) not overlapped, no distributed optimizer")
 
 
 def _kor22(name: str, hidden: int, heads: int, layers: int, pp: int, vpp: int, mbs: int, batch: int,
@@ -193,18 +196,24 @@ def _torchtitan() -> list[Row]:
                note="829 tok/s/GPU, 71.9 GiB; compile not modelled")]
     for label, sched, vpp, tok, mem in (("1F1B", Schedule.ONE_F_ONE_B, 1, 100.0, 82.5),
                                         ("interleaved", Schedule.INTERLEAVED, 2, 128.0, 72.7)):
-        d = TrainingDims(tp=8, pp=8, vpp=vpp, dp=8, schedule=sched, sharding=OptimizerSharding.ZERO3)
+        # micro-batches: torchtitan's default is the pipeline degree (``pipeline_parallel_microbatches`` None ->
+        # ``pipeline_parallel_degree``, pytorch/torchtitan@9dec370 torchtitan/parallelisms/pipelining_utils.py):
+        # 8 micro-batches of local batch 32 / 8 = 4 sequences
+        d = TrainingDims(tp=8, pp=8, vpp=vpp, dp=8, micro_batch_sequences=4, schedule=sched,
+                         sharding=OptimizerSharding.ZERO3)
         out.append(Row(id=f"TR-TT-405B-{label}", model=l405, cluster=cluster("h100_sxm", 512), dims=d,
                        workload=w405, measured_step_s=_step_from_tokens(w405, tok, 512), measured_memory_gib=mem,
-                       note=f"{tok:.0f} tok/s/GPU, {mem} GiB; micro-batch 1 and vpp={vpp} assumed; AsyncTP not "
-                            "modelled (TP exposed)"))
-    wq = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64,
+                       note=f"{tok:.0f} tok/s/GPU, {mem} GiB; 8 micro-batches of 4 (torchtitan default), vpp={vpp} "
+                            "assumed; AsyncTP not modelled (TP exposed)"))
+    # the report (mlc-ai/pith-train issue #79, 2026-07-22) also states "eight loss chunks" and compiled blocks and loss
+    wq = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64, loss_chunks=8,
                           recompute=Recompute.selective(RecomputeModule.NORM, RecomputeModule.ACTIVATION))
     dq = TrainingDims(dp=8, micro_batch_sequences=8, sharding=OptimizerSharding.ZERO3)
     out.append(Row(id="MEM-Q30-B200", model=q30, cluster=cluster("b200", 8), dims=dq, workload=wq,
                    measured_step_s=_step_from_tokens(wq, 19_450.0, 8), measured_memory_gib=141.8,
-                   note="19.4-19.5k tok/s/GPU, 141.8 GiB (user report); torchtitan's op-level selective "
-                        "checkpointing taken as recompute of norms and activations"))
+                   note="19.4-19.5k tok/s/GPU, 141.8 GiB (user report); eight loss chunks; torchtitan's op-level "
+                        "selective checkpointing (which matmul outputs it saves) taken as recompute of norms and "
+                        "activations; torch.compile not modelled"))
     return out
 
 
@@ -221,3 +230,7 @@ def rows() -> list[Row]:
     out += _kor22("1T", 25600, 160, 128, 64, 1, 1, 512, 71.49, 94.42)
     out += [_dsv3_h800(), *_moe_rows(), *_ascend_rows(), _llama3(), *_torchtitan()]
     return out
+
+
+ROWS_BY_ID: dict[str, Row] = {r.id: r for r in rows()}
+"""The rows by id (built once per test session)."""

@@ -33,6 +33,12 @@ def test_deepseek_bf16_moments_save_four_bytes():
     assert bytes_per_parameter(Optimizer.ADAM_BF16_MOMENTS, OptimizerSharding.NONE, 1) == 14
 
 
+def test_fp16_gradients_save_two_bytes():
+    # Megatron-LM --fp16 without --accumulate-allreduce-grads-in-fp32: 2 (fp16 param) + 2 (fp16 grad) + 4 (master)
+    # + 8 (moments) = 16
+    assert bytes_per_parameter(Optimizer.ADAM_FP16_GRADS, OptimizerSharding.NONE, 1) == 16
+
+
 def test_qwen3_30b_weights_by_hand():
     # Qwen3-30B-A3B: h 2048, 48 layers, 32 q / 4 kv heads x 128, 128 experts x 768, V 151936, untied.
     # attention: q 2048 x 4096 + kv 2048 x 2 x 512 + o 4096 x 2048 = 8,388,608 + 2,097,152 + 8,388,608 = 18,874,368
@@ -146,3 +152,38 @@ def test_more_data_parallel_ranks_never_more_state_bytes():
         b = training_memory(model, d, w, rank=0, capacity_bytes=1e12).state_bytes
         assert prev is None or b < prev
         prev = b
+
+
+def test_fsdp_under_pipeline_keeps_the_stage_unsharded_by_hand():
+    # torchtitan (no reshard after forward with PP) + torch.distributed.pipelining (no gradient sync until the last
+    # micro-batch) + FSDP2 (unsynced gradients accumulate in the fp32 reduce dtype): per parameter element of the
+    # rank, 2 (bf16 param) + 4 (fp32 grad) bytes on top of the 18 / dp sharded states.
+    # GPT h 1024, 16 heads, 8 layers, V 51200, PP 2, TP 1, DP 4: rank 0 = 4 layers + embedding.
+    #   layer: attention 4 h^2 = 4,194,304 + MLP 2 x h x 4h = 8,388,608 -> 12,582,912; 4 layers 50,331,648
+    #   embedding 51200 x 1024 = 52,428,800 -> 102,760,448 elements; unsharded 6 x that = 616,562,688 bytes
+    model = gpt("g", hidden=1024, heads=16, layers=8)
+    w = TrainingWorkload(seq_tokens=2048, global_batch_sequences=8)
+    dims = TrainingDims(pp=2, dp=4, sharding=OptimizerSharding.ZERO3)
+    mem = training_memory(model, dims, w, rank=0, capacity_bytes=80 * GIB)
+    assert rank_parameters(model, dims, 0).total == 102_760_448
+    assert mem.unsharded_state_bytes == 616_562_688
+    assert mem.comm_buffer_bytes == 0  # no per-layer gather buffer: the whole stage is already gathered
+    assert mem.used_bytes == pytest.approx(mem.state_bytes + mem.activation_bytes + mem.reserve_bytes + 616_562_688)
+    # without PP, FSDP reshards per layer: two unsharded layers (gather + prefetch) in bf16, nothing kept
+    flat = training_memory(model, replace(dims, pp=1, dp=8), w, rank=0, capacity_bytes=80 * GIB)
+    assert flat.unsharded_state_bytes == 0 and flat.comm_buffer_bytes > 0
+    # ZeRO-1 under PP keeps nothing extra (its parameters are never sharded)
+    z1 = training_memory(model, replace(dims, sharding=OptimizerSharding.ZERO1), w, rank=0, capacity_bytes=80 * GIB)
+    assert z1.unsharded_state_bytes == 0
+
+
+def test_a_chunked_loss_keeps_one_chunk_of_logits():
+    # Qwen3-30B-A3B (vocabulary 151,936, hidden 2048), s 8192, b 1, tp 1: per token the head keeps the final norm's
+    # input and output (2 x 2 x 2048 = 8,192 B) and the logits + fp32 softmax (6 x 151,936 = 911,616 B);
+    # in 8 chunks the logits part is 113,952 B per token
+    model = get_model("qwen3-30b-a3b")
+    d = TrainingDims(dp=8, sharding=OptimizerSharding.ZERO3)
+    whole = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64)
+    chunked = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64, loss_chunks=8)
+    assert act.head_bytes(model, d, whole) == pytest.approx(8192 * (8192 + 911_616))
+    assert act.head_bytes(model, d, chunked) == pytest.approx(8192 * (8192 + 113_952))
