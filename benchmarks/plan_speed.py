@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from cost_models import ops
+from cost_models import compute, ops, step
 from planner.inputs.scenario import load_scenario
 from planner.search.plan import NoFeasiblePlan, run_plan
 
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _clear_caches() -> None:
-    for fn in (ops.attention_ops, ops.moe_ops, ops.dense_ffn_ops, ops.head_ops):
+    for fn in (ops.attention_ops, ops.mfa_attention_ops, ops.moe_ops, ops.dense_ffn_ops, ops.head_ops,
+               step._layer, compute._grouped_matmul_cached):
         fn.cache_clear()
 
 

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from cost_models import efficiency as eff
 from cost_models.kinds import Bound
@@ -63,8 +64,7 @@ class KernelCost:
     """Breakdown: compute_s, memory_s, overhead_s, waves, wave_efficiency, tile_efficiency, ... (kernel-specific)."""
 
 
-@dataclass(frozen=True)
-class _Launch:
+class _Launch(NamedTuple):
     seconds: float
     compute_s: float
     memory_s: float
@@ -104,29 +104,39 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
     rest in proportion to its fill.  ``spill_bytes`` (split partials that do not fit in L2) stream at the end;
     ``combine_s`` is the fixed cost of reducing split partials.
     """
-    units = device.compute_units
-    stream = _stream_bytes_per_s(device)
+    return _launch_on(device.compute_units, _stream_bytes_per_s(device), ctas, cta_compute_s, cta_bytes,
+                      ctas_per_cu, spill_bytes, combine_s)
+
+
+def _launch_on(units: int, stream: float, ctas: int, cta_compute_s: float, cta_bytes: float, ctas_per_cu: int,
+               spill_bytes: float, combine_s: float) -> _Launch:
+    """:func:`_launch` on ``units`` compute units streaming ``stream`` bytes/s in all (positional, and without
+    per-wave containers: a plan search calls it a few times per GEMM shape; the sums keep the order of a sum
+    over the (full, tail) waves)."""
     unit_cap = eff.SM_STREAM_SHARE * stream / units
     slots = units * ctas_per_cu
     full, rem = divmod(ctas, slots)
-    waves: list[tuple[int, float, float]] = []  # (count, compute_s, memory_s) per wave
+    compute = memory = 0  # sums over the waves of count x compute_s and count x memory_s
     if full:
-        waves.append((full, ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)))
+        c_full, m_full = ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)
+        compute, memory = compute + full * c_full, memory + full * m_full
     if rem:
         busy = min(rem, units)
         c = math.ceil(rem / units) * cta_compute_s
         tail = eff.TAIL_EXPOSED_FRACTION
-        waves.append((1, tail * c + (1.0 - tail) * c * rem / slots, rem * cta_bytes / min(stream, busy * unit_cap)))
-    compute = sum(n * c for n, c, _ in waves)
+        c_tail, m_tail = tail * c + (1.0 - tail) * c * rem / slots, rem * cta_bytes / min(stream, busy * unit_cap)
+        compute, memory = compute + c_tail, memory + m_tail
     scale = _boosted(compute) / compute if compute > 0.0 else 1.0
-    body = sum(n * (eff.TILE_OVERHEAD_S + _soft_max(c * scale, m)) for n, c, m in waves)
+    body = 0
+    if full:
+        body += full * (eff.TILE_OVERHEAD_S + _soft_max(c_full * scale, m_full))
+    if rem:
+        body += eff.TILE_OVERHEAD_S + _soft_max(c_tail * scale, m_tail)
     n_waves = full + (1 if rem else 0)
     fixed = eff.KERNEL_LAUNCH_S + combine_s
     spill_s = spill_bytes / stream
-    return _Launch(seconds=fixed + body + spill_s, compute_s=compute * scale,
-                   memory_s=sum(n * m for n, _, m in waves) + spill_s,
-                   overhead_s=fixed + n_waves * eff.TILE_OVERHEAD_S, waves=n_waves,
-                   wave_efficiency=ctas / (n_waves * slots))
+    return _Launch(fixed + body + spill_s, compute * scale, memory + spill_s, fixed + n_waves * eff.TILE_OVERHEAD_S,
+                   n_waves, ctas / (n_waves * slots))
 
 
 def _bound(compute_s: float, memory_s: float, overhead_s: float) -> Bound:
@@ -156,10 +166,14 @@ def _split_spill_bytes(device: DeviceSpec, partial_bytes: float) -> float:
     return 2.0 * max(0.0, partial_bytes - device.l2_bytes)
 
 
-def _grouped_matmul(device: DeviceSpec, groups: Counter[int], *, k: int, n: int, precision: Precision,
+def _group_key(groups: Counter[int]) -> tuple[tuple[int, int], ...]:
+    """``groups`` (m_g -> number of such groups) as the sorted ``(m_g, count)`` pairs with both > 0."""
+    return tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
+
+
+def _grouped_matmul(device: DeviceSpec, key: tuple[tuple[int, int], ...], *, k: int, n: int, precision: Precision,
                     weight_bytes_per_element: float | None) -> KernelCost:
-    """One kernel over independent [m_g, k] x [k, n] products; ``groups`` maps m_g -> number of such groups."""
-    key = tuple(sorted((m, g) for m, g in groups.items() if m > 0 and g > 0))
+    """One kernel over independent [m_g, k] x [k, n] products; ``key`` is :func:`_group_key` of the groups."""
     wbpe = precision.bytes_per_element if weight_bytes_per_element is None else float(weight_bytes_per_element)
     if wbpe <= 0:
         raise ValueError(f"weight_bytes_per_element must be > 0, got {wbpe}")
@@ -172,9 +186,8 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     """Memoised body of :func:`_grouped_matmul` (pure: same shapes on the same device give the same cost; a plan
     search asks for the same GEMM shapes across many layouts)."""
     bpe = precision.bytes_per_element
-    used = Counter(dict(groups))
-    tokens = sum(m * g for m, g in used.items())
-    weights = sum(used.values())
+    tokens = sum(m * g for m, g in groups)
+    weights = sum(g for _, g in groups)
     flops = 2.0 * tokens * k * n
     # Inputs once (activations at the math precision, each used weight matrix once as stored), bf16 output once.
     min_bytes = tokens * k * bpe + weights * k * n * weight_bpe + tokens * n * OUTPUT_BYTES_PER_ELEMENT
@@ -182,19 +195,20 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
         return KernelCost(seconds=0.0, flops=0.0, bytes=0.0, bound=Bound.OVERHEAD,
                           detail=MappingProxyType({"compute_s": 0.0, "memory_s": 0.0, "overhead_s": 0.0}))
     unit_rate = _matmul_unit_flop_per_s(device, precision)
-    units = device.compute_units
+    units, stream = device.compute_units, _stream_bytes_per_s(device)
+    slice_splits = int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)
     best: tuple[_Launch, eff.TileShape, int, int] | None = None
     for tile in eff.GEMM_TILES:
         col_tiles = math.ceil(n / tile.cols)
-        tiles = sum(g * math.ceil(m / tile.rows) for m, g in used.items()) * col_tiles
-        max_split = max(1, min(units // tiles, int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)))
-        for split in sorted({1, max_split}):
+        tiles = sum(g * math.ceil(m / tile.rows) for m, g in groups) * col_tiles
+        max_split = max(1, min(units // tiles, slice_splits))
+        for split in (1, max_split) if max_split > 1 else (1,):
             ctas = tiles * split
-            partials = tokens * n * PARTIAL_BYTES_PER_ELEMENT * split if split > 1 else 0.0
-            run = _launch(device, ctas=ctas, cta_compute_s=2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
-                          cta_bytes=min_bytes / ctas, ctas_per_cu=tile.ctas_per_cu,
-                          spill_bytes=_split_spill_bytes(device, partials),
-                          combine_s=eff.SPLIT_K_REDUCE_S if split > 1 else 0.0)
+            # split > 1: fp32 partials and a reduction; split 1 has none (_split_spill_bytes(device, 0.0) == 0.0)
+            spill, combine = ((_split_spill_bytes(device, tokens * n * PARTIAL_BYTES_PER_ELEMENT * split),
+                               eff.SPLIT_K_REDUCE_S) if split > 1 else (0.0, 0.0))
+            run = _launch_on(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
+                             min_bytes / ctas, tile.ctas_per_cu, spill, combine)
             if best is None or run.seconds < best[0].seconds:
                 best = (run, tile, split, tiles)
     assert best is not None
@@ -229,7 +243,7 @@ def gemm_cost(device: DeviceSpec, *, m: int, k: int, n: int, batch: int = 1,
     ``bmm_bf16`` rows of ``h200_kernels.csv`` (per-row errors: tests/test_compute_calibration.py).
     """
     _check_positive(m=m, k=k, n=n, batch=batch)
-    return _grouped_matmul(device, Counter({m: batch}), k=k, n=n, precision=precision,
+    return _grouped_matmul(device, ((m, batch),), k=k, n=n, precision=precision,
                            weight_bytes_per_element=weight_bytes_per_element)
 
 
@@ -249,7 +263,7 @@ def grouped_gemm_cost(device: DeviceSpec, *, tokens_per_group: Sequence[int], k:
         raise ValueError("tokens_per_group must name at least one group")
     if min(tokens_per_group) < 0:
         raise ValueError(f"tokens_per_group must be >= 0, got {min(tokens_per_group)}")
-    return _grouped_matmul(device, Counter(tokens_per_group), k=k, n=n, precision=precision,
+    return _grouped_matmul(device, _group_key(Counter(tokens_per_group)), k=k, n=n, precision=precision,
                            weight_bytes_per_element=weight_bytes_per_element)
 
 

@@ -29,6 +29,7 @@ fallback and the bound it is checked against.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -197,6 +198,31 @@ def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...]) -
                      exposed_comm_s=exposed, overlapped_comm_s=comm - exposed, overlap_overhead_s=overhead)
 
 
+@functools.lru_cache(maxsize=1 << 15)
+def _layer(kind: str, model: ModelSpec, cluster: ClusterSpec, att_dims: ParallelDims, sub_dims: ParallelDims,
+           shape: opmod.PhaseShape, overlap: OverlapPolicy, prec: OpPrecisions, dispatch_precision: Precision,
+           imbalance: float, overlap_model: OverlapModel | None) -> LayerCost:
+    """One layer of ``kind`` (``dense``: attention + dense FFN over ``sub_dims``; ``moe``: attention + MoE over
+    ``sub_dims``; ``head``) under ``overlap``, count 1. Pure and memoised: it depends only on the degrees its
+    builders see, so layouts that differ elsewhere share it."""
+    policy = ParallelDims(overlap=overlap)  # compose_layer reads only the overlap policy
+
+    def ops_at(s: opmod.PhaseShape) -> tuple[opmod.OpCost, ...]:
+        att = opmod.attention_ops(model, cluster, att_dims, s, precisions=prec)
+        if kind == "moe":
+            return att + opmod.moe_ops(model, cluster, sub_dims, s, precisions=prec,
+                                       dispatch_precision=dispatch_precision, imbalance=imbalance)
+        return att + opmod.dense_ffn_ops(model, cluster, sub_dims, s, precisions=prec)
+
+    if kind == "head":
+        return compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape, precisions=prec), None,
+                             policy, shape.phase)
+    if kind == "moe" and overlap is OverlapPolicy.SINGLE_BATCH:
+        return compose_single_batch("moe", 1, ops_at(shape))
+    half = ops_at(_half(shape)) if overlap is OverlapPolicy.TWO_BATCH else None
+    return compose_layer(kind, 1, ops_at(shape), half, policy, shape.phase, overlap_model)
+
+
 def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
               weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
               imbalance: float = 1.0, overlap_model: OverlapModel | None = None,
@@ -210,42 +236,37 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
     ``precisions`` gives each op class its own precision; None = ``weight_precision`` / ``kv_precision`` for all."""
     prec = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     stages = dims.pipeline_stages(model)
-    two = dims.overlap is OverlapPolicy.TWO_BATCH
 
     # each builder sees only the degrees it depends on, so layouts that differ elsewhere (pp, dp, overlap, the
-    # other sub-layer's degrees) share memoised op costs
+    # other sub-layer's degrees) share memoised op costs, and layouts that differ only outside a layer's own
+    # degrees and overlap (dense_tp for the MoE layer, the MoE degrees for the dense one, pp) its composed cost
     att_dims = ParallelDims(attn_tp=dims.attn_tp)
     ffn_dims = ParallelDims(attn_tp=dims.attn_tp, dense_tp=dims.dense_tp)
     moe_dims = ParallelDims(attn_tp=dims.attn_tp, attn_dp=dims.attn_dp, moe_ep=dims.moe_ep, moe_tp=dims.moe_tp,
                             redundant_experts=dims.redundant_experts)
-
-    def layer_ops(s: opmod.PhaseShape, moe: bool) -> tuple[opmod.OpCost, ...]:
-        att = opmod.attention_ops(model, cluster, att_dims, s, precisions=prec)
-        if moe:
-            return att + opmod.moe_ops(model, cluster, moe_dims, s, precisions=prec,
-                                       dispatch_precision=dispatch_precision, imbalance=imbalance)
-        return att + opmod.dense_ffn_ops(model, cluster, ffn_dims, s, precisions=prec)
-
-    half = _half(shape)
     dense = moe = None
     if any(st.dense_layers for st in stages):
-        dense = compose_layer("dense", 1, layer_ops(shape, False), layer_ops(half, False) if two else None, dims,
-                              shape.phase, overlap_model)
+        dense = _layer("dense", model, cluster, att_dims, ffn_dims, shape, dims.overlap, prec, dispatch_precision,
+                       imbalance, overlap_model)
     if any(st.moe_layers for st in stages):
-        if dims.overlap is OverlapPolicy.SINGLE_BATCH:
-            moe = compose_single_batch("moe", 1, layer_ops(shape, True))
-        else:
-            moe = compose_layer("moe", 1, layer_ops(shape, True), layer_ops(half, True) if two else None, dims,
-                                shape.phase, overlap_model)
-    head = compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape, precisions=prec), None, dims,
-                         shape.phase)
+        moe = _layer("moe", model, cluster, att_dims, moe_dims, shape, dims.overlap, prec, dispatch_precision,
+                     imbalance, overlap_model)
+    head = _layer("head", model, cluster, att_dims, att_dims, shape, OverlapPolicy.NONE, prec, dispatch_precision,
+                  imbalance, None)
+
+    def stage_s(st: StageLayers) -> float:  # sum(layer.total_s for layer in stage_layers(st)), same float order
+        t = 0
+        for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers)):
+            if layer is not None and n:
+                t += layer.layer_s * n
+        return t + head.layer_s if st.holds_head else t
 
     def stage_layers(st: StageLayers) -> list[LayerCost]:
         out = [dataclasses.replace(layer, count=n) for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers))
                if layer is not None and n]
         return out + [head] if st.holds_head else out
 
-    timed = [(sum(layer.total_s for layer in stage_layers(st)), st) for st in stages]
+    timed = [(stage_s(st), st) for st in stages]
     slowest_s, slowest = max(timed, key=lambda t: t[0])  # the first of equals: deterministic
     layers = stage_layers(slowest)
     handoff = 0.0

@@ -206,7 +206,7 @@ def test_no_solution_in_time_is_a_time_limit_failure_not_an_slo_one(monkeypatch)
 def test_an_out_of_range_solver_model_exits_2_naming_the_inputs(monkeypatch):
     from planner.cpsat import deployment
     from planner.search import deployment_exact
-    monkeypatch.setattr(deployment_exact, "MAX_ENUMERATION_POINTS", -1)  # force the CP-SAT split
+    monkeypatch.setattr(deployment_exact, "MAX_ENUMERATION_STEPS", -1)  # force the CP-SAT split
     monkeypatch.setattr(deployment, "INT_RANGE", 1)  # as if the rates were 2^63 times larger
     res = run("plan", MIXTRAL)
     assert res.exit_code == 2, res.output

@@ -74,21 +74,22 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     if spend.wall_bound:
         spend.note("the top list is re-costed and sorted, so the chosen deployment is the best listed, but the "
                    "ranking may not be optimal")
-    best = res.deployments[0].decode
-    # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
-    # (deterministic) solve
-    with budget.using(spend):
-        chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
-                                     schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
     launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, res.deployments[0]))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
-    app.export_document(export, doc)
+    if as_json or export:  # the document's chosen-plan breakdown; the terminal view does not show it
+        best = res.deployments[0].decode
+        # the search costs overlap in closed form, so the chosen plan's schedule is not cached: a short
+        # (deterministic) solve
+        with budget.using(spend):
+            chosen = with_solver_results(Evaluation(scenario=sc, dims=best.dims, result=best.result),
+                                         schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+        doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
+        app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose, bands=bands, limits=doc.solve_limits)
+        render_plan(app.out, res, verbose=verbose, bands=bands, limits=solve_limits(spend))
         if launch:
             app.echo_launch(launch)

@@ -2,9 +2,10 @@
 
 Same integer model as :mod:`planner.cpsat.deployment` (same quantized rates, same objectives, same top-K rule:
 each next solution forbids the earlier (mode, layouts) combinations), so both methods return the same
-objective values; this one visits every (mode, layouts, replica counts) point. Ties, where CP-SAT may return
-any of several equal solutions, are broken here by the fewest devices, then the first layouts in the
-candidate order. Tests compare the two on every shipped scenario small enough (tests/test_plan.py).
+objective values; this one finds the best point of every (mode, layouts) combination that can rank in the top K
+(per prefill replica count only one decode count can be best; a pair whose score bound is below the K-th best
+found is skipped). Ties, where CP-SAT may return any of several equal solutions, are broken here by the fewest
+devices, then the first layouts in the candidate order. Tests compare the two on every shipped scenario small enough (tests/test_plan.py).
 
 Why: importing ortools costs 0.35-0.55 s of CPU on the 2-core reference machine, against microseconds to
 milliseconds for enumerating a 16-device cluster's shortlist.
@@ -24,12 +25,12 @@ from planner.cpsat.stats import SolveStats
 EXACT_STATUS = "EXACT_ENUMERATION"
 """The solver status a deployment found by enumeration reports (CP-SAT's are ``OPTIMAL``, ``FEASIBLE``, ...)."""
 
-MAX_ENUMERATION_POINTS = 100_000
-"""Largest number of (mode, layouts, replica counts) points enumerated before the split goes to CP-SAT.
-Measured on the 2-core reference machine (CPU time, top 5): 225 points (16 x H200) 1.4 ms against CP-SAT's
-24 ms; 15,255 points (96 x H800) 37 ms against 114 ms; 68,467 points (GB200 NVL72) 56 ms against 194 ms, each
-CP-SAT figure before its 0.35-0.55 s import. At 1-2.5 us per point the threshold costs at most about 0.25 s;
-the 1,024-device and CloudMatrix384 shortlists have millions of points and go to CP-SAT."""
+MAX_ENUMERATION_STEPS = 1_000_000
+"""Largest number of enumeration steps (:func:`enumeration_steps`: the work with no pair skipped) before the
+split goes to CP-SAT; a step costs about 1 us, so the worst case stays near CP-SAT's 0.35-0.55 s import.
+Measured on the 2-core reference machine (CPU time, top 5, shortlists of the shipped scenarios): 1,024 x H200
+291,712 steps, 0.27 s with every pair solved, 0.014-0.027 s with the score bound (CP-SAT: 0.15-0.40 s after
+its import); CloudMatrix384 451,680 steps, 0.59 s / 0.03-0.06 s (CP-SAT 0.39-0.71 s)."""
 
 _Point = tuple[int, int, int, int]  # (z, used, prefill replicas, decode replicas)
 
@@ -42,16 +43,13 @@ def _indices(inst: DeploymentInstance) -> tuple[list[int], list[int], list[int]]
     return agg, pre, dec
 
 
-def enumeration_points(inst: DeploymentInstance) -> int:
-    """How many replica-count points :func:`solve_top_k_exact` visits (the size threshold's measure)."""
+def enumeration_steps(inst: DeploymentInstance) -> int:
+    """How many (mode, layout, replica count) steps :func:`solve_top_k_exact` takes (the size threshold's
+    measure): every aggregated replica count, and every prefill replica count of every (prefill, decode) pair
+    (the decode count follows from it: :func:`_best_decode_replicas`)."""
     n, c = inst.cluster_devices, inst.candidates
     agg, pre, dec = _indices(inst)
-    points = sum(n // c[k].devices_per_replica for k in agg)
-    for p in pre:
-        for d in dec:
-            points += sum((n - x * c[p].devices_per_replica) // c[d].devices_per_replica
-                          for x in range(1, n // c[p].devices_per_replica + 1))
-    return points
+    return sum(n // c[k].devices_per_replica for k in agg) + len(dec) * sum(n // c[p].devices_per_replica for p in pre)
 
 
 def _z_max(inst: DeploymentInstance) -> int:
@@ -83,13 +81,11 @@ def _better(inst: DeploymentInstance, a: tuple[int, int], b: tuple[int, int] | N
     return a[1] < b[1]
 
 
-def _combos(inst: DeploymentInstance) -> list[tuple[tuple[int, int], Deployment]]:
-    """The best point of every (mode, layouts) combination, with its (objective, devices used)."""
+def _aggregated_combos(inst: DeploymentInstance, z_max: int) -> list[tuple[tuple[int, int], Deployment]]:
+    """The best point of every aggregated layout, with its (objective, devices used)."""
     n, c = inst.cluster_devices, inst.candidates
-    agg, pre, dec = _indices(inst)
-    z_max = _z_max(inst)
     out: list[tuple[tuple[int, int], Deployment]] = []
-    for k in agg:
+    for k in _indices(inst)[0]:
         x = c[k]
         rate, tpot_us, best, arg = quantize.tok_per_s(x.aggregated_tok_per_s_per_device), round(x.aggregated_tpot_s * 1e6), None, 0
         for r in range(1, n // x.devices_per_replica + 1):
@@ -100,6 +96,15 @@ def _combos(inst: DeploymentInstance) -> list[tuple[tuple[int, int], Deployment]
         if best is not None:
             out.append((best, _deployment(DeploymentMode.AGGREGATED, None, 0, x, arg, best[1],
                                           arg * x.devices_per_replica * rate)))
+    return out
+
+
+def _combos(inst: DeploymentInstance) -> list[tuple[tuple[int, int], Deployment]]:
+    """The best point of every (mode, layouts) combination, with its (objective, devices used)."""
+    c = inst.candidates
+    _, pre, dec = _indices(inst)
+    z_max = _z_max(inst)
+    out = _aggregated_combos(inst, z_max)
     for p in pre:
         for d in dec:
             found = _best_pair(inst, c[p], c[d], z_max)
@@ -108,26 +113,106 @@ def _combos(inst: DeploymentInstance) -> list[tuple[tuple[int, int], Deployment]
     return out
 
 
+def _score(inst: DeploymentInstance, obj: int) -> int:
+    """An objective value as a score where larger is better."""
+    return obj if inst.objective == "throughput" else -obj
+
+
+def _pair_score_bound(inst: DeploymentInstance, p: PoolCandidate, d: PoolCandidate, z_max: int) -> int:
+    """An upper bound on the :func:`_score` of any point of a (prefill, decode) pair. With ``u`` prefill devices
+    the delivered rate is ``z <= min(u x pre_rate x output / input, (n - u) x dec_rate)``, at most the crossing
+    ``n x pre_rate x output x dec_rate / (pre_rate x output + dec_rate x input)``; every point uses at least one
+    replica of each."""
+    n = inst.cluster_devices
+    pr, r = quantize.tok_per_s(p.prefill_tok_per_s_per_device), quantize.tok_per_s(d.decode_tok_per_s_per_device)
+    den = pr * inst.output_tokens + r * inst.input_tokens
+    z_ub = n * pr * inst.output_tokens * r // den + 1 if den > 0 else 0
+    if inst.objective == "throughput":
+        return z_ub * (n + 1) - p.devices_per_replica - d.devices_per_replica
+    if inst.objective == "latency":
+        return z_ub - round(d.tpot_s * 1e6) * (z_max + 1)
+    # devices: reaching the requested rate takes feed >= need and decode replicas x dec_rate >= need
+    need = quantize.tok_per_s(inst.required_output_tok_per_s or 0.0)
+    pre_step, dec_step = p.devices_per_replica * pr * inst.output_tokens, d.devices_per_replica * r
+    if need > 0 and (pre_step <= 0 or dec_step <= 0):
+        return -(n + 1) * (z_max + 1)  # below every feasible point's score (used <= n, z >= 0)
+    x = max(1, -(-need * inst.input_tokens // pre_step)) if need > 0 else 1
+    y = max(1, -(-need // dec_step)) if need > 0 else 1
+    return z_ub - (x * p.devices_per_replica + y * d.devices_per_replica) * (z_max + 1)
+
+
+def _top_combos(inst: DeploymentInstance, k: int) -> list[tuple[tuple[int, int], Deployment]]:
+    """The combinations of :func:`_combos` that can rank in the top ``k``, in the same (candidate) order: pairs
+    are solved from the highest score bound down, and a pair whose bound is below the k-th best score found so
+    far is skipped (its objective is strictly worse than k others, so it cannot enter the top k, ties included)."""
+    c = inst.candidates
+    _, pre, dec = _indices(inst)
+    z_max = _z_max(inst)
+    agg = _aggregated_combos(inst, z_max)
+    scores = sorted((_score(inst, obj) for (obj, _), _ in agg), reverse=True)[:k]
+    pairs = [(p, d) for p in pre for d in dec]
+    bounds = [_pair_score_bound(inst, c[p], c[d], z_max) for p, d in pairs]
+    solved: dict[int, tuple[tuple[int, int], Deployment]] = {}
+    for i in sorted(range(len(pairs)), key=lambda i: -bounds[i]):
+        if len(scores) == k and bounds[i] < scores[-1]:
+            break
+        found = _best_pair(inst, c[pairs[i][0]], c[pairs[i][1]], z_max)
+        if found is not None:
+            solved[i] = found
+            scores = sorted(scores + [_score(inst, found[0][0])], reverse=True)[:k]
+    return agg + [solved[i] for i in sorted(solved)]
+
+
 def _best_pair(inst: DeploymentInstance, p: PoolCandidate, d: PoolCandidate,
                z_max: int) -> tuple[tuple[int, int], Deployment] | None:
+    """The best point of one (prefill, decode) pair: for each prefill replica count ``x`` only the decode count
+    :func:`_best_decode_replicas` names can be best (the others are worse at that ``x``), and across ``x`` the
+    first strictly better point wins, as a scan of every (x, y) in order would keep."""
     n = inst.cluster_devices
     pre_rate, dec_rate = quantize.tok_per_s(p.prefill_tok_per_s_per_device), quantize.tok_per_s(d.decode_tok_per_s_per_device)
     tpot_us = round(d.tpot_s * 1e6)
+    need = quantize.tok_per_s(inst.required_output_tok_per_s or 0.0) if inst.objective == "devices" else None
+    step = d.devices_per_replica * dec_rate  # output rate per decode replica
     best: tuple[int, int] | None = None
     arg: _Point = (0, 0, 0, 0)
     for x in range(1, n // p.devices_per_replica + 1):
         pre_used = x * p.devices_per_replica
+        y_max = (n - pre_used) // d.devices_per_replica
+        if y_max < 1:
+            continue
         feed = pre_used * pre_rate * inst.output_tokens // inst.input_tokens  # z * input <= prefill rate * output
-        for y in range(1, (n - pre_used) // d.devices_per_replica + 1):
-            used = pre_used + y * d.devices_per_replica
-            z = min(y * d.devices_per_replica * dec_rate, feed)
-            obj = _objective(inst, z, used, tpot_us, z_max)
-            if obj is not None and _better(inst, (obj, used), best):
-                best, arg = (obj, used), (z, used, x, y)
+        y = _best_decode_replicas(feed, step, y_max, need)
+        if y is None:
+            continue
+        used = pre_used + y * d.devices_per_replica
+        z = min(y * step, feed)
+        obj = _objective(inst, z, used, tpot_us, z_max)
+        if obj is not None and _better(inst, (obj, used), best):
+            best, arg = (obj, used), (z, used, x, y)
     if best is None:
         return None
     z, used, x, y = arg
     return best, _deployment(DeploymentMode.DISAGGREGATED, p, x, d, y, used, z)
+
+
+def _best_decode_replicas(feed: int, step: int, y_max: int, need: int | None) -> int | None:
+    """The decode replica count in [1, ``y_max``] whose point is best at a fixed prefill pool that can feed
+    ``feed`` (z = min(y x ``step``, feed)); None when none is feasible.
+
+    Throughput and latency rank by z, then by the fewest devices (z weighs ``devices + 1`` or more, so one unit
+    of z outweighs any device count): z grows with y up to the first y whose pool absorbs the feed, and only
+    adds devices after it, so that y (capped at ``y_max``) is the unique best. ``need`` (devices objective):
+    devices first (each replica weighs more than any z), so the fewest replicas whose z reaches ``need``."""
+    if need is None:
+        y = -(-feed // step) if step > 0 else 1
+        return min(max(1, y), y_max)
+    if step <= 0:
+        y = 1
+    else:
+        y = max(1, -(-need // step))
+    if y > y_max or min(y * step, feed) < need:
+        return None
+    return y
 
 
 def _deployment(mode: DeploymentMode, prefill: PoolCandidate | None, xp: int, decode: PoolCandidate, yd: int,
@@ -175,7 +260,7 @@ def solve_top_k_exact(inst: DeploymentInstance, *, k: int = 5) -> tuple[list[Dep
     each at its best replica counts; one :class:`SolveStats` per solution (``EXACT_ENUMERATION``, gap 0), and a
     final ``INFEASIBLE`` one when fewer than K combinations exist, as CP-SAT reports."""
     t0 = time.perf_counter()
-    combos = _combos(inst)  # candidate order: aggregated layouts, then (prefill, decode) pairs
+    combos = _top_combos(inst, k)  # candidate order: aggregated layouts, then (prefill, decode) pairs
     sign = -1 if inst.objective == "throughput" else 1
     ranked = sorted(combos, key=lambda t: (sign * t[0][0], t[0][1]))  # stable: ties keep the candidate order
     wall = time.perf_counter() - t0
@@ -189,9 +274,9 @@ def solve_top_k_exact(inst: DeploymentInstance, *, k: int = 5) -> tuple[list[Dep
 
 def solve_deployments(inst: DeploymentInstance, *, k: int = 5,
                       seed: int = 0) -> tuple[list[Deployment], list[SolveStats]]:
-    """Enumeration up to :data:`MAX_ENUMERATION_POINTS`, CP-SAT beyond (imported only then; its solves draw on
+    """Enumeration up to :data:`MAX_ENUMERATION_STEPS`, CP-SAT beyond (imported only then; its solves draw on
     the command's :mod:`planner.cpsat.budget`)."""
-    if enumeration_points(inst) <= MAX_ENUMERATION_POINTS:
+    if enumeration_steps(inst) <= MAX_ENUMERATION_STEPS:
         return solve_top_k_exact(inst, k=k)
     from planner.cpsat.deployment import solve_top_k
     return solve_top_k(inst, k=k, seed=seed)
