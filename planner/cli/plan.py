@@ -31,11 +31,17 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
 @click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
               help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
+@click.option("--engine", "engine", type=app.EMIT_ENGINES,
+              help="Search only the layouts this serving engine launches, costed with its memory reserve "
+              "(README 'Engine-aware planning'); without it the table lists which engines can run each deployment.")
+@click.option("--engine-version", help="The engine release the capability table is for (each engine has one: "
+              "sglang 0.5.5, vllm 0.11.0, trtllm 1.0, mindie 3.1.0).")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | None, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int,
+         engine: str | None, engine_version: str | None) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
     from planner.analysis.deployment import from_solution, plan_of, with_bands, with_pool_solver_results
     from planner.analysis.why import tie_reasons
@@ -43,6 +49,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     from planner.documents.limits import solve_limits
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
     from planner.inputs.deployment_text import deployment_text
+    from planner.search.engines import capability
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
     if pick > top_k:
@@ -55,6 +62,13 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
         training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
         return
+    if engine_version is not None and engine is None:
+        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
+                  "--engine ENGINE --engine-version VERSION")
+    try:
+        cap = capability(engine, engine_version) if engine else None
+    except ValueError as e:
+        app.abort(app.EXIT_BAD_INPUT, str(e))
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))
@@ -65,7 +79,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
                   "required by --objective devices")
     spend = budget.SolveBudget(wall_s=time_limit)
     try:
-        kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model)
+        kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model, engine=cap)
         with budget.using(spend), app.progress("costing layouts", as_json) as tick:
             res = run_plan(sc, **kw, progress=tick)
     except NoFeasiblePlan as e:

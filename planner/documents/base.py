@@ -40,8 +40,9 @@ Precision = Literal["bf16", "fp8", "int8", "fp4"]
 Confidence = Literal["datasheet", "measured", "derived", "estimated"]
 DeploymentMode = Literal["aggregated", "disaggregated"]
 PoolRole = Literal["aggregated", "prefill", "decode"]
-RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"]
-"""Why the search dropped a layout before the solve (planner.search.layouts.REJECT_*)."""
+RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain", "engine"]
+"""Why the search dropped a layout before the solve (cost_models.kinds.Rejection; ``engine``: the target engine of
+``plan --engine`` cannot launch it, planner/search/engines.py)."""
 SolverStatus = Literal["EXACT_ENUMERATION", "OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN"]
 """CP-SAT solve status, or EXACT_ENUMERATION when the plan's deployment split was enumerated exactly (small
 instances, planner/search/deployment_exact.py)."""

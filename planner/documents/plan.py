@@ -10,6 +10,7 @@ from planner.documents.base import (
     Count,
     DeploymentMode,
     Document,
+    Engine,
     NonNegative,
     Number,
     Objective,
@@ -99,6 +100,8 @@ class PlanDeployment(Document):
     decode_output_tok_per_s: NonNegative = field("Output tokens per second the decode side can produce.")
     solver_objective_units: Count = field("The delivered output rate as the solver scored it, in integer units of "
                                           "0.01 tok/s (planner.cpsat.quantize).")
+    engines: list[Engine] = field("Serving engines whose capability tables (planner/catalog/engines.py) admit "
+                                      "every pool of this deployment; with `plan --engine E`: [E].")
 
 
 class PlanSolve(Document):
@@ -170,7 +173,8 @@ def _pool(c: Any, replicas: int, role: str) -> PlanPool:
                     static_bytes=c.static_bytes(kinds.PoolRole(role)))
 
 
-def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None, text: str | None) -> PlanDeployment:
+def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None, text: str | None,
+                engines: list[str]) -> PlanDeployment:
     pools = ([_pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [_pool(d.prefill, d.prefill_replicas, "prefill"), _pool(d.decode, d.decode_replicas, "decode")])
     return PlanDeployment(
@@ -179,7 +183,7 @@ def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None, text: str |
         user_tok_per_s=1 / r.tpot_s if r.tpot_s else 0.0, ttft_s=r.ttft_s, tpot_s=r.tpot_s,
         prefill_input_tok_per_s=r.prefill_input_tok_per_s, decode_output_tok_per_s=r.decode_output_tok_per_s,
         solver_objective_units=d.output_tok_per_s_units, output_band=error_band(b and b.throughput),
-        ttft_band=error_band(b and b.ttft), tpot_band=error_band(b and b.tpot))
+        ttft_band=error_band(b and b.ttft), tpot_band=error_band(b and b.tpot), engines=engines)
 
 
 REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
@@ -203,9 +207,10 @@ def plan_document(res: PlanResult, chosen: DeploymentEvaluation, launch: LaunchB
                             tpot_slo_s=sc.workload.tpot_slo_s)
     return PlanDocument(
         schema_id=PLAN_SCHEMA, scenario=scenario, objective=res.objective, overlap_model=res.overlap_model,
-        top=[_deployment(d, r, b, t) for d, r, b, t in zip(res.deployments, res.recosts,
-                                                          bands or [None] * len(res.deployments),
-                                                          texts or [None] * len(res.deployments), strict=True)],
+        top=[_deployment(d, r, b, t, e) for d, r, b, t, e in zip(res.deployments, res.recosts,
+                                                                 bands or [None] * len(res.deployments),
+                                                                 texts or [None] * len(res.deployments),
+                                                                 res.engines, strict=True)],
         solver=[PlanSolve(status=s.status, objective=s.objective, bound=s.bound, gap=s.gap) for s in res.stats],
         quantization_ranking_preserved=res.ranking_preserved, rejected=dict(sorted(res.rejected.items())),
         layouts_considered=res.layouts_considered,

@@ -37,8 +37,8 @@ def render_plan(console: Console, res: PlanResult, chosen: DeploymentEvaluation,
     for col in ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT",
                 "TPOT", "mem/dev"):
         t.add_column(col, justify="left" if col in ("mode", "pools (replicas x plan)") else "right")
-    rows = zip(res.deployments, res.recosts, bands or [None] * len(res.deployments), strict=True)
-    for i, (d, r, b) in enumerate(rows, 1):
+    rows = zip(res.deployments, res.recosts, bands or [None] * len(res.deployments), res.engines, strict=True)
+    for i, (d, r, b, engines) in enumerate(rows, 1):
         pools = (f"{d.decode_replicas} x {_short(d.decode)}" if d.mode == "aggregated" else
                  f"P {d.prefill_replicas} x {_short(d.prefill)}\nD {d.decode_replicas} x {_short(d.decode)}")
         mem = max(metrics.pool_used_bytes(role, c.result) for role, c in _pools(d))
@@ -46,14 +46,19 @@ def render_plan(console: Console, res: PlanResult, chosen: DeploymentEvaluation,
         if b is not None:
             out, ttft, tpot = (f"{out}\n{band_cell(b.throughput)}", f"{ttft}\n{band_cell(b.ttft)}",
                                f"{tpot}\n{band_cell(b.tpot)}")
-        t.add_row(f"{i}{' *' if i == picked + 1 else ''}", d.mode, pools, str(r.devices_used), out, f"{r.output_tok_per_s_per_device:,.0f}",
+        t.add_row(f"{i}{' *' if i == picked + 1 else ''}", f"{d.mode}\n[dim]{', '.join(engines) or 'no engine'}[/dim]",
+                  pools, str(r.devices_used), out, f"{r.output_tok_per_s_per_device:,.0f}",
                   f"{1 / r.tpot_s:,.1f}", ttft, tpot, fmt_bytes(mem))
     console.print(t)
+    console.print("[dim]under mode: " + (f"searched for {res.engine.engine} {res.engine.version} only (--engine)"
+                  if res.engine else "the engines that can launch every pool (plan --engine E to search for one)")
+                  + "[/dim]")
     if bands:
         console.print("[dim]under out tok/s, TTFT and TPOT: the error band the validation set supports for the "
                       "figure's regime (truth / prediction - 1, low / high, and its number of validation rows)[/dim]")
     s = res.stats[0]
-    rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS)
+    rejected = ", ".join(f"{k} {res.rejected.get(k, 0)}" for k in REJECTION_KEYS + tuple(
+        k for k in sorted(res.rejected) if k not in REJECTION_KEYS))
     console.print(f"Layouts considered: {res.layouts_considered}; rejected by constraint: {rejected}")
     method = "exact enumeration" if s.status == "EXACT_ENUMERATION" else "CP-SAT"
     console.print(f"Deployment split ({method}): {_statuses(res)}, objective {s.objective:,.0f}, bound {s.bound:,.0f}, "

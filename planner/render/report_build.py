@@ -14,6 +14,7 @@ from typing import Any
 from planner.documents.base import Document
 from planner.documents.compare import CompareDocument, CompareSide, MetricRow
 from planner.documents.evaluate import EvaluateDocument
+from planner.documents.launch import LaunchBlock
 from planner.documents.place import PlaceDocument
 from planner.documents.plan import PlanDeployment, PlanDocument, PlanPool
 from planner.documents.registry import parse_document, schema_of
@@ -133,6 +134,17 @@ def _solver_section(doc: PlanDocument) -> Section:
                               table(("solve", "status", "objective", "bound", "gap"), rows)))
 
 
+def launch_section(launch: LaunchBlock) -> Section:
+    """The ``--emit`` lines: engine, what to set, notes, then one row per command (role, replica, node rank, the
+    shell line and the config files it writes)."""
+    intro = [f"Launch lines for {launch.engine} {launch.version} (one per role, replica and node rank)."]
+    intro += [f"Set {k}: {v}." for k, v in launch.variables.items()]
+    intro += [f"Note: {n}" for n in launch.notes]
+    rows = [[c.role, c.replica, c.node_rank, c.node, c.shell, ", ".join(c.files) or "-"] for c in launch.commands]
+    return Section("Launch commands", (*intro, table(("role", "replica", "node rank", "node", "command", "files"),
+                                                     rows)))
+
+
 def plan_report(doc: PlanDocument) -> Report:
     top = doc.top[doc.chosen]
     secs_ = [key_value_section("Scenario", dict(doc.scenario) | {"objective": doc.objective}),
@@ -141,11 +153,14 @@ def plan_report(doc: PlanDocument) -> Report:
         secs_.append(_pareto_section(doc, top))
     secs_ += [_rejected_section(doc), _solver_section(doc)]
     secs_ += deployment_sections(doc.chosen_breakdown, of_chosen=True)
+    if doc.launch is not None:
+        secs_.append(launch_section(doc.launch))
     return Report(f"moeplan plan: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
 def evaluate_report(doc: EvaluateDocument) -> Report:
-    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(deployment_sections(doc)))
+    secs_ = deployment_sections(doc) + ([launch_section(doc.launch)] if doc.launch is not None else [])
+    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
 def schedule_report(doc: ScheduleDocument) -> Report:
