@@ -43,8 +43,11 @@ def refusal_of(cap: EngineCapability, model: ModelSpec, cluster: ClusterSpec,
 
 def engine_workload(cap: EngineCapability | None, cluster: ClusterSpec, wl: ServingWorkload,
                     dims: ParallelDims) -> ServingWorkload:
-    """``wl`` as ``cap`` runs ``dims``: its memory reserve (no engine: the conservative default) and, for an
-    engine whose launch lines do not enable multi-token prediction, no MTP."""
+    """``wl`` as ``cap`` runs ``dims``: its memory reserve and, for an engine whose launch lines do not enable
+    multi-token prediction, no MTP. No engine: ``wl`` unchanged (the workload's reserve, as ``evaluate`` costs
+    it, so that a deployment ``plan`` prints evaluates to the same figures)."""
+    if cap is None:
+        return wl
     reserve = reserve_bytes(cap, dims, cluster.device.hbm_bytes, SGLANG_CUDA_GRAPH_MAX_BS)
     changes: dict[str, object] = {"runtime_reserve_bytes": reserve}
     if cap is not None and not cap.mtp and wl.mtp_tokens:
