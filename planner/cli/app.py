@@ -44,8 +44,11 @@ def __getattr__(name: str) -> Console:
     return _CONSOLES[name]
 
 EXPORT_HELP = "Also write the document to FILE: .json, .yaml, .md or self-contained .html (with charts)."
-EMIT_HELP = "Also print the launch lines that realise the plan in this serving engine (README 'Launch configs')."
-EMIT_ENGINES = click.Choice(["vllm", "sglang", "trtllm", "mindie"])
+EMIT_HELP = ("Also print the launch lines that realise the plan in this serving engine, or for a training scenario "
+             "in Megatron-LM / MindSpeed-LLM (README 'Launch configs').")
+SERVING_ENGINES = ("vllm", "sglang", "trtllm", "mindie")
+TRAINING_ENGINES = ("megatron", "mindspeed")
+EMIT_ENGINES = click.Choice([*SERVING_ENGINES, *TRAINING_ENGINES])
 
 
 def abort(code: int, message: str) -> NoReturn:
@@ -226,6 +229,9 @@ def launch_plan(engine: str | None, build: Any) -> Any:
     the engine cannot express the plan."""
     if not engine:
         return None
+    if engine not in SERVING_ENGINES:
+        abort(EXIT_BAD_INPUT, f"--emit: got {engine!r} for a serving scenario; accepted: {', '.join(SERVING_ENGINES)} "
+              f"({', '.join(TRAINING_ENGINES)} launch training scenarios)")
     from planner import emit
     try:
         return emit.emit(build(emit), engine)

@@ -27,6 +27,10 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
     from planner.render import terminal
 
     app.check_export_path(export)
+    from planner.cli import training
+    if training.is_training(scenario):
+        training.compare(scenario, baseline_spec, candidate_spec, as_json, export)
+        return
 
     def side(label: str, spec: str) -> cmp.Side:
         path, plan_text = cmp.parse_side(spec)

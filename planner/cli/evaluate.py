@@ -26,6 +26,10 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
     app.check_export_path(export)
+    from planner.cli import training
+    if any(training.is_training(path) for path in scenarios):
+        training.evaluate(scenarios, plan_text, as_json, verbose, export, emit_engine)
+        return
     loaded = [app.load(path) for path in scenarios]
     if any(sc.afd is not None for sc in loaded):
         _evaluate_afd(loaded, plan_text=plan_text, as_json=as_json, verbose=verbose, export=export,

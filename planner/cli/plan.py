@@ -41,6 +41,11 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
+    from planner.cli import training
+    if training.is_training(scenario):
+        objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
+        training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
+        return
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))

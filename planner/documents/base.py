@@ -52,8 +52,9 @@ Objective = Literal["throughput", "latency", "devices"]
 OverlapModel = Literal["closed-form", "schedule"]
 PlacementMethod = Literal["greedy_hierarchical", "greedy_global", "cpsat"]
 StoppedBy = Literal["bound", "gap_limit", "no_progress", "effort", "time_limit"]
-Engine = Literal["vllm", "sglang", "trtllm", "mindie"]
-CommandRole = Literal["aggregated", "prefill", "decode", "router"]
+Engine = Literal["vllm", "sglang", "trtllm", "mindie", "megatron", "mindspeed"]
+"""Serving engines, and the training frameworks of training scenarios (megatron, mindspeed)."""
+CommandRole = Literal["aggregated", "prefill", "decode", "router", "train"]
 MetricUnit = Literal["devices", "bytes", "tok/s", "s", "tokens", "bytes/token"]
 Better = Literal["higher", "lower", "none"]
 

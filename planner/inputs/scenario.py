@@ -349,18 +349,15 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError("<file>", str(path), e.accepted) from None
     if not isinstance(raw, dict):
         raise ScenarioError("<top level>", raw, "a mapping with keys name, model, cluster, workload")
+    if _is_training(raw):
+        raise ScenarioError("workload.kind", "training", "serving (this command reads serving scenarios; plan, "
+                            "evaluate and compare also read training ones)")
     try:
         sf = ScenarioFile.model_validate(raw)
     except ValidationError as e:
         raise _pydantic_error(e) from None
     model = _model(sf.model, p.parent)
-    dev = _device(sf.cluster)
-    dpn = sf.cluster.devices_per_node or dev.devices_per_node
-    if sf.cluster.nodes * dpn > lim.MAX_DEVICES:
-        raise ScenarioError("cluster.nodes", sf.cluster.nodes, f"at most {lim.MAX_DEVICES:,} devices in all "
-                            f"(nodes x devices_per_node; {dpn} devices per node here)")
-    cluster = ClusterSpec(device=dev, num_nodes=sf.cluster.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
-                          scale_out=dev.scale_out)
+    cluster, dev, dpn = cluster_of(sf.cluster)
     wl = _workload(sf.workload, sf.model, model, dev)
     plan = parse_plan(sf.plan, key="plan") if sf.plan else None
     loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
@@ -369,6 +366,23 @@ def load_scenario(path: str | Path) -> Scenario:
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
                     device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd)
+
+
+def cluster_of(sec: ClusterSection) -> tuple[ClusterSpec, DeviceSpec, int]:
+    """The cluster of a ``cluster:`` section, its device and devices per node."""
+    dev = _device(sec)
+    dpn = sec.devices_per_node or dev.devices_per_node
+    if sec.nodes * dpn > lim.MAX_DEVICES:
+        raise ScenarioError("cluster.nodes", sec.nodes, f"at most {lim.MAX_DEVICES:,} devices in all "
+                            f"(nodes x devices_per_node; {dpn} devices per node here)")
+    cluster = ClusterSpec(device=dev, num_nodes=sec.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
+                          scale_out=dev.scale_out)
+    return cluster, dev, dpn
+
+
+def _is_training(raw: dict[str, Any]) -> bool:
+    wl = raw.get("workload")
+    return isinstance(wl, dict) and wl.get("kind") == "training"
 
 
 def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
@@ -446,3 +460,8 @@ def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, 
     if problem:
         raise ScenarioError(key, path, problem)
     return loads
+
+
+model_of = _model
+"""The model of a ``model:`` section (also read by training scenarios, planner.inputs.training)."""
+effective_sources = _effective_sources

@@ -20,6 +20,7 @@ from planner.documents.registry import parse_document, schema_of
 from planner.documents.schedule import ScheduleDocument
 from planner.inputs.units import fmt_bytes
 from planner.render import svg as svg
+from planner.render import training_report as tr
 from planner.render.bands import band_text
 from planner.render.sections import (
     Block,
@@ -215,7 +216,9 @@ def compare_report(doc: CompareDocument) -> Report:
 
 BUILDERS: dict[str, Callable[[Any], Report]] = {
     "moeplan.evaluate/2": evaluate_report, "moeplan.plan/2": plan_report, "moeplan.schedule/1": schedule_report,
-    "moeplan.place/2": place_report, "moeplan.compare/2": compare_report}
+    "moeplan.place/2": place_report, "moeplan.compare/2": compare_report,
+    "moeplan.train.evaluate/1": tr.train_evaluate_report, "moeplan.train.plan/1": tr.train_plan_report,
+    "moeplan.train.compare/1": tr.train_compare_report}
 
 
 def build_report(doc: Document | dict[str, Any]) -> Report:
