@@ -14,8 +14,10 @@
 * FLOPs and MFU keep Megatron's ``num_floating_point_operations`` (pretrain_gpt counts ``6 N`` per token whatever
   ``requires_grad`` says), so a fine-tuning MFU compares with a pre-training one of the same model but over-counts
   the work done (the skipped weight-gradient GEMMs are a third of the dense FLOPs).
-* Activations are not reduced for frozen parts (conservative: a frozen Linear's input is still saved by most
-  frameworks' fused layers).
+* Saved activations: a Linear input that only a frozen weight's weight-gradient GEMM would read is not stored
+  (:func:`saved_activations`); what the input gradient needs stays.
+* The DP gradient reduction (and FSDP's per-layer reduce-scatter), the ZeRO-1/2 parameter gather and the optimizer
+  step cover the trainable parameters only (:mod:`cost_models.training.step`); FSDP still gathers frozen weights.
 """
 
 from __future__ import annotations

@@ -308,6 +308,12 @@ def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWork
     by_tensor = _activations(model, dims, workload, rank, p)
     buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0
     unsharded = fsdp_pipeline_unsharded_bytes(p, workload.optimizer, dims)
+    if unsharded and workload.finetune is not None:
+        # frozen parameters stay unsharded too, but have no gradient accumulator
+        e = finetune_elements(model, dims, workload, rank)
+        trainable = e.dense_trainable + e.expert_trainable
+        unsharded = ((trainable + e.dense_frozen + e.expert_frozen) * workload.optimizer.param_bytes
+                     + trainable * REDUCE_GRAD_BYTES)
     if dims.sharding is OptimizerSharding.ZERO3 and not unsharded:
         # FSDP gathers a layer's full parameters, the next one prefetched: two unsharded layers in bf16
         layers = max(1, p.dense_layers + p.moe_layers)

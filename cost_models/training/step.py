@@ -101,9 +101,10 @@ def _add(into: dict[str, float], ops: dict[str, float], scale: float, prefix: st
         into[prefix + k] = into.get(prefix + k, 0.0) + v * scale
 
 
-def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWorkload, elements: float
-                  ) -> tuple[float, float]:
-    """(forward, backward) FSDP collectives of one layer: all-gather; all-gather + gradient reduce-scatter."""
+def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWorkload, elements: float,
+                  trainable_elements: float) -> tuple[float, float]:
+    """(forward, backward) FSDP collectives of one layer: all-gather of ``elements``; all-gather + gradient
+    reduce-scatter of the ``trainable_elements`` (fewer when fine-tuning)."""
     size = dims.dp * dims.cp
     if dims.sharding is not OptimizerSharding.ZERO3 or size == 1 or fsdp_stays_unsharded(dims):
         return 0.0, 0.0
@@ -111,7 +112,9 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
     opt = workload.optimizer
     ag = tcomm.comm.all_gather(cluster, bytes_per_rank=elements * opt.param_bytes / size, group_size=size,
                                group_devices_per_node=g)
-    rs = tcomm.comm.reduce_scatter(cluster, bytes=elements * opt.param_bytes, group_size=size,
+    if not trainable_elements:
+        return ag.seconds, ag.seconds
+    rs = tcomm.comm.reduce_scatter(cluster, bytes=trainable_elements * opt.param_bytes, group_size=size,
                                    group_devices_per_node=g)
     return ag.seconds, ag.seconds + rs.seconds
 
@@ -125,6 +128,10 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     mtp = model.num_mtp_layers if last else 0
     layers = p.dense_layers + p.moe_layers + mtp
     per_layer_elements = p.total / max(1, layers)
+    per_layer_trainable = per_layer_elements
+    if workload.finetune is not None:
+        e = finetune_elements(model, dims, workload, rank)
+        per_layer_trainable = (e.dense_trainable + e.expert_trainable) / max(1, layers)
     fc = bc = wc = ef = eb = a2a = paired = 0.0
     by_op: dict[str, float] = {}
     for moe_layer, n in ((False, p.dense_layers), (True, p.moe_layers + mtp)):
@@ -132,7 +139,7 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
             continue
         lc = finetune.layer_compute(device, model, dims, workload, moe_layer=moe_layer)
         cm = tcomm.layer_comm(cluster, model, dims, workload, moe_layer=moe_layer)
-        fs_f, fs_b = _fsdp_layer_s(cluster, dims, workload, per_layer_elements)
+        fs_f, fs_b = _fsdp_layer_s(cluster, dims, workload, per_layer_elements, per_layer_trainable)
         core_f, core_b = lc.forward_s["core_attention"], lc.input_grad_s["core_attention"]
         cp_f, cp_b = max(0.0, cm.cp_forward_s - core_f), max(0.0, cm.cp_backward_s - core_b)
         fsdp_f, fsdp_b = max(0.0, fs_f - lc.forward_total_s), max(0.0, fs_b - lc.backward_total_s)

@@ -177,3 +177,13 @@ def test_plan_on_the_lora_scenario_matches_brute_force_and_the_bound_holds():
     bound = ComputeBound(sc)
     # the bound sees the skipped weight gradients too, so it never exceeds a fine-tuning step
     assert all(bound.step_lower_bound_s(e.dims, e.workload) <= e.step_s * (1 + 1e-12) for e in every)
+
+
+def test_fsdp_under_pipeline_keeps_no_gradient_accumulator_for_frozen_weights():
+    from cost_models.training.dims import OptimizerSharding
+    dims = replace(DIMS, sharding=OptimizerSharding.ZERO3)
+    mem = training_memory(MODEL, dims, _w(LORA), rank=0, capacity_bytes=64 * GIB)
+    # FSDP + PP: every weight unsharded in bf16 (2 B), fp32 accumulators (4 B) for the adapters only
+    assert mem.unsharded_state_bytes == 2 * (DENSE + EXPERT + LORA_RANK0) + 4 * LORA_RANK0
+    # sharded states: frozen weights 2 B over dp 8 (dense) / edp 1 (experts); adapters 18 B over dp 8
+    assert mem.state_bytes == pytest.approx(2 * DENSE / 8 + 2 * EXPERT + 18 * LORA_RANK0 / 8)
