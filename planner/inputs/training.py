@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError
 
 from cost_models.specs import AttentionKind, AttentionSpec, ClusterSpec, ModelSpec, Precision
 from cost_models.training.dims import A2AOverlap, ContextParallel, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.finetune_spec import LORA_TARGETS, Finetune, Part
 from cost_models.training.specs import Optimizer, PrecisionRecipe, Recompute, RecomputeModule, TrainingWorkload
 from planner.inputs import limits as lim
 from planner.inputs import reader
@@ -84,6 +85,26 @@ class RoutingSection(_Strict):
     imbalance is then measured per EP degree (planner.analysis.training.contiguous_imbalance)."""
 
 
+MAX_LORA_RANK = 65_536
+"""Largest accepted LoRA rank (hidden sizes of today's models are below it)."""
+PartName = Literal["embedding", "head", "attention", "dense_ffn", "router", "routed_experts", "shared_experts"]
+LoraTargetName = Literal["attention", "dense_ffn", "routed_experts", "shared_experts"]
+
+
+class LoraSection(_Strict):
+    rank: int = Field(ge=1, le=MAX_LORA_RANK)
+    """Rank r of every adapter: r (d_in + d_out) parameters per adapted GEMM (Hu et al. 2021)."""
+    targets: list[LoraTargetName] = Field(min_length=1, max_length=len(LORA_TARGETS))
+    """Parts whose GEMMs carry adapters; each must also be listed in finetune.frozen."""
+
+
+class FinetuneSection(_Strict):
+    frozen: Literal["all"] | list[PartName] = Field(default=[], max_length=len(Part))
+    """Parts whose parameters do not train (weights only, no gradients or optimizer states); ``all`` = every
+    part (with a lora section: only the adapters train)."""
+    lora: LoraSection | None = None
+
+
 class TrainingWorkloadSection(_Strict):
     kind: Literal["training"]
     seq_tokens: int = Field(ge=1, le=lim.MAX_TOKENS)
@@ -102,6 +123,8 @@ class TrainingWorkloadSection(_Strict):
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
     """Wall-clock time to reach the token budget, e.g. '30 days', '12 h' (for ``plan --objective devices``)."""
+    finetune: FinetuneSection | None = None
+    """Fine-tuning: frozen parts and LoRA adapters (cost_models.training.finetune); absent = full training."""
 
 
 class TrainingPlanSection(_Strict):
@@ -242,6 +265,27 @@ def recompute_label(r: Recompute) -> str | list[str]:
     return sorted(m.value for m in r.modules) if r.modules else "none"
 
 
+def _finetune(sec: FinetuneSection | None) -> Finetune | None:
+    """The typed fine-tuning spec; a LoRA target must be frozen, and something must train."""
+    if sec is None:
+        return None
+    frozen = frozenset(Part) if sec.frozen == "all" else frozenset(Part(v) for v in sec.frozen)
+    lora = sec.lora
+    if lora is not None:
+        loose = sorted(set(lora.targets) - {p.value for p in frozen})
+        if loose:
+            raise ScenarioError("workload.finetune.lora.targets", loose,
+                                "parts also listed in workload.finetune.frozen (an adapter trains beside a frozen "
+                                "base matrix)")
+    if frozen == frozenset(Part) and lora is None:
+        raise ScenarioError("workload.finetune.frozen", sec.frozen,
+                            "fewer parts, or a workload.finetune.lora section (nothing would train)")
+    if not frozen and lora is None:
+        raise ScenarioError("workload.finetune", {}, "at least one frozen part or a lora section")
+    return Finetune(frozen=frozen, lora_rank=lora.rank if lora else 0,
+                    lora_targets=frozenset(Part(v) for v in lora.targets) if lora else frozenset())
+
+
 def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
     if (sec.global_batch_sequences is None) == (sec.global_batch_tokens is None):
         raise ScenarioError("workload.global_batch_sequences", sec.global_batch_sequences,
@@ -262,7 +306,8 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
     return TrainingWorkload(seq_tokens=sec.seq_tokens, global_batch_sequences=gbs,
                             recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
-                            flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks)
+                            flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks,
+                            finetune=_finetune(sec.finetune))
 
 
 def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tuple[TrainingDims, Recompute]:

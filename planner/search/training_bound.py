@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
-from cost_models.training import layer_ops
+from cost_models.training import finetune
 from cost_models.training.dims import A2AOverlap, Schedule, TrainingDims, chunk_layers, rank_chunks
 from cost_models.training.specs import TrainingWorkload
 from cost_models.training.step import rank_passes_per_step
@@ -59,7 +59,7 @@ class ComputeBound:
         key = (dims.tp, dims.cp, dims.cp_kind, dims.ep, dims.etp, dims.micro_batch_sequences, dims.sp_active,
                workload, moe_layer)
         if key not in self._layer:
-            lc = layer_ops.layer_compute(self.cluster.device, self.model, dims, workload, moe_layer=moe_layer)
+            lc = finetune.layer_compute(self.cluster.device, self.model, dims, workload, moe_layer=moe_layer)
             cm = tcomm.layer_comm(self.cluster, self.model, dims, workload, moe_layer=moe_layer)
             redo = workload.recompute.full
             self._layer[key] = (lc.forward_total_s + lc.backward_total_s,
