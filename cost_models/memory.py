@@ -259,23 +259,27 @@ def comm_buffer_bytes(model: ModelSpec, dims: ParallelDims, *, routed_tokens_per
 def memory_breakdown(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float, weight_precision: Precision,
                      kv_precision: Precision, act_precision: Precision, dispatch_precision: Precision,
                      sequences_per_device: float, context_tokens: int, tokens_per_device: float,
-                     precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> MemoryBreakdown:
+                     precisions: OpPrecisions | None = None, mtp_modules: int = 0,
+                     runtime_reserve_bytes: float | None = None) -> MemoryBreakdown:
     """Full per-device memory for a phase that holds ``sequences_per_device`` sequences of ``context_tokens``
     and pushes ``tokens_per_device`` tokens through one forward, on the pipeline stage that uses the most.
     ``precisions`` (default: ``weight_precision`` / ``kv_precision`` for every class) sizes each class;
-    ``mtp_modules`` adds the draft modules' weights and KV."""
+    ``mtp_modules`` adds the draft modules' weights and KV; ``runtime_reserve_bytes`` (default
+    :data:`RUNTIME_RESERVE_BYTES`) is what the serving engine keeps outside them."""
     precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     return max((_stage_breakdown(model, dims, st, capacity_bytes=capacity_bytes, precisions=precisions,
                                  act_precision=act_precision, dispatch_precision=dispatch_precision,
                                  sequences_per_device=sequences_per_device, context_tokens=context_tokens,
-                                 tokens_per_device=tokens_per_device, mtp_modules=mtp_modules)
+                                 tokens_per_device=tokens_per_device, mtp_modules=mtp_modules,
+                                 runtime_reserve_bytes=RUNTIME_RESERVE_BYTES if runtime_reserve_bytes is None
+                                 else runtime_reserve_bytes)
                 for st in dict.fromkeys(dims.pipeline_stages(model))), key=lambda m: m.used_bytes)
 
 
 def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *, capacity_bytes: float,
                      precisions: OpPrecisions, act_precision: Precision, dispatch_precision: Precision,
                      sequences_per_device: float, context_tokens: int, tokens_per_device: float,
-                     mtp_modules: int = 0) -> MemoryBreakdown:
+                     mtp_modules: int = 0, runtime_reserve_bytes: float = RUNTIME_RESERVE_BYTES) -> MemoryBreakdown:
     routed = routed_tokens_per_device(model, dims, tokens_per_device)
     # a device holds the KV of the sequences of its attention-DP rank; with attn_tp the rank's sequences are
     # shared by attn_tp devices, each keeping its share of heads (or the full latent under MLA).
@@ -291,7 +295,7 @@ def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *
                                           routed_tokens_per_device=routed, act_precision=act_precision),
         comm_buffer_bytes=comm_buffer_bytes(model, dims, routed_tokens_per_device=routed,
                                             dispatch_precision=dispatch_precision),
-        runtime_reserve_bytes=RUNTIME_RESERVE_BYTES,
+        runtime_reserve_bytes=runtime_reserve_bytes,
         capacity_bytes=capacity_bytes,
     )
 
@@ -308,20 +312,23 @@ def routed_tokens_per_device(model: ModelSpec, dims: ParallelDims, tokens_per_de
 def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: float,
                              weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
                              dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float,
-                             precisions: OpPrecisions | None = None, mtp_modules: int = 0) -> float:
+                             precisions: OpPrecisions | None = None, mtp_modules: int = 0,
+                             runtime_reserve_bytes: float | None = None) -> float:
     """Largest number of sequences per device whose KV fits beside the static memory and activations, on every
-    pipeline stage.
+    pipeline stage (``runtime_reserve_bytes`` as in :func:`memory_breakdown`).
 
     Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so a stage's
     free memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly per stage; the
     tightest stage sets the batch."""
     precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
+    reserve = RUNTIME_RESERVE_BYTES if runtime_reserve_bytes is None else runtime_reserve_bytes
 
     def free(stage: StageLayers, s: float) -> float:
         return _stage_breakdown(model, dims, stage, capacity_bytes=capacity_bytes, precisions=precisions,
                                 act_precision=act_precision, dispatch_precision=dispatch_precision,
                                 sequences_per_device=s, context_tokens=context_tokens,
-                                tokens_per_device=s * tokens_per_sequence_step, mtp_modules=mtp_modules).free_bytes
+                                tokens_per_device=s * tokens_per_sequence_step, mtp_modules=mtp_modules,
+                                runtime_reserve_bytes=reserve).free_bytes
 
     def fits(stage: StageLayers) -> float:
         f0 = free(stage, 0.0)

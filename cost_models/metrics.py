@@ -105,6 +105,11 @@ def pool_static_bytes(role: PoolRole, result: ServingResult) -> float:
     return max(m.static_bytes for m in role_memories(role, result))
 
 
+def pool_used_bytes(role: PoolRole, result: ServingResult) -> float:
+    """Memory used per device of a pool: the most any phase it runs needs (static + KV cache + activations)."""
+    return max(m.used_bytes for m in role_memories(role, result))
+
+
 def busiest_phase_memories(mode: DeploymentMode, prefill: Pool, decode: Pool) -> tuple[MemoryBreakdown, ...]:
     """The per-device memory of every phase every pool runs: both phases of an aggregated pool; the prefill
     pool's prefill and the decode pool's decode."""
@@ -132,6 +137,20 @@ def output_tok_per_s(mode: DeploymentMode, prefill: Pool, decode: Pool, *, input
     pre = prefill.result.prefill.throughput_tok_per_s_per_device * prefill.pool_devices
     dec = decode.result.decode.throughput_tok_per_s_per_device * decode.pool_devices
     return disaggregated_output_tok_per_s(pre, dec, input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def request_rates_per_s(mode: DeploymentMode, prefill: Pool, decode: Pool, *, input_tokens: int,
+                        output_tokens: int) -> tuple[float, float]:
+    """Requests per second the prefilling side takes in (its input tok/s / prompt tokens) and the decoding side
+    serves (its output tok/s / answer tokens); the smaller binds the deployment. An aggregated pool's cycle does
+    both at one rate."""
+    if mode is DeploymentMode.AGGREGATED:
+        rate = output_tok_per_s(mode, prefill, decode, input_tokens=input_tokens,
+                                output_tokens=output_tokens) / output_tokens
+        return rate, rate
+    pre = prefill.result.prefill.throughput_tok_per_s_per_device * prefill.pool_devices
+    dec = decode.result.decode.throughput_tok_per_s_per_device * decode.pool_devices
+    return pre / input_tokens, dec / output_tokens
 
 
 def output_tok_per_s_per_device(mode: DeploymentMode, prefill: Pool, decode: Pool, *, input_tokens: int,

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cost_models import aux_kernels, comm, compute
+from cost_models.expert_load import busiest_device_load_factor
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
@@ -337,7 +338,9 @@ def moe_ops(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: P
             cluster, tokens_per_device=device_tokens, num_experts=moe.num_routed_experts, forward_in_node=normal, hidden_size=h, top_k=moe.top_k, ep_size=dims.moe_ep,
             ep_devices_per_node=ep_per_node, bytes_per_element=dispatch_precision.bytes_per_element,
             num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=imbalance)))
-    counts = local_expert_tokens(model, dims, device_tokens, imbalance)
+    counts = local_expert_tokens(model, dims, device_tokens, busiest_device_load_factor(
+        tokens_per_device=device_tokens, top_k=moe.top_k, ep_size=dims.moe_ep, num_experts=moe.num_routed_experts,
+        imbalance=imbalance))
     per_group = counts[0]
     local = len(counts)
     rows = per_group * local

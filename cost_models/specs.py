@@ -342,6 +342,9 @@ class ServingWorkload:
     """Max/mean tokens per device of the routed experts (1.0 = perfect balance)."""
     op_precision: OpPrecisions | None = None
     """Precision per op class; None = ``weight_precision`` for every weight class, ``kv_precision`` for the KV."""
+    runtime_reserve_bytes: float | None = None
+    """Memory the serving engine keeps outside weights, KV, activations and EP buffers on each device (CUDA
+    graphs, allocator, collective libraries); None = :data:`cost_models.memory.RUNTIME_RESERVE_BYTES`."""
 
     @property
     def precisions(self) -> OpPrecisions:

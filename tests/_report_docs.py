@@ -89,7 +89,16 @@ CHART_TITLES = {"memory": "Per-device memory", "layer-time-prefill": "Per-layer 
 """data-chart id -> the visible <h3> title of that chart."""
 
 
-def _evaluate_expected(doc: dict[str, Any], *, chosen: bool = False) -> tuple[list[str], list[str]]:
+def chart_title(chart_id: str) -> str:
+    """The <h3> title of a chart; a disaggregated deployment's pool charts carry the pool in id and title."""
+    for pool in ("prefill", "decode"):
+        if chart_id.startswith(f"{pool}-"):
+            return f"{pool.capitalize()} pool: {CHART_TITLES[chart_id.removeprefix(pool + '-')]}"
+    return CHART_TITLES[chart_id]
+
+
+def _evaluate_expected(doc: dict[str, Any], *, chosen: bool = False,
+                       pool: str | None = None) -> tuple[list[str], list[str]]:
     titles = ([] if chosen else ["Scenario", "Plan degrees"]) + ["Predicted performance", "Per-device memory",
                                                                  "Per-layer time"]
     charts = ["memory", "layer-time-prefill", "layer-time-decode"]
@@ -99,9 +108,25 @@ def _evaluate_expected(doc: dict[str, Any], *, chosen: bool = False) -> tuple[li
     if doc.get("placement"):
         titles.append("Expert placement")
         charts.append("placement-heatmap")
-    if doc.get("device"):
+    if doc.get("device") and pool != "prefill":
         titles.append("Assumptions and sources")
+    if pool:
+        titles, charts = [f"{t} ({pool} pool)" for t in titles], [f"{pool}-{c}" for c in charts]
     return titles, charts
+
+
+def _deployment_expected(doc: dict[str, Any], *, chosen: bool = False) -> tuple[list[str], list[str]]:
+    """An evaluate document with its ``deployment`` part: the Deployment section after the scenario, and a
+    disaggregated deployment's two pools, each section titled with its pool."""
+    if not doc.get("deployment"):
+        return _evaluate_expected(doc, chosen=chosen)
+    if not doc.get("prefill_pool"):
+        t, c = _evaluate_expected(doc, chosen=chosen)
+        cut = 0 if chosen else 1
+        return t[:cut] + ["Deployment"] + t[cut:], c
+    pt, pc = _evaluate_expected(doc["prefill_pool"], chosen=True, pool="prefill")
+    dt, dc = _evaluate_expected(doc, chosen=True, pool="decode")
+    return ([] if chosen else ["Scenario"]) + ["Deployment"] + pt + dt, pc + dc
 
 
 def expected(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -109,15 +134,16 @@ def expected(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
     the document has them."""
     kind = doc["schema"].split(".")[1].split("/")[0]
     if kind == "evaluate":
-        return _evaluate_expected(doc)
+        return _deployment_expected(doc)
     if kind == "plan":
-        t, c = _evaluate_expected(doc["chosen_breakdown"], chosen=True)
+        t, c = _deployment_expected(doc["chosen_breakdown"], chosen=True)
         return (["Scenario", "Chosen plan", f"Top {len(doc['top'])} deployments", "Pareto front",
                  "Rejected candidates", "Solver"] + t, ["pareto", "rejected"] + c)
     if kind == "schedule":
         return ["Scenario", "Plan degrees", "Overlap schedule"], [f"gantt-{k}" for k in doc["layers"]]
     if kind == "place":
         extra = doc.get("placement") is not None
-        return (["Placement summary", "Per-layer imbalance"] + (["Expert placement"] if extra else []),
+        return (["Placement summary", "Per-layer imbalance"] + (["Expert placement"] if extra else [])
+                + ["Expert-to-device arrays"],
                 ["placement-imbalance"] + (["placement-heatmap"] if extra else []))
     return ["Compared plans", "Metrics", "Per-device memory"], ["compare-ratios", "memory"]

@@ -78,11 +78,12 @@ def test_parallel_plan_carries_every_degree_in_order():
 def test_optional_keys_are_absent_when_unset_and_printed_when_set():
     doc = parse_document(document("evaluate"))
     assert isinstance(doc, EvaluateDocument) and doc.schedule is not None
-    bare = doc.model_copy(update={"schedule": None, "placement": None, "launch": None})
+    bare = doc.model_copy(update={"schedule": None, "placement": None, "launch": None, "deployment": None,
+                                  "prefill_pool": None})
     printed = as_dict(bare)
     assert "schedule" not in printed and "launch" not in printed and "placement" not in printed
     assert list(printed)[-1] == "device"
-    assert "schedule" in as_dict(doc)
+    assert "schedule" in as_dict(doc) and "deployment" in as_dict(doc)
 
 
 @pytest.mark.parametrize("golden", ["evaluate_deepseek_v3_h200_16.json", "plan_deepseek_v3_h200_16.json"])

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _report_docs import CHART_TITLES, KINDS, document, expected, html_path
+from _report_docs import KINDS, chart_title, document, expected, html_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = bool(os.environ.get("MOEPLAN_REQUIRE_BROWSER"))
@@ -79,7 +79,7 @@ def test_report_renders_offline_without_errors(browser, kind, tmp_path):
     assert sorted(figures.evaluate_all("els => els.map(e => e.dataset.chart)")) == sorted(charts)
     for cid in charts:
         fig = page.locator(f'[data-chart="{cid}"]')
-        assert fig.locator("h3").inner_text() == CHART_TITLES[cid]
+        assert fig.locator("h3").inner_text() == chart_title(cid)
         svg = fig.locator("svg")
         assert svg.count() == 1
         box = svg.bounding_box()
@@ -96,4 +96,22 @@ def test_report_renders_offline_without_errors(browser, kind, tmp_path):
     assert shot.stat().st_size > 10_000
     context.close()
     assert attempted == [], f"the {kind} report tried to load {attempted}"
+    assert errors == [], errors
+
+
+def test_html_of_a_disaggregated_plan_shows_both_pools(browser):
+    doc, path = document("plan"), html_path("plan")
+    dep = doc["chosen_breakdown"]["deployment"]
+    assert dep["mode"] == "disaggregated"  # the bundled scenario's best deployment splits prefill and decode
+    context, page, _, errors = _open(browser, path)
+    headings = page.locator("section > h2").all_inner_texts()
+    for pool in ("prefill", "decode"):
+        for title in ("Predicted performance", "Per-device memory", "Per-layer time"):
+            assert f"{title} ({pool} pool)" in headings
+        assert page.locator(f'[data-chart="{pool}-memory"] svg').bounding_box()["height"] > 50
+    section = page.locator("section#deployment")
+    assert dep["text"] in section.inner_text()
+    roles = section.locator("tbody tr td:first-child").all_inner_texts()
+    assert roles == ["prefill", "decode"]
+    context.close()
     assert errors == [], errors

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from _report_docs import CHART_TITLES, KINDS, SCENARIO, document, expected
+from _report_docs import KINDS, SCENARIO, chart_title, document, expected
 from click.testing import CliRunner
 
 from planner.cli import main
@@ -79,7 +79,7 @@ def test_html_has_every_section_and_chart_and_nothing_external(kind):
     found = re.findall(r'data-chart="([^"]+)"', html)
     assert sorted(found) == sorted(charts)
     for c in charts:
-        assert f'<figure class="chart" data-chart="{c}"><h3>{CHART_TITLES[c]}</h3><svg' in html
+        assert f'<figure class="chart" data-chart="{c}"><h3>{chart_title(c)}</h3><svg' in html
     assert not EXTERNAL.search(html)
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "default-src 'none'" in html
@@ -93,7 +93,7 @@ def test_markdown_has_the_same_sections_and_charts_as_tables(kind):
     titles, charts = expected(doc)
     assert [line[3:] for line in md.splitlines() if line.startswith("## ")] == titles
     for c in charts:
-        assert f"### {CHART_TITLES[c]}\n\n| " in md
+        assert f"### {chart_title(c)}\n\n| " in md
     assert [s.title for s in build_report(doc).sections] == titles
 
 
@@ -118,8 +118,8 @@ def test_optional_sections_follow_their_keys():
     for key in ("schedule", "placement"):
         doc.pop(key, None)
     titles = [s.title for s in build_report(doc).sections]
-    assert titles == ["Scenario", "Plan degrees", "Predicted performance", "Per-device memory", "Per-layer time",
-                      "Assumptions and sources"]
+    assert titles == ["Scenario", "Deployment", "Plan degrees", "Predicted performance", "Per-device memory",
+                      "Per-layer time", "Assumptions and sources"]
     doc["placement"] = {"method": "cpsat", "num_devices": 3, "devices_per_node": 3, "slots": 3, "layers": [3, 4],
                         "relative_load": [[1.0, 0.9, 1.1], [1.2, 0.8, 1.0]], "mean_imbalance": 1.15,
                         "worst_imbalance": 1.2, "source": "hand-made"}

@@ -24,7 +24,8 @@ RANK = {"planner.catalog": 1, "planner.inputs": 2, "planner.cpsat": 3, "planner.
         "planner.documents": 6, "planner.render": 7, "planner.emit": 7, "planner.cli": 8}
 SOLVER_FREE_CPSAT = {"planner.cpsat.schedule_result", "planner.cpsat.placement_result", "planner.cpsat.stats",
                      "planner.cpsat.placement_greedy", "planner.cpsat.deployment_instance", "planner.cpsat.quantize",
-                     "planner.cpsat.pipeline_result", "planner.cpsat.pipeline_families", "planner.cpsat.budget"}
+                     "planner.cpsat.pipeline_result", "planner.cpsat.pipeline_families", "planner.cpsat.budget",
+                     "planner.cpsat.schedule_bound"}
 """The planner.cpsat modules that import no solver: results, instances and the greedy baselines."""
 
 

@@ -100,7 +100,7 @@ def test_installed_wheel_plans_the_bundled_scenario_from_another_directory(wheel
     assert all(Path(p).is_relative_to(venv_site) for p in where), where
     res = _run([str(venv / "bin" / "moeplan"), "plan"], cwd=elsewhere, env=env)
     assert res.stdout.startswith("DeepSeek-V3 on 16 x H200: ")
-    assert "Top 5 deployments" in res.stdout and "Chosen (" in res.stdout and "decode layout attn_tp=" in res.stdout
+    assert "Top 5 deployments" in res.stdout and "Chosen (#1, " in res.stdout and "same figures: moeplan evaluate" in res.stdout
 
 
 # --- citations point inside the repository or to the original public source ---------------------------------

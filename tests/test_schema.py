@@ -29,11 +29,12 @@ DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
 ASCEND_16 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_16cards.yaml"
 ASCEND_64 = ROOT / "scenarios" / "ascend_910b_deepseek_v3_64cards.yaml"
 STEP3_2A2F = ROOT / "scenarios" / "validation" / "step3_2a2f_h800_decode.yaml"
+QWEN30_910B = ROOT / "scenarios" / "training" / "qwen3_30b_a3b_910b_16.yaml"
 ROUTING_COUNTS = ROOT / "planner" / "catalog" / "expert_loads" / "deepseek_v3_routing_counts.csv"
 DOCUMENTS = tuple(SCHEMA_FILES.values())
 """Schema file stems: evaluate, plan, schedule, place, compare, cost, catalog_devices, catalog_models, afd."""
 VERSIONS = {"evaluate": 2, "plan": 2, "place": 2, "compare": 2, "schedule": 1, "cost": 1, "catalog_devices": 1,
-            "catalog_models": 1, "afd": 1}
+            "catalog_models": 1, "afd": 1, "train_evaluate": 1, "train_plan": 1, "train_compare": 1}
 """/2: the _tok_s -> _tok_per_s and CP-SAT work-unit renames; the others never renamed a key."""
 UNIT_WORDS = re.compile(r"second|bytes|token|FLOP|count|fraction|ratio|dimensionless|ind(ex|ices)|units|elements"
                         r"|seed|tok/s|row's unit", re.I)
@@ -210,6 +211,22 @@ def afd_doc() -> dict[str, Any]:
     return run_json("evaluate", STEP3_2A2F)
 
 
+@pytest.fixture(scope="module")
+def train_evaluate_doc() -> dict[str, Any]:
+    return run_json("evaluate", QWEN30_910B)
+
+
+@pytest.fixture(scope="module")
+def train_plan_doc() -> dict[str, Any]:
+    return run_json("plan", QWEN30_910B)
+
+
+@pytest.fixture(scope="module")
+def train_compare_doc() -> dict[str, Any]:
+    return run_json("compare", QWEN30_910B, "--baseline", QWEN30_910B, "--candidate", "tp=1,pp=2,ep=8,recompute=full,"
+                    "schedule=zb1p")
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_validates(name, request):
     doc = request.getfixturevalue(f"{name}_doc")
@@ -272,6 +289,16 @@ def _set(value: Any, *path: str | int) -> Callable[[Any], None]:
 
 
 BAD = {
+    "train_evaluate": [
+        ("required key dropped", _drop("memory")),
+        ("degree as a string", _set("2", "plan", "pp")),
+        ("unknown schedule", _set("gpipe", "plan", "schedule")),
+        ("unknown pipeline method", _set("guess", "pipeline", "method")),
+    ],
+    "train_plan": [
+        ("required key dropped", _drop("top")),
+        ("unknown objective", _set("fun", "objective")),
+    ],
     "evaluate": [
         ("required key dropped", _drop("decode")),
         ("degree as a string", _set("1", "plan", "attn_tp")),

@@ -26,7 +26,10 @@ from cost_models import params
 from cost_models.memory import GIB, RUNTIME_RESERVE_BYTES
 from cost_models.specs import ModelSpec
 from cost_models.training import activations as act
+from cost_models.training import finetune as ft
+from cost_models.training import layer_ops
 from cost_models.training.dims import OptimizerSharding, TrainingDims, chunk_layers, rank_chunks
+from cost_models.training.finetune_spec import Part
 from cost_models.training.pipeline import in_flight_chunks
 from cost_models.training.specs import Optimizer, TrainingWorkload
 
@@ -122,6 +125,75 @@ def rank_parameters(model: ModelSpec, dims: TrainingDims, rank: int) -> RankPara
                           expert_sharded=expert / (dims.ep * dims.etp), dense_layers=dense, moe_layers=moe)
 
 
+def rank_part_elements(model: ModelSpec, dims: TrainingDims, rank: int) -> dict[Part, float]:
+    """:func:`rank_parameters` by model part (elements on one device, already divided by their sharding)."""
+    dense, moe = _rank_layer_kinds(model, dims, rank)
+    h, tp = model.hidden_size, dims.tp
+    first, last = holds_first(dims, rank), holds_last(model, dims, rank)
+    mtp = model.num_mtp_layers if last else 0
+    table = model.vocab_size * h
+    head = mtp * 2 * h * h + (table if last and (not model.tie_embeddings or not first) else 0)
+    out = {Part.EMBEDDING: table / tp if first else 0.0, Part.HEAD: head / tp,
+           Part.ATTENTION: (dense + moe + mtp) * params.attention_weight_elements(model) / tp,
+           Part.DENSE_FFN: dense * _ffn_elements(model, model.dense_ffn_dim) / tp,
+           Part.ROUTER: 0.0, Part.SHARED_EXPERTS: 0.0, Part.ROUTED_EXPERTS: 0.0}
+    if model.moe is not None:
+        moe_like = moe + mtp
+        out[Part.SHARED_EXPERTS] = moe_like * _ffn_elements(model, model.moe.shared_ffn_dim) / tp
+        out[Part.ROUTER] = float(moe_like * params.router_weight_elements(model))
+        out[Part.ROUTED_EXPERTS] = (moe_like * model.moe.num_routed_experts
+                                    * _ffn_elements(model, model.moe.expert_ffn_dim) / (dims.ep * dims.etp))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneElements:
+    """Parameter elements on one device of a pipeline rank under fine-tuning, by group and trainability."""
+
+    dense_trainable: float
+    """Non-expert parameters that train (incl. their LoRA adapters), sharded over ``dp x cp``."""
+    expert_trainable: float
+    """Routed-expert parameters that train (incl. their adapters), sharded over the expert-DP group."""
+    dense_frozen: float
+    expert_frozen: float
+
+
+def finetune_elements(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int
+                      ) -> FinetuneElements:
+    """Trainable and frozen elements of ``rank`` (:mod:`cost_models.training.finetune`); LoRA adapters train."""
+    spec = workload.finetune
+    assert spec is not None
+    parts = rank_part_elements(model, dims, rank)
+    dense, moe = _rank_layer_kinds(model, dims, rank)
+    moe += model.num_mtp_layers if holds_last(model, dims, rank) else 0
+    lora_dense = lora_expert = 0.0
+    for kind, n in ((False, dense), (True, moe)):
+        if n:
+            lins = (layer_ops.attention_linears(model, dims, 1)
+                    + layer_ops.ffn_linears(model, dims, workload, 1, moe_layer=kind))
+            e = ft.lora_expert_elements(spec, lins)
+            lora_expert += n * e
+            lora_dense += n * (ft.lora_elements(spec, lins) - e)
+    def total(trains: bool, experts: bool) -> float:
+        return sum(v for p, v in parts.items()
+                   if spec.trains(p) == trains and (p is Part.ROUTED_EXPERTS) == experts)
+    return FinetuneElements(dense_trainable=total(True, False) + lora_dense,
+                            expert_trainable=total(True, True) + lora_expert,
+                            dense_frozen=total(False, False), expert_frozen=total(False, True))
+
+
+def _finetune_state_bytes(e: FinetuneElements, optimizer: Optimizer, dims: TrainingDims
+                          ) -> tuple[float, float, float]:
+    """(param, grad, optimizer) bytes: trainable elements as in :func:`_state_bytes`, frozen ones weights only."""
+    trainable = RankParameters(tp_sharded=e.dense_trainable, replicated=0.0, expert_sharded=e.expert_trainable,
+                               dense_layers=0, moe_layers=0)
+    param_b, grad_b, opt_b = _state_bytes(trainable, optimizer, dims)
+    zero3 = dims.sharding is OptimizerSharding.ZERO3
+    param_b += optimizer.param_bytes * (e.dense_frozen / (dims.dp * dims.cp if zero3 else 1)
+                                        + e.expert_frozen / (dims.edp if zero3 else 1))
+    return param_b, grad_b, opt_b
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingMemory:
     """Bytes on one device of one pipeline rank."""
@@ -184,6 +256,8 @@ def _activations(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkloa
         if n == 0:
             continue
         per_layer = act.layer_bytes(model, dims, workload, moe_layer=kind == "moe")
+        if workload.finetune is not None:
+            per_layer = ft.saved_activations(workload.finetune, per_layer)
         for name, v in per_layer.items():
             out[name] = out.get(name, 0.0) + v * n / chunks * in_flight
     if holds_last(model, dims, rank):
@@ -226,10 +300,20 @@ def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWork
                     capacity_bytes: float) -> TrainingMemory:
     """Memory of one device of pipeline rank ``rank`` (module docstring)."""
     p = rank_parameters(model, dims, rank)
-    param_b, grad_b, opt_b = _state_bytes(p, workload.optimizer, dims)
+    if workload.finetune is None:
+        param_b, grad_b, opt_b = _state_bytes(p, workload.optimizer, dims)
+    else:
+        param_b, grad_b, opt_b = _finetune_state_bytes(finetune_elements(model, dims, workload, rank),
+                                                       workload.optimizer, dims)
     by_tensor = _activations(model, dims, workload, rank, p)
     buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0
     unsharded = fsdp_pipeline_unsharded_bytes(p, workload.optimizer, dims)
+    if unsharded and workload.finetune is not None:
+        # frozen parameters stay unsharded too, but have no gradient accumulator
+        e = finetune_elements(model, dims, workload, rank)
+        trainable = e.dense_trainable + e.expert_trainable
+        unsharded = ((trainable + e.dense_frozen + e.expert_frozen) * workload.optimizer.param_bytes
+                     + trainable * REDUCE_GRAD_BYTES)
     if dims.sharding is OptimizerSharding.ZERO3 and not unsharded:
         # FSDP gathers a layer's full parameters, the next one prefetched: two unsharded layers in bf16
         layers = max(1, p.dense_layers + p.moe_layers)

@@ -23,6 +23,7 @@ import enum
 from dataclasses import dataclass, field
 
 from cost_models.specs import Precision
+from cost_models.training.finetune_spec import Finetune
 
 
 class PrecisionRecipe(enum.Enum):
@@ -151,6 +152,8 @@ class TrainingWorkload:
     loss_chunks: int = 1
     """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss): only one chunk's logits and
     softmax are alive at a time; 1 = the whole micro-batch's logits at once."""
+    finetune: Finetune | None = None
+    """Frozen parts and LoRA adapters (:mod:`cost_models.training.finetune`); None = every parameter trains."""
 
     def __post_init__(self) -> None:
         for name in ("seq_tokens", "global_batch_sequences", "loss_chunks"):

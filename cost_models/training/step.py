@@ -25,16 +25,16 @@ overhead term: no source in the anchors measures one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cost_models import compute
 from cost_models.specs import ClusterSpec, ModelSpec, Precision
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
-from cost_models.training import layer_ops, pairing
+from cost_models.training import finetune, layer_ops, pairing
 from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
 from cost_models.training.flops import megatron_flops
-from cost_models.training.memory import fsdp_stays_unsharded, holds_last, rank_parameters
+from cost_models.training.memory import finetune_elements, fsdp_stays_unsharded, holds_last, rank_parameters
 from cost_models.training.pipeline import ChunkTimes, bubble_s, pipeline_s
 from cost_models.training.specs import TrainingWorkload
 
@@ -101,9 +101,10 @@ def _add(into: dict[str, float], ops: dict[str, float], scale: float, prefix: st
         into[prefix + k] = into.get(prefix + k, 0.0) + v * scale
 
 
-def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWorkload, elements: float
-                  ) -> tuple[float, float]:
-    """(forward, backward) FSDP collectives of one layer: all-gather; all-gather + gradient reduce-scatter."""
+def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWorkload, elements: float,
+                  trainable_elements: float) -> tuple[float, float]:
+    """(forward, backward) FSDP collectives of one layer: all-gather of ``elements``; all-gather + gradient
+    reduce-scatter of the ``trainable_elements`` (fewer when fine-tuning)."""
     size = dims.dp * dims.cp
     if dims.sharding is not OptimizerSharding.ZERO3 or size == 1 or fsdp_stays_unsharded(dims):
         return 0.0, 0.0
@@ -111,7 +112,9 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
     opt = workload.optimizer
     ag = tcomm.comm.all_gather(cluster, bytes_per_rank=elements * opt.param_bytes / size, group_size=size,
                                group_devices_per_node=g)
-    rs = tcomm.comm.reduce_scatter(cluster, bytes=elements * opt.param_bytes, group_size=size,
+    if not trainable_elements:
+        return ag.seconds, ag.seconds
+    rs = tcomm.comm.reduce_scatter(cluster, bytes=trainable_elements * opt.param_bytes, group_size=size,
                                    group_devices_per_node=g)
     return ag.seconds, ag.seconds + rs.seconds
 
@@ -125,14 +128,18 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
     mtp = model.num_mtp_layers if last else 0
     layers = p.dense_layers + p.moe_layers + mtp
     per_layer_elements = p.total / max(1, layers)
+    per_layer_trainable = per_layer_elements
+    if workload.finetune is not None:
+        e = finetune_elements(model, dims, workload, rank)
+        per_layer_trainable = (e.dense_trainable + e.expert_trainable) / max(1, layers)
     fc = bc = wc = ef = eb = a2a = paired = 0.0
     by_op: dict[str, float] = {}
     for moe_layer, n in ((False, p.dense_layers), (True, p.moe_layers + mtp)):
         if n == 0:
             continue
-        lc = layer_ops.layer_compute(device, model, dims, workload, moe_layer=moe_layer)
+        lc = finetune.layer_compute(device, model, dims, workload, moe_layer=moe_layer)
         cm = tcomm.layer_comm(cluster, model, dims, workload, moe_layer=moe_layer)
-        fs_f, fs_b = _fsdp_layer_s(cluster, dims, workload, per_layer_elements)
+        fs_f, fs_b = _fsdp_layer_s(cluster, dims, workload, per_layer_elements, per_layer_trainable)
         core_f, core_b = lc.forward_s["core_attention"], lc.input_grad_s["core_attention"]
         cp_f, cp_b = max(0.0, cm.cp_forward_s - core_f), max(0.0, cm.cp_backward_s - core_b)
         fsdp_f, fsdp_b = max(0.0, fs_f - lc.forward_total_s), max(0.0, fs_b - lc.backward_total_s)
@@ -156,6 +163,8 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
                      "cp_exposed": cp_f + cp_b, "fsdp_exposed": fsdp_f + fsdp_b}, n)
     if last:
         hc = layer_ops.head_compute(device, model, dims, workload)
+        if workload.finetune is not None:
+            hc = finetune.adjust_layer(device, workload.finetune, hc, [])
         fc += hc.forward_total_s
         bc += hc.backward_total_s
         paired += hc.forward_total_s + hc.backward_total_s
@@ -250,6 +259,14 @@ def training_step(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, wo
     p = rank_parameters(model, dims, busiest.rank)
     dense, expert = p.tp_sharded + p.replicated, p.expert_sharded
     dpc = tcomm.data_parallel_comm(cluster, dims, workload, dense_elements=dense, expert_elements=expert)
+    if workload.finetune is not None:
+        # only trainable parameters (and adapters) are reduced and updated; ZeRO-1/2 gather only the updated
+        # ones, FSDP still gathers the frozen weights it shards
+        e = finetune_elements(model, dims, workload, busiest.rank)
+        dense, expert = e.dense_trainable, e.expert_trainable
+        train = tcomm.data_parallel_comm(cluster, dims, workload, dense_elements=dense, expert_elements=expert)
+        gather = dpc.param_gather_s if dims.sharding is OptimizerSharding.ZERO3 else train.param_gather_s
+        dpc = replace(train, param_gather_s=gather)
     dp_exposed = dp_exposed_s(dims, dpc, busiest, layers=p.dense_layers + p.moe_layers)
     opt = _optimizer_s(cluster, dims, workload, dense, expert)
     step = pipe + dp_exposed + opt

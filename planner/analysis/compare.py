@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cost_models import metrics
 from cost_models.kinds import DeploymentMode
@@ -19,6 +20,9 @@ from cost_models.parallel import ParallelDims
 from cost_models.serving import ServingResult
 from cost_models.step import StepCost
 from planner.inputs.scenario import Scenario
+
+if TYPE_CHECKING:
+    from planner.analysis.deployment import DeploymentEvaluation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +62,13 @@ class Side:
         """One pool of ``dims`` (all its ``dp`` replicas) serving both phases."""
         pool = Pool(dims=dims, result=result, pool_devices=dims.world_devices)
         return cls(label=label, scenario=scenario, mode=DeploymentMode.AGGREGATED, prefill=pool, decode=pool)
+
+    @classmethod
+    def of_deployment(cls, label: str, dep: DeploymentEvaluation) -> Side:
+        """A whole evaluated deployment (:mod:`planner.analysis.deployment`): its pools, each as one plan with
+        ``dp`` = its replicas."""
+        pools = [Pool(dims=p.pool.pool_dims, result=p.result, pool_devices=p.pool_devices) for p in dep.pools]
+        return cls(label=label, scenario=dep.scenario, mode=dep.mode, prefill=pools[0], decode=pools[-1])
 
     @classmethod
     def disaggregated(cls, label: str, scenario: Scenario, prefill: Pool, decode: Pool) -> Side:

@@ -22,7 +22,7 @@ from planner.render.export import ExportError, check_export, render_export
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cost_models.parallel import ParallelDims
+    from planner.inputs.deployment_text import DeploymentPlan
     from planner.inputs.scenario import Scenario
 
 EXIT_OK = 0
@@ -44,8 +44,11 @@ def __getattr__(name: str) -> Console:
     return _CONSOLES[name]
 
 EXPORT_HELP = "Also write the document to FILE: .json, .yaml, .md or self-contained .html (with charts)."
-EMIT_HELP = "Also print the launch lines that realise the plan in this serving engine (README 'Launch configs')."
-EMIT_ENGINES = click.Choice(["vllm", "sglang", "trtllm", "mindie"])
+EMIT_HELP = ("Also print the launch lines that realise the plan in this serving engine, or for a training scenario "
+             "in Megatron-LM / MindSpeed-LLM (README 'Launch configs').")
+SERVING_ENGINES = ("vllm", "sglang", "trtllm", "mindie")
+TRAINING_ENGINES = ("megatron", "mindspeed")
+EMIT_ENGINES = click.Choice([*SERVING_ENGINES, *TRAINING_ENGINES])
 
 
 def abort(code: int, message: str) -> NoReturn:
@@ -226,6 +229,9 @@ def launch_plan(engine: str | None, build: Any) -> Any:
     the engine cannot express the plan."""
     if not engine:
         return None
+    if engine not in SERVING_ENGINES:
+        abort(EXIT_BAD_INPUT, f"--emit: got {engine!r} for a serving scenario; accepted: {', '.join(SERVING_ENGINES)} "
+              f"({', '.join(TRAINING_ENGINES)} launch training scenarios)")
     from planner import emit
     try:
         return emit.emit(build(emit), engine)
@@ -254,42 +260,54 @@ def load(path: str) -> Scenario:
         abort(EXIT_BAD_INPUT, str(e))
 
 
-def scenario_and_plan(path: str, plan_text: str | None) -> tuple[Scenario, ParallelDims]:
-    """Load ``path`` and the plan (``plan_text`` or the scenario's ``plan:``), checked against the cluster."""
-    from cost_models.parallel import check_dims
-    from planner.inputs.scenario import ScenarioError, parse_plan
+def scenario_and_deployment(path: str, plan_text: str | None) -> tuple[Scenario, DeploymentPlan]:
+    """Load ``path`` and the deployment (``plan_text``: a plan or deployment string; else the scenario's
+    ``plan:`` / ``deployment:``), checked against the model and the cluster (exit 2 naming what is wrong)."""
+    from planner.inputs.deployment_text import check_deployment, parse_deployment
+    from planner.inputs.scenario import ScenarioError
     sc = load(path)
     try:
-        dims = parse_plan(plan_text) if plan_text is not None else sc.plan
+        dep = parse_deployment(plan_text) if plan_text is not None else sc.deployment
     except ScenarioError as e:
         abort(EXIT_BAD_INPUT, str(e))
-    if dims is None:
+    if dep is None:
         abort(EXIT_BAD_INPUT, f"--plan: missing for {path}; accepted: a plan string such as "
-              "'attn_dp=16,moe_ep=16', or a 'plan:' key in the scenario")
-    problems = check_dims(dims, sc.model, sc.cluster.num_devices)
+              "'attn_dp=16,moe_ep=16', a deployment such as 'prefill: 1 x attn_dp=8,moe_ep=8; decode: 1 x "
+              "attn_dp=8,moe_ep=8', or a 'plan:' / 'deployment:' key in the scenario")
+    problems = check_deployment(dep, sc.model, sc.cluster.num_devices)
     if problems:
         abort(EXIT_BAD_INPUT, "; ".join(p.message() for p in problems))
-    return sc, dims
+    return sc, dep
 
 
-def evaluate_or_abort(path: str, plan_text: str | None, overlap_model: str, *, measure_imbalance: bool = True):  # noqa: ANN201
-    """Load, check the plan and cost it (exit 2 / 1 on bad input / no fit): an
-    :class:`~planner.analysis.evaluate.Evaluation`. ``measure_imbalance``: replace the assumed expert imbalance
-    by the CP-SAT placement's on the scenario's router counts (``place`` skips it: it places them itself and uses
-    nothing from here but the fit check)."""
-    from planner.analysis.evaluate import evaluate_scenario
+def deployment_or_abort(path: str, plan_text: str | None, overlap_model: str, *,
+                        measure_imbalance: bool = True):  # noqa: ANN201
+    """Load, check the deployment and cost every pool (exit 2 / 1 on bad input / a pool that does not fit): a
+    :class:`~planner.analysis.deployment.DeploymentEvaluation`. ``measure_imbalance``: replace the assumed
+    expert imbalance by the CP-SAT placement's on the scenario's router counts (``place`` skips it: it places
+    them itself and uses nothing from here but the fit check)."""
+    from planner.analysis.deployment import evaluate_deployment
     from planner.inputs.units import fmt_bytes
-    sc, dims = scenario_and_plan(path, plan_text)
-    ev = evaluate_scenario(sc, dims, overlap_model=overlap_model, measure_imbalance=measure_imbalance)
-    result = ev.result
-    over = [(ph, p.memory) for ph, p in (("prefill", result.prefill), ("decode", result.decode))
-            if p.memory.free_bytes < 0]
-    if over:
-        ph, m = over[0]
-        fixes = ["raise moe_ep / attn_tp", "use more devices", "a lower weight precision"]
-        if m.static_bytes < m.capacity_bytes:  # the weights fit: a smaller batch or context can make room
-            fixes.append("a smaller batch / shorter context")
-        abort(EXIT_INFEASIBLE, f"memory: the {ph} phase needs {fmt_bytes(m.used_bytes)} per device but "
-              f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
-              f"weights alone {fmt_bytes(m.weight_bytes)}). Would make it fit: " + ", ".join(fixes) + ".")
-    return ev
+    sc, plan = scenario_and_deployment(path, plan_text)
+    dep = evaluate_deployment(sc, plan, overlap_model=overlap_model, measure_imbalance=measure_imbalance)
+    for pool in dep.pools:
+        over = pool.over_capacity()
+        if over:
+            ph, m = over
+            who = "" if len(dep.pools) == 1 else f"{pool.role.value} pool's "
+            fixes = ["raise moe_ep / attn_tp", "use more devices", "a lower weight precision"]
+            if m.static_bytes < m.capacity_bytes:  # the weights fit: a smaller batch or context can make room
+                fixes.append("a smaller batch / shorter context")
+            abort(EXIT_INFEASIBLE, f"memory: the {who}{ph} phase needs {fmt_bytes(m.used_bytes)} per device but "
+                  f"{sc.cluster.device.id} has {fmt_bytes(m.capacity_bytes)} (short by {fmt_bytes(-m.free_bytes)}; "
+                  f"weights alone {fmt_bytes(m.weight_bytes)}). Would make it fit: " + ", ".join(fixes) + ".")
+    return dep
+
+
+def evaluate_or_abort(path: str, plan_text: str | None, overlap_model: str, *, measure_imbalance: bool = True,
+                      role: str = "decode"):  # noqa: ANN201
+    """One pool of :func:`deployment_or_abort` as an :class:`~planner.analysis.evaluate.Evaluation` (its plan with
+    ``dp`` = its replicas): ``role`` ``decode`` picks the pool that decodes, ``prefill`` the one that prefills
+    (the same pool when aggregated)."""
+    dep = deployment_or_abort(path, plan_text, overlap_model, measure_imbalance=measure_imbalance)
+    return (dep.prefill if role == "prefill" else dep.decode).evaluation

@@ -12,7 +12,8 @@ from planner.cli import app
 @click.command("compare")
 @click.argument("scenario", type=app.SafePath(dir_okay=False))
 @click.option("--baseline", "baseline_spec", required=True,
-              help="PLAN on SCENARIO, FILE.yaml (another scenario and its plan) or FILE.yaml:PLAN.")
+              help="PLAN on SCENARIO, FILE.yaml (another scenario and its plan) or FILE.yaml:PLAN; PLAN may be a "
+              "deployment as plan prints it ('prefill: 1 x ...; decode: 1 x ...', README 'Deployments').")
 @click.option("--candidate", "candidate_spec", help="Same forms; default: plan's best deployment on SCENARIO "
               "(aggregated, or its prefill and decode pools).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.compare/2).")
@@ -27,11 +28,15 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
     from planner.render import terminal
 
     app.check_export_path(export)
+    from planner.cli import training
+    if training.is_training(scenario):
+        training.compare(scenario, baseline_spec, candidate_spec, as_json, export)
+        return
 
     def side(label: str, spec: str) -> cmp.Side:
         path, plan_text = cmp.parse_side(spec)
-        ev = app.evaluate_or_abort(path or scenario, plan_text, "schedule")
-        return cmp.Side.aggregated(f"{label}: {spec}", ev.scenario, ev.dims, ev.result)
+        return cmp.Side.of_deployment(f"{label}: {spec}", app.deployment_or_abort(path or scenario, plan_text,
+                                                                                   "schedule"))
 
     with app.progress("costing both sides", as_json):
         base = side("baseline", baseline_spec)

@@ -9,8 +9,9 @@ from planner.cli import app
 
 @click.command()
 @click.argument("scenarios", nargs=-1, required=True, type=app.SafePath(dir_okay=False))
-@click.option("--plan", "plan_text", help="Degrees, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32'; "
-              "unnamed degrees are 1. Default: the scenario's plan.")
+@click.option("--plan", "plan_text", help="A plan, e.g. 'attn_tp=1,attn_dp=32,moe_ep=32,redundant_experts=32' "
+              "(unnamed degrees are 1), or a deployment as plan prints it, e.g. 'prefill: 1 x attn_dp=8,moe_ep=8; "
+              "decode: 1 x attn_dp=8,moe_ep=8' (README 'Deployments'). Default: the scenario's plan: / deployment:.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema moeplan.evaluate/2; "
               "a list of them for several scenarios).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every op of the prefill and decode steps.")
@@ -25,7 +26,13 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     """Predict memory, step time, throughput and latency of one plan for each SCENARIO.
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
+    from planner.analysis.deployment import as_solution
+    from planner.render import terminal
     app.check_export_path(export)
+    from planner.cli import training
+    if any(training.is_training(path) for path in scenarios):
+        training.evaluate(scenarios, plan_text, as_json, verbose, export, emit_engine)
+        return
     loaded = [app.load(path) for path in scenarios]
     if any(sc.afd is not None for sc in loaded):
         _evaluate_afd(loaded, plan_text=plan_text, as_json=as_json, verbose=verbose, export=export,
@@ -37,31 +44,29 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} with {len(scenarios)} scenarios; accepted: one scenario")
     with app.progress("costing the plan" + (" (overlap schedules)" if overlap_model == "schedule" else ""),
                       as_json) as tick:
-        evals = []
+        deps = []
         for i, path in enumerate(scenarios):
-            evals.append(app.evaluate_or_abort(path, plan_text, overlap_model))
+            deps.append(app.deployment_or_abort(path, plan_text, overlap_model))
             tick(i + 1, len(scenarios))
-    first = evals[0]
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_evaluation(first.scenario, first.dims,
-                                                                                 first.result))
+    first = deps[0]
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(first.scenario, as_solution(first)))
     if as_json or export:
-        from planner.analysis.evaluate import with_solver_results
-        from planner.documents.evaluate import evaluation_document
+        from planner.analysis.deployment import with_pool_solver_results
+        from planner.documents.evaluate import deployment_evaluation_document
         block = app.launch_document(launch)
-        docs = [evaluation_document(with_solver_results(ev), launch=block if i == 0 else None)
-                for i, ev in enumerate(evals)]
+        docs = [deployment_evaluation_document(with_pool_solver_results(dep), launch=block if i == 0 else None)
+                for i, dep in enumerate(deps)]
         app.export_document(export, docs[0])
         if as_json:
             app.emit_json(docs[0] if len(docs) == 1 else docs)
             return
-    from planner.analysis.error_bands import serving_bands
-    from planner.render import terminal
-    for ev in evals:
-        terminal.render_evaluate(app.out, ev.scenario, ev.dims, ev.result, verbose=verbose,
-                                 bands=serving_bands(ev.scenario, ev.dims))
-    if len(evals) > 1:
+    from planner.analysis.deployment import with_bands
+    from planner.render.deployment_view import render_deployment
+    for dep in deps:
+        render_deployment(app.out, with_bands(dep), verbose=verbose)
+    if len(deps) > 1:
         from planner.analysis import compare as cmp
-        sides = [cmp.Side.aggregated(ev.scenario.name, ev.scenario, ev.dims, ev.result) for ev in evals]
+        sides = [cmp.Side.of_deployment(dep.scenario.name, dep) for dep in deps]
         app.out.print(terminal.side_by_side(sides, cmp.side_by_side(sides)))
     if launch:
         app.echo_launch(launch)

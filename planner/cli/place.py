@@ -11,7 +11,8 @@ from planner.cli import app
 
 @click.command()
 @click.argument("scenario", type=app.SafePath(dir_okay=False))
-@click.option("--plan", "plan_text", help="Degrees (default: the scenario's plan); EP size and slots come from it.")
+@click.option("--plan", "plan_text", help="A plan or a deployment as plan prints it (default: the scenario's); EP "
+              "size and slots come from it (a deployment's decode pool).")
 @click.option("--expert-load", "load_path", type=app.SafePath(dir_okay=False),
               help="Router counts (CSV or JSON, rows = MoE layers); default: the scenario's workload.expert_load.")
 @click.option("--redundant", type=click.IntRange(min=0, max=65_536), help="Redundant slots (default: the plan's).")
@@ -54,12 +55,16 @@ def place(scenario: str, plan_text: str | None, load_path: str | None, redundant
         res = place_all(loads, num_devices=dims.moe_ep, devices_per_node=dpn, slots=slots,
                         time_limit_s=LAYER_WALL_CAP_S, seed=seed, num_groups=sc.model.moe.num_groups,
                         topk_groups=sc.model.moe.topk_groups, progress=tick)
-    doc = placement_document(res, heatmap_document(res, loads), limits=solve_limits(spend))
+    from planner.inputs.deployment_text import plan_text as text_of
+    doc = placement_document(res, heatmap_document(res, loads), limits=solve_limits(spend), scenario=sc.name,
+                             plan=text_of(dataclasses.replace(dims, dp=1)))
     app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
         return
     from planner.render.place_view import layer_table, summary_lines
+    app.out.print(f"[b]{sc.name}[/b]: plan {doc.plan} (moe_ep={dims.moe_ep}, {slots} slots); loads {res.source}",
+                  highlight=False)
     app.out.print(layer_table(res))
     from planner.render.plan_view import limit_lines
     for line in summary_lines(res) + limit_lines(doc.solve_limits):

@@ -12,7 +12,6 @@ from planner.cpsat.deployment_instance import OBJECTIVES
 
 if TYPE_CHECKING:
     from planner.analysis.afd import AfdEvaluation
-    from planner.analysis.evaluate import Evaluation
     from planner.cpsat.deployment_instance import Deployment
     from planner.inputs.scenario import Scenario
 
@@ -59,6 +58,13 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show the Pareto front and the chosen plan's breakdowns.")
 @click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
+@click.option("--engine", "engine", type=app.EMIT_ENGINES,
+              help="Search only the layouts this serving engine launches, costed with its memory reserve "
+              "(README 'Engine-aware planning'); without it the table lists which engines can run each deployment.")
+@click.option("--engine-version", help="The engine release the capability table is for (each engine has one: "
+              "sglang 0.5.5, vllm 0.11.0, trtllm 1.0, mindie 3.1.0).")
 @click.option("--overlap-model", type=click.Choice(["closed-form", "schedule"]), default="closed-form",
               show_default=True, help="schedule: re-cost the prefill of every shortlisted two-batch layout with the "
               "CP-SAT layer schedule before the deployment solve (slower: 31-41 s on the 8- and 16-GPU scenarios).")
@@ -68,14 +74,35 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
               "else all three (AFD finds units only where the model has routed experts and the cluster has a node "
               "besides two instances).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | None, seed: int, as_json: bool,
-         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str,
-         modes: tuple[str, ...] | None) -> None:
+         export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int,
+         engine: str | None, engine_version: str | None, modes: tuple[str, ...] | None) -> None:
     """Search parallel layouts and pool splits for SCENARIO (default: the bundled scenario)."""
+    from planner.analysis.deployment import from_solution, plan_of, with_bands, with_pool_solver_results
+    from planner.analysis.why import tie_reasons
     from planner.cpsat import budget
     from planner.documents.limits import solve_limits
-    from planner.documents.plan import plan_document
+    from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
+    from planner.inputs.deployment_text import deployment_text
+    from planner.search.engines import capability
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
+    if pick > top_k:
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {top_k} (the --top deployments)")
+    from planner.cli import training
+    if training.is_training(scenario):
+        if pick != 1:
+            app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 for a training scenario (its plan "
+                      "exports and emits the best layout)")
+        objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
+        training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
+        return
+    if engine_version is not None and engine is None:
+        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
+                  "--engine ENGINE --engine-version VERSION")
+    try:
+        cap = capability(engine, engine_version) if engine else None
+    except ValueError as e:
+        app.abort(app.EXIT_BAD_INPUT, str(e))
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))
@@ -87,8 +114,12 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     spend = budget.SolveBudget(wall_s=time_limit)
     try:
         from planner.search.afd import MODES
-        kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model,
-                  modes=modes or sc.modes or MODES)
+        searched = modes or sc.modes or MODES
+        if cap is not None and searched == ("afd",):
+            app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine {engine}; accepted: aggregated and/or "
+                      f"disaggregated with --engine ({AFD_ENGINES})")
+        kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model, engine=cap,
+                  modes=searched)
         with budget.using(spend), app.progress("costing layouts", as_json) as tick:
             res = run_plan(sc, **kw, progress=tick)
     except NoFeasiblePlan as e:
@@ -97,36 +128,41 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     if spend.wall_bound:
         spend.note("the top list is re-costed and sorted, so the chosen deployment is the best listed, but the "
                    "ranking may not be optimal")
-    first = res.deployments[0]
-    if emit_engine and first.mode == "afd":
+    if pick > len(res.deployments):
+        app.abort(app.EXIT_BAD_INPUT, f"--pick: got {pick}; accepted: 1 .. {len(res.deployments)} (the deployments "
+                  "the search found)")
+    picked = res.deployments[pick - 1]
+    if emit_engine and picked.mode == "afd":
         app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emit_engine!r} for a plan whose chosen deployment is "
                   "attention-FFN disaggregated (mode afd); accepted: a plan whose chosen deployment is aggregated "
                   f"or disaggregated (rerun with --modes aggregated,disaggregated): {AFD_ENGINES}")
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, first))
+    chosen = None if picked.mode == "afd" else from_solution(sc, picked)
+    texts = [None if d.mode == "afd" else deployment_text(plan_of(d)) for d in res.deployments]
+    wl = sc.workload
+    why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
-    if as_json or export:  # the document's chosen-plan breakdown; the terminal view does not show it
+    if as_json or export:  # the document's chosen-deployment breakdown; the terminal view does not show it
+        # the search costs overlap in closed form, so the picked deployment's schedules are not cached: a short
+        # (deterministic) solve per pool
         with budget.using(spend):
-            chosen = _chosen(sc, first)
-        doc = plan_document(res, chosen, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend))
+            full = (_afd_unit(sc, picked) if chosen is None else
+                    with_pool_solver_results(chosen, schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S))
+        doc = plan_document(res, full, launch=app.launch_document(launch), bands=bands, limits=solve_limits(spend),
+                            picked=pick - 1, texts=texts, why=why)
         app.export_document(export, doc)
     if as_json:
         app.emit_json(doc)
     else:
         from planner.render.plan_view import render_plan
-        render_plan(app.out, res, verbose=verbose, bands=bands, limits=solve_limits(spend))
+        render_plan(app.out, res, chosen and with_bands(chosen), picked=pick - 1, verbose=verbose, texts=texts, why=why,
+                    bands=bands, limits=solve_limits(spend))
         if launch:
             app.echo_launch(launch)
 
 
-def _chosen(sc: Scenario, d: Deployment) -> Evaluation | AfdEvaluation:
-    """The chosen deployment's decode (or aggregated) pool, evaluated: an ``Evaluation`` with its solver results
-    (the search costs overlap in closed form, so the schedule is a short deterministic solve), or an
-    ``AfdEvaluation`` for an AFD unit."""
-    if d.mode == "afd":
-        from planner.analysis.afd import AfdEvaluation
-        return AfdEvaluation(scenario=sc, layout=d.decode.dims, result=d.decode.result)
-    from planner.analysis.evaluate import Evaluation, with_solver_results
-    from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S
-    return with_solver_results(Evaluation(scenario=sc, dims=d.decode.dims, result=d.decode.result),
-                               schedule_time_limit_s=REPORT_SCHEDULE_TIME_LIMIT_S)
+def _afd_unit(sc: Scenario, d: Deployment) -> AfdEvaluation:
+    """The chosen AFD deployment's decode unit, evaluated (an ``AfdEvaluation``)."""
+    from planner.analysis.afd import AfdEvaluation
+    return AfdEvaluation(scenario=sc, layout=d.decode.dims, result=d.decode.result)

@@ -33,6 +33,13 @@ Periodic layer (the steady state of a step that runs the same layer ~58 times)
     then only layer copies ``0..W-1`` can meet on a resource, and the model places them all.  ``W = 1`` is one
     layer in isolation (``P = H``: its makespan).  Objective: minimise ``P``, then ``H`` (one weighted sum).
 
+Bound and early stop
+    :mod:`planner.cpsat.schedule_bound` gives a provable lower bound on ``P`` without the solver (work, one
+    micro-batch's chain, and the compute time comm kernels on SMs force); a solve ends at the first solution
+    whose period meets it (status OPTIMAL for the period; ``H`` is then not minimised further), and every
+    solve reports it as its bound.  The model itself is unchanged, so the search, and the period found, are
+    the ones the solve run to its work limit finds.
+
 Quantization: durations in whole *ticks*, rounded up (:func:`to_ticks`), so an op never outgrows its integer
 slot. A tick is a power of ten of nanoseconds, the largest that leaves a micro-batch's ops at least
 ``TICKS_PER_MICRO_BATCH`` ticks (:func:`tick_ns_for`): 1 us for a prefill micro-batch of tens of ms, 10 ns for
@@ -58,6 +65,7 @@ from typing import TYPE_CHECKING
 from ortools.sat.python import cp_model
 
 from planner.cpsat import budget
+from planner.cpsat.schedule_bound import BlockGraph, PeriodBound, period_bound
 from planner.cpsat.schedule_result import _TOL_S, RESOURCES, LayerSchedule, ScheduledOp, _union, fold
 from planner.cpsat.stats import SolveStats
 
@@ -242,6 +250,19 @@ class ScheduleInstance:
         out["compute"] = (out["compute"] * SM_CAPACITY + comm * self.comm_demand) // SM_CAPACITY
         return out
 
+    def period_lower_bound_ticks(self) -> int:
+        """A provable lower bound on the period (:mod:`planner.cpsat.schedule_bound`): work, chain, coverage."""
+        return _period_bound(self).ticks
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_bound(inst: ScheduleInstance) -> PeriodBound:
+    g = inst.graph
+    bg = BlockGraph(resource=g.resource, block_ticks=g.block_ticks, preds=g.preds,
+                    shared_ticks=tuple(inst.shared_ticks(q) if r == "compute" else g.block_ticks[q]
+                                       for q, r in enumerate(g.resource)))
+    return period_bound(bg, inst.micro_batches, inst.comm_demand)
+
 
 @dataclass(frozen=True, kw_only=True)
 class IntSolution:
@@ -271,7 +292,8 @@ class _Model:
         k, w, c = inst.micro_batches, inst.window_layers, inst.comm_demand
         ub = inst.sequential_ticks()
         self.horizon = horizon = w * ub
-        lb = max(inst.work_ticks().values())
+        lb = max(inst.work_ticks().values())  # the tighter bound only stops the search (_StopAtBound)
+        self.lower_bound_ticks = inst.period_lower_bound_ticks()
         self.period = m.new_int_var(lb, max(lb, ub), "period")
         self.span = m.new_int_var(0, horizon, "span")
         m.add(self.span <= w * self.period)
@@ -346,11 +368,26 @@ class _Model:
         return IntSolution(start_ticks=starts, shared=shared, period_ticks=s.value(self.period), stats=stats)
 
 
+class _StopAtBound(cp_model.CpSolverSolutionCallback):
+    """Ends the search at the first solution whose period meets the provable bound: its period is optimal.
+    The search up to there is the one without the callback (single worker), so the period found is never
+    worse than the solve run to its work limit."""
+
+    def __init__(self, period: cp_model.IntVar, bound_ticks: int) -> None:
+        super().__init__()
+        self._period, self._bound = period, bound_ticks
+
+    def on_solution_callback(self) -> None:
+        if self.value(self._period) <= self._bound:
+            self.stop_search()
+
+
 def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: int = 0, workers: int = 1,
                    hint: IntSolution | None = None, max_period_ticks: int | None = None,
                    max_span_ticks: int | None = None) -> IntSolution | None:
     """Build, hint (``hint``, else the no-overlap schedule) and solve one instance.  ``max_*`` bound the period
-    and span (for the tests); None when the solver finds no solution in time or proves there is none."""
+    and span (for the tests); None when the solver finds no solution in time or proves there is none.  Status
+    OPTIMAL also when the period meets the provable bound (:class:`_StopAtBound`)."""
     model = _Model(inst, max_period_ticks=max_period_ticks, max_span_ticks=max_span_ticks)
     model.hint(hint or sequential(inst, SolveStats(status="HINT", objective=0.0, bound=0.0, gap=0.0, wall_s=0.0)))
     solver = cp_model.CpSolver()
@@ -363,7 +400,7 @@ def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: i
     # restarts find good launch modes (comm kernels on SMs) far sooner than the default single-worker search
     solver.parameters.search_branching = cp_model.PORTFOLIO_WITH_QUICK_RESTART_SEARCH
     t0 = time.perf_counter()
-    status = solver.solve(model.m)
+    status = solver.solve(model.m, _StopAtBound(model.period, model.lower_bound_ticks))
     wall = time.perf_counter() - t0
     budget.refuse_invalid(solver.status_name(status), "layer schedule", model.m, "the ops' durations")
     spend.finish(f"layer schedule ({inst.micro_batches} micro-batches, {len(inst.names)} ops)",
@@ -371,8 +408,10 @@ def solve_instance(inst: ScheduleInstance, *, time_limit_s: float = 5.0, seed: i
                  work_units=solver.deterministic_time, work_limit_units=time_limit_s * WORK_UNITS_PER_S)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    obj, bound = solver.value(model.period), solver.best_objective_bound // (model.horizon + 1)
-    stats = SolveStats(status=solver.status_name(status), objective=inst.seconds(obj), bound=inst.seconds(bound),
+    obj = solver.value(model.period)
+    bound = max(model.lower_bound_ticks, int(solver.best_objective_bound // (model.horizon + 1)))
+    name = "OPTIMAL" if obj <= bound else solver.status_name(status)  # the period meets a provable bound
+    stats = SolveStats(status=name, objective=inst.seconds(obj), bound=inst.seconds(bound),
                        gap=(obj - bound) / max(1, obj), wall_s=wall)
     return model.extract(solver, stats)
 
@@ -406,7 +445,7 @@ def solve_layer(inst: ScheduleInstance, *, time_limit_s: float, seed: int) -> In
     if best is not None and (hint is None or best.period_ticks <= hint.period_ticks):
         return best
     best = hint or sequential(inst, SolveStats(status="", objective=0.0, bound=0.0, gap=0.0, wall_s=0.0))
-    lb = max(inst.work_ticks().values())
+    lb = inst.period_lower_bound_ticks()
     stats = SolveStats(status="UNKNOWN", objective=inst.seconds(best.period_ticks), bound=inst.seconds(lb),
                        gap=(best.period_ticks - lb) / max(1, best.period_ticks), wall_s=time.perf_counter() - t0)
     return dataclasses.replace(best, stats=stats)

@@ -40,8 +40,9 @@ Precision = Literal["bf16", "fp8", "int8", "fp4"]
 Confidence = Literal["datasheet", "measured", "derived", "estimated"]
 DeploymentMode = Literal["aggregated", "disaggregated", "afd"]
 PoolRole = Literal["aggregated", "prefill", "decode"]
-RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain"]
-"""Why the search dropped a layout before the solve (planner.search.layouts.REJECT_*)."""
+RejectionKey = Literal["divisibility", "topology", "memory", "ttft", "tpot", "pp_no_gain", "engine"]
+"""Why the search dropped a layout before the solve (cost_models.kinds.Rejection; ``engine``: the target engine of
+``plan --engine`` cannot launch it, planner/search/engines.py)."""
 SolverStatus = Literal["EXACT_ENUMERATION", "OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN"]
 """CP-SAT solve status, or EXACT_ENUMERATION when the plan's deployment split was enumerated exactly (small
 instances, planner/search/deployment_exact.py)."""
@@ -52,8 +53,9 @@ Objective = Literal["throughput", "latency", "devices"]
 OverlapModel = Literal["closed-form", "schedule"]
 PlacementMethod = Literal["greedy_hierarchical", "greedy_global", "cpsat"]
 StoppedBy = Literal["bound", "gap_limit", "no_progress", "effort", "time_limit"]
-Engine = Literal["vllm", "sglang", "trtllm", "mindie"]
-CommandRole = Literal["aggregated", "prefill", "decode", "router"]
+Engine = Literal["vllm", "sglang", "trtllm", "mindie", "megatron", "mindspeed"]
+"""Serving engines, and the training frameworks of training scenarios (megatron, mindspeed)."""
+CommandRole = Literal["aggregated", "prefill", "decode", "router", "train"]
 MetricUnit = Literal["devices", "bytes", "tok/s", "s", "tokens", "bytes/token"]
 Better = Literal["higher", "lower", "none"]
 

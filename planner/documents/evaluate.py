@@ -25,6 +25,7 @@ from planner.documents.base import (
     optional,
     schema_id,
 )
+from planner.documents.deployment import DeploymentDoc, deployment_document
 from planner.documents.launch import LaunchBlock
 from planner.documents.parts import ErrorBand, ParallelPlan, SourcedValue, error_band, parallel_plan, sourced_value
 from planner.documents.place import Heatmap, heatmap_document
@@ -32,6 +33,7 @@ from planner.documents.schedule import DecodeSchedules, schedules_document
 from planner.inputs.scenario import Scenario
 
 if TYPE_CHECKING:
+    from planner.analysis.deployment import DeploymentEvaluation
     from planner.analysis.error_bands import FigureBands
     from planner.analysis.evaluate import Evaluation
 
@@ -222,6 +224,12 @@ class EvaluateDocument(Document):
     placement: Heatmap | None = optional("Present when the scenario gives router counts (workload.expert_load) for "
                                          "an MoE model: the CP-SAT placement whose imbalance the prediction used.")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`.")
+    deployment: DeploymentDoc | None = optional(
+        "The whole deployment this document's plan belongs to: its string, pools, rates, the rate match and the "
+        "deployment's throughput, TTFT and TPOT. The top-level plan and phases are its decode (or aggregated) "
+        "pool's.")
+    prefill_pool: EvaluateDocument | None = optional(
+        "A disaggregated deployment's prefill pool, costed the same way (its own plan, phases and memory).")
 
 
 def memory_document(m: MemoryBreakdown) -> MemoryBytes:
@@ -314,3 +322,11 @@ def evaluation_document(ev: Evaluation, launch: LaunchBlock | None = None) -> Ev
         placement = heatmap_document(ev.placement, ev.scenario.expert_loads)
     return evaluate_document(ev.scenario, ev.dims, ev.result, schedule=schedule, placement=placement, launch=launch,
                              bands=ev.bands)
+
+
+def deployment_evaluation_document(dep: DeploymentEvaluation, launch: LaunchBlock | None = None) -> EvaluateDocument:
+    """The evaluate document of a whole deployment: the decode (or aggregated) pool's evaluation, the
+    ``deployment`` part, and for a disaggregated deployment the prefill pool's evaluation as ``prefill_pool``."""
+    prefill = None if len(dep.pools) == 1 else evaluation_document(dep.prefill.evaluation)
+    doc = evaluation_document(dep.decode.evaluation, launch=launch)
+    return doc.model_copy(update={"deployment": deployment_document(dep), "prefill_pool": prefill})

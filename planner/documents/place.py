@@ -161,6 +161,9 @@ class PlaceDocument(Document):
     layers: list[PlaceLayer] = field("One entry per MoE layer of the load file.")
     placement: Heatmap = field("The CP-SAT placement as a heatmap.")
     solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which layers' solves it stopped.")
+    scenario: str | None = optional("The scenario's `name:` (absent when the document was built without one).")
+    plan: str | None = optional("The plan placed on (its moe_ep devices and redundant slots): the decode pool's of a "
+                                "deployment, as a plan string (planner.inputs.deployment_text.plan_text).")
 
 
 def _score(s: PlacementScore) -> Score:
@@ -184,8 +187,8 @@ def _method_summary(result: PlacementResult, m: str) -> MethodSummary:
     return MethodSummary(mean_imbalance=result.mean_imbalance(m), worst_imbalance=result.worst_imbalance(m))
 
 
-def placement_document(result: PlacementResult, heatmap: Heatmap,
-                       limits: SolveLimits | None = None) -> PlaceDocument:
+def placement_document(result: PlacementResult, heatmap: Heatmap, limits: SolveLimits | None = None, *,
+                       scenario: str | None = None, plan: str | None = None) -> PlaceDocument:
     """The ``moeplan place --json`` document of a :class:`PlacementResult`; ``heatmap``: its ``placement`` key
     (:func:`heatmap_document`); ``limits``: the ``--time-limit`` block."""
     width = result.max_replicas
@@ -201,7 +204,7 @@ def placement_document(result: PlacementResult, heatmap: Heatmap,
         mean_bound_imbalance=result.mean_bound_imbalance, mean_gap=result.mean_gap, wall_s=result.wall_s)
     return PlaceDocument(schema_id=PLACE_SCHEMA, source=result.source, config=config, max_replicas=width,
                          summary=summary, layers=[_layer(r, width) for r in result.layers], placement=heatmap,
-                         solve_limits=limits)
+                         solve_limits=limits, scenario=scenario, plan=plan)
 
 
 def heatmap_document(result: PlacementResult, loads: ExpertLoads, method: str = "cpsat") -> Heatmap:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from cost_models import kinds
+from cost_models import kinds, metrics
 from planner.cpsat.deployment_instance import Deployment
 from planner.documents.afd import AfdDocument, AfdLayoutDoc, afd_document, afd_layout_doc
 from planner.documents.base import (
     Count,
     DeploymentMode,
     Document,
+    Engine,
     NonNegative,
     Number,
     Objective,
@@ -23,15 +24,15 @@ from planner.documents.base import (
     optional,
     schema_id,
 )
-from planner.documents.evaluate import EvaluateDocument, evaluation_document
+from planner.documents.evaluate import EvaluateDocument, deployment_evaluation_document
 from planner.documents.launch import LaunchBlock
 from planner.documents.limits import SolveLimits
 from planner.documents.parts import ErrorBand, ParallelPlan, error_band, parallel_plan
 
 if TYPE_CHECKING:
     from planner.analysis.afd import AfdEvaluation
+    from planner.analysis.deployment import DeploymentEvaluation
     from planner.analysis.error_bands import DeploymentBands
-    from planner.analysis.evaluate import Evaluation
     from planner.search.plan import PlanResult
     from planner.search.validate import Recost
 
@@ -71,7 +72,8 @@ class PlanPool(Document):
     tpot_s: NonNegative = field("Time per output token of the layout at its decode batch, seconds.")
     decode_batch_per_device: NonNegative = field("Sequences per device the layout decodes per step (a count; fractional under "
                                                  "attention TP).")
-    memory_used_bytes: NonNegative = field("Memory used per device (the busier phase), bytes.")
+    memory_used_bytes: NonNegative = field("Memory used per device in the busier phase the pool runs (a prefill "
+                                           "pool only prefills, a decode pool only decodes), bytes.")
     static_bytes: NonNegative = field("Weights, buffers and runtime reserve per device, bytes.")
 
 
@@ -81,6 +83,10 @@ class PlanDeployment(Document):
     mode: DeploymentMode = field("`aggregated` (one pool serves both phases), `disaggregated` (separate prefill "
                                  "and decode pools) or `afd` (a prefill pool and an attention-FFN disaggregated "
                                  "decode pool).")
+    deployment: str | None = optional("The deployment as one value (README 'Deployments'), e.g. `prefill: 1 x "
+                                      "attn_dp=8,moe_ep=8; decode: 1 x attn_dp=8,moe_ep=8`: `evaluate --plan` "
+                                      "accepts it back and, with this document's overlap_model, gives the same "
+                                      "figures. Absent for an `afd` deployment (no deployment string for AFD yet).")
     pools: list[PlanPool] = field("One aggregated pool, or the prefill pool then the decode pool.", min_length=1,
                                   max_length=2)
     devices_used: Count = field("Devices the deployment occupies (at most the cluster's); a count.")
@@ -99,6 +105,8 @@ class PlanDeployment(Document):
     decode_output_tok_per_s: NonNegative = field("Output tokens per second the decode side can produce.")
     solver_objective_units: Count = field("The delivered output rate as the solver scored it, in integer units of "
                                           "0.01 tok/s (planner.cpsat.quantize).")
+    engines: list[Engine] = field("Serving engines whose capability tables (planner/catalog/engines.py) admit "
+                                      "every pool of this deployment; with `plan --engine E`: [E].")
 
 
 class PlanSolve(Document):
@@ -149,17 +157,20 @@ class PlanDocument(Document):
                                                 "sorted).")
     layouts_considered: Count = field("Layouts enumerated and costed; a count.")
     pareto: list[ParetoPoint] = field("Pareto front of the decode-capable layouts.")
-    chosen: Count = field("Index into `top` of the deployment chosen_breakdown (or chosen_afd) describes (always 0, "
-                          "the best).")
+    chosen: Count = field("Index into `top` of the chosen deployment: the one exported, emitted and broken down "
+                          "(0, the best, unless `--pick K` chose K - 1).")
     chosen_breakdown: EvaluateDocument | None = optional(
-        "The evaluate document of the chosen deployment's decode (or aggregated) layout, one replica; absent when "
-        "the chosen decode pool is AFD (then chosen_afd).")
+        "The evaluate document of the chosen deployment: its decode (or aggregated) pool, with the whole deployment "
+        "(`deployment`) and a disaggregated deployment's prefill pool (`prefill_pool`); absent when the chosen "
+        "decode pool is AFD (then chosen_afd).")
     chosen_afd: AfdDocument | None = optional(
         "The AFD evaluate document of the chosen deployment's AFD decode unit (mode `afd`), one replica at its "
         "searched batch; its memory holds KV for whole sequences (input + output tokens), as the search sized it.")
     modes: list[DeploymentMode] | None = optional("The deployment modes searched (plan --modes; default all).")
     afd_layouts_considered: Count | None = optional("AFD units enumerated and costed (also in layouts_considered); "
                                                     "present when `afd` was searched.")
+    why: list[str] | None = optional("Why the top deployments rank as they do, in words: the ranking key and which "
+                                     "deployments tie on it (planner.analysis.why).")
     launch: LaunchBlock | None = optional("Present with `--emit ENGINE`, for the chosen deployment.")
     solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped and "
                                                 "whether the ranking may not be optimal.")
@@ -173,23 +184,27 @@ def _unit(c: Any) -> dict[str, Any]:
 
 def _pool(c: Any, replicas: int, role: str) -> PlanPool:
     """``c``: a costed layout (planner.search.layouts.Candidate or planner.search.afd.AfdCandidate)."""
-    return PlanPool(role=role, **_unit(c), devices_per_replica=c.devices_per_replica,
+    unit = _unit(c)
+    return PlanPool(role=role, **unit, devices_per_replica=c.devices_per_replica,
                     replicas=replicas, devices=c.devices_per_replica * replicas, prefill_tok_per_s_per_device=c.prefill_tok_per_s_per_device,
                     decode_tok_per_s_per_device=c.decode_tok_per_s_per_device, ttft_s=c.ttft_s, tpot_s=c.tpot_s,
-                    decode_batch_per_device=c.decode_batch_per_device, memory_used_bytes=c.memory_used_bytes,
+                    decode_batch_per_device=c.decode_batch_per_device,
+                    memory_used_bytes=(c.memory_used_bytes if "afd" in unit else
+                                       metrics.pool_used_bytes(kinds.PoolRole(role), c.result)),
                     static_bytes=c.static_bytes(kinds.PoolRole(role)))
 
 
-def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None) -> PlanDeployment:
+def _deployment(d: Deployment, r: Recost, b: DeploymentBands | None, text: str | None,
+                engines: list[str]) -> PlanDeployment:
     pools = ([_pool(d.decode, d.decode_replicas, "aggregated")] if d.mode == "aggregated" else
              [_pool(d.prefill, d.prefill_replicas, "prefill"), _pool(d.decode, d.decode_replicas, "decode")])
     return PlanDeployment(
-        mode=d.mode, pools=pools, devices_used=r.devices_used, output_tok_per_s=r.output_tok_per_s,
+        mode=d.mode, deployment=text, pools=pools, devices_used=r.devices_used, output_tok_per_s=r.output_tok_per_s,
         output_tok_per_s_per_device=r.output_tok_per_s_per_device,
         user_tok_per_s=1 / r.tpot_s if r.tpot_s else 0.0, ttft_s=r.ttft_s, tpot_s=r.tpot_s,
         prefill_input_tok_per_s=r.prefill_input_tok_per_s, decode_output_tok_per_s=r.decode_output_tok_per_s,
         solver_objective_units=d.output_tok_per_s_units, output_band=error_band(b and b.throughput),
-        ttft_band=error_band(b and b.ttft), tpot_band=error_band(b and b.tpot))
+        ttft_band=error_band(b and b.ttft), tpot_band=error_band(b and b.tpot), engines=engines)
 
 
 REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
@@ -197,14 +212,16 @@ REPORT_SCHEDULE_TIME_LIMIT_S = 0.1
 form; on the default scenario 0.1, 0.25, 0.5 and 1 s give the same schedule)."""
 
 
-def plan_document(res: PlanResult, chosen: Evaluation | AfdEvaluation, launch: LaunchBlock | None = None,
-                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None) -> PlanDocument:
-    """``chosen``: the best deployment's decode (or aggregated) layout with its solver results
-    (:func:`planner.analysis.evaluate.with_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`), or its AFD
-    decode unit (an :class:`planner.analysis.afd.AfdEvaluation`);
+def plan_document(res: PlanResult, chosen: DeploymentEvaluation | AfdEvaluation, launch: LaunchBlock | None = None,
+                  bands: list[DeploymentBands] | None = None, limits: SolveLimits | None = None, *, picked: int = 0,
+                  texts: list[str | None] | None = None, why: list[str] | None = None) -> PlanDocument:
+    """``chosen``: deployment ``picked`` of ``res.deployments`` with its pools' solver results
+    (:func:`planner.analysis.deployment.with_pool_solver_results` at :data:`REPORT_SCHEDULE_TIME_LIMIT_S`), or its
+    AFD decode unit (an :class:`planner.analysis.afd.AfdEvaluation`);
     ``launch``: the ``--emit`` block of the chosen deployment; ``bands``: each top deployment's error bands
-    (:func:`planner.analysis.error_bands.deployment_bands`), in ``res.deployments`` order; ``limits``: the
-    ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`)."""
+    (:func:`planner.analysis.error_bands.deployment_bands`) and ``texts`` each one's deployment string, in
+    ``res.deployments`` order; ``limits``: the ``--time-limit`` block (:func:`planner.documents.limits.solve_limits`);
+    ``why``: the ranking in words (:func:`planner.analysis.why.tie_reasons`)."""
     sc = res.scenario
     scenario = PlanScenario(name=sc.name, path=sc.path, model=sc.model.id, device=sc.cluster.device.id,
                             devices=sc.cluster.num_devices, input_tokens=sc.workload.input_tokens,
@@ -212,20 +229,22 @@ def plan_document(res: PlanResult, chosen: Evaluation | AfdEvaluation, launch: L
                             tpot_slo_s=sc.workload.tpot_slo_s)
     return PlanDocument(
         schema_id=PLAN_SCHEMA, scenario=scenario, objective=res.objective, overlap_model=res.overlap_model,
-        top=[_deployment(d, r, b) for d, r, b in zip(res.deployments, res.recosts,
-                                                    bands or [None] * len(res.deployments), strict=True)],
+        top=[_deployment(d, r, b, t, e) for d, r, b, t, e in zip(res.deployments, res.recosts,
+                                                                 bands or [None] * len(res.deployments),
+                                                                 texts or [None] * len(res.deployments),
+                                                                 res.engines, strict=True)],
         solver=[PlanSolve(status=s.status, objective=s.objective, bound=s.bound, gap=s.gap) for s in res.stats],
         quantization_ranking_preserved=res.ranking_preserved, rejected=dict(sorted(res.rejected.items())),
         layouts_considered=res.layouts_considered,
         pareto=[ParetoPoint(**_unit(c), decode_tok_per_s_per_device=c.decode_tok_per_s_per_device,
                             user_tok_per_s=c.user_tok_per_s, tpot_s=c.tpot_s) for c in res.pareto],
-        chosen=0, launch=launch, solve_limits=limits, **_chosen(chosen), **_searched(res))
+        chosen=picked, launch=launch, solve_limits=limits, why=why, **_chosen(chosen), **_searched(res))
 
 
-def _chosen(chosen: Evaluation | AfdEvaluation) -> dict[str, Any]:
+def _chosen(chosen: DeploymentEvaluation | AfdEvaluation) -> dict[str, Any]:
     if hasattr(chosen, "layout"):  # an AfdEvaluation
         return {"chosen_afd": afd_document(chosen)}
-    return {"chosen_breakdown": evaluation_document(chosen)}
+    return {"chosen_breakdown": deployment_evaluation_document(chosen)}
 
 
 def _searched(res: PlanResult) -> dict[str, Any]:

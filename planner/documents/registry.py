@@ -13,17 +13,28 @@ from planner.documents.evaluate import EVALUATE_SCHEMA, EvaluateDocument
 from planner.documents.place import PLACE_SCHEMA, PlaceDocument
 from planner.documents.plan import PLAN_SCHEMA, PlanDocument
 from planner.documents.schedule import SCHEDULE_SCHEMA, ScheduleDocument
+from planner.documents.training import (
+    TRAIN_COMPARE_SCHEMA,
+    TRAIN_EVALUATE_SCHEMA,
+    TRAIN_PLAN_SCHEMA,
+    TrainingCompareDocument,
+    TrainingEvaluateDocument,
+    TrainingPlanDocument,
+)
 
 MODELS: dict[str, type[Document]] = {
     EVALUATE_SCHEMA: EvaluateDocument, PLAN_SCHEMA: PlanDocument, SCHEDULE_SCHEMA: ScheduleDocument,
     PLACE_SCHEMA: PlaceDocument, COMPARE_SCHEMA: CompareDocument, COST_SCHEMA: CostDocument,
-    DEVICES_SCHEMA: DevicesDocument, MODELS_SCHEMA: ModelsDocument, AFD_SCHEMA: AfdDocument}
+    DEVICES_SCHEMA: DevicesDocument, MODELS_SCHEMA: ModelsDocument, AFD_SCHEMA: AfdDocument,
+    TRAIN_EVALUATE_SCHEMA: TrainingEvaluateDocument, TRAIN_PLAN_SCHEMA: TrainingPlanDocument,
+    TRAIN_COMPARE_SCHEMA: TrainingCompareDocument}
 """Schema id -> the model of that document."""
 
 SCHEMA_FILES: dict[str, str] = {
     EVALUATE_SCHEMA: "evaluate", PLAN_SCHEMA: "plan", SCHEDULE_SCHEMA: "schedule", PLACE_SCHEMA: "place",
     COMPARE_SCHEMA: "compare", COST_SCHEMA: "cost", DEVICES_SCHEMA: "catalog_devices", MODELS_SCHEMA: "catalog_models",
-    AFD_SCHEMA: "afd"}
+    AFD_SCHEMA: "afd", TRAIN_EVALUATE_SCHEMA: "train_evaluate", TRAIN_PLAN_SCHEMA: "train_plan",
+    TRAIN_COMPARE_SCHEMA: "train_compare"}
 """Schema id -> stem of its file in docs/schema/ (``<stem>.schema.json``)."""
 
 

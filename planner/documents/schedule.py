@@ -126,11 +126,15 @@ class ScheduleDocument(Document):
     plan: ParallelPlan = field("The plan scheduled (`--plan`, else the scenario's).")
     phase: Phase = field("Phase scheduled (`--phase`): `decode` at the batch evaluate chooses, or `prefill` at the "
                          "scenario's chunk.")
-    micro_batches: Positive = field("Micro-batches each layer is split into (`--micro-batches`); a count.", le=4)
+    micro_batches: Positive = field("Micro-batches each layer is split into (`--micro-batches`, default the "
+                                    "plan's); a count.", le=4)
     layers: dict[ScheduledLayerKind, LayerScheduleDoc] = field(
         "One schedule per layer type the model has: `moe` (models with routed experts), `dense` (models with "
         "dense-FFN layers).", min_length=1)
     solve_limits: SolveLimits | None = optional("Present with `--time-limit`: which solves the limit stopped.")
+    decode_batch_per_device: NonNegative | None = optional(
+        "Decode phase: the sequences per device the schedule assumed (the batch evaluate chooses for the plan; "
+        "fractional under attention TP).")
 
 
 def _op_doc(o: ScheduledOp, start: float, end: float) -> ScheduledOpDoc:
@@ -165,9 +169,11 @@ def schedules_document(schedules: dict[str, LayerSchedule], micro_batches: int) 
 
 def schedule_command_document(scenario_name: str, dims: ParallelDims, phase: str, micro_batches: int,
                               schedules: dict[str, LayerSchedule],
-                              limits: SolveLimits | None = None) -> ScheduleDocument:
+                              limits: SolveLimits | None = None, *,
+                              decode_batch_per_device: float | None = None) -> ScheduleDocument:
     """The ``moeplan schedule --json`` document (schema ``moeplan.schedule/1``); ``limits``: the
-    ``--time-limit`` block."""
+    ``--time-limit`` block; ``decode_batch_per_device``: the decode batch the schedule assumed."""
     return ScheduleDocument(schema_id=SCHEDULE_SCHEMA, scenario=scenario_name, plan=parallel_plan(dims), phase=phase,
                             micro_batches=micro_batches,
-                            layers={k: schedule_document(v) for k, v in schedules.items()}, solve_limits=limits)
+                            layers={k: schedule_document(v) for k, v in schedules.items()}, solve_limits=limits,
+                            decode_batch_per_device=decode_batch_per_device)

@@ -51,9 +51,12 @@ def fraction(x: float) -> float:
     return min(0.99, max(0.01, math.ceil(x * 100 - 1e-6) / 100))
 
 
-def used_fraction(m: MemoryBreakdown) -> float:
-    """Everything the plan puts on a device (weights, KV, activations, buffers, reserve) over its capacity."""
-    return fraction(m.used_bytes / m.capacity_bytes)
+def engine_fraction(m: MemoryBreakdown) -> float:
+    """What the engine may allocate (weights, KV, activations, EP buffers: everything the plan puts on a device
+    except the engine's own reserve, ``runtime_reserve_bytes``) over capacity: vLLM's
+    ``--gpu-memory-utilization``, MindIE's ``NPU_MEMORY_FRACTION``. Rounded up to 0.01, so it can exceed the plan
+    by under 1 % of the device, never the reserve."""
+    return fraction((m.used_bytes - m.runtime_reserve_bytes) / m.capacity_bytes)
 
 
 def engine_pool_fraction(m: MemoryBreakdown) -> float:
@@ -64,8 +67,9 @@ def engine_pool_fraction(m: MemoryBreakdown) -> float:
 
 
 def kv_free_fraction(m: MemoryBreakdown) -> float:
-    """KV cache over the memory left once everything else the plan needs is allocated."""
-    rest = m.capacity_bytes - (m.used_bytes - m.kv_cache_bytes)
+    """KV cache over the memory left once weights, activations and buffers are allocated (TensorRT-LLM's
+    ``free_gpu_memory_fraction``): the engine's reserve stays outside the fraction."""
+    rest = m.capacity_bytes - (m.used_bytes - m.kv_cache_bytes - m.runtime_reserve_bytes)
     return fraction(m.kv_cache_bytes / rest) if rest > 0 else 0.01
 
 

@@ -251,11 +251,12 @@ def check_world(engine: str, dims: TrainingDims, cluster: ClusterSpec) -> None:
                         f"{cluster.num_devices} (the cluster's devices)")
 
 
-def commands(flavour: Flavour, cluster: ClusterSpec, script_args: list[str]) -> LaunchPlan:
-    """One ``torchrun`` line per node rank, the same arguments on every node."""
+def commands(flavour: Flavour, cluster: ClusterSpec, script_args: list[str], *, script: str = "pretrain_gpt.py"
+             ) -> LaunchPlan:
+    """One ``torchrun`` line per node rank running ``script``, the same arguments on every node."""
     env = dict(flavour.env)
     cmds = tuple(LaunchCommand(role="train", replica=0, node_rank=r, node=r,
-                               argv=tuple(torchrun(cluster, r) + ["pretrain_gpt.py", *script_args]), env=env)
+                               argv=tuple(torchrun(cluster, r) + [script, *script_args]), env=env)
                  for r in range(cluster.num_nodes))
     notes = ("add the learning-rate schedule, --train-iters (or --train-samples) and checkpoint paths of your run",
              "model details the plan does not carry (RoPE base, QK norm, vocabulary padding, initialisation) are "
@@ -279,6 +280,11 @@ def emit(model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims, clust
     if cluster.device.vendor != "nvidia":
         raise EmitError("megatron", "cluster.device", cluster.device.id, "an NVIDIA GPU (--emit mindspeed on Ascend)")
     check_world("megatron", dims, cluster)
+    if workload.finetune is not None:
+        raise EmitError("megatron", "workload.finetune", "frozen parts / LoRA",
+                        "full training only: Megatron-LM's pretrain_gpt.py has no LoRA adapters or parameter "
+                        "freezing (use NeMo's PEFT on Megatron-Core, or --emit mindspeed on Ascend: MindSpeed-LLM's "
+                        "posttrain_gpt.py --lora-r / --lora-alpha / --lora-target-modules)")
     flavour = Flavour(engine="megatron", version=SOURCE.version, sources=SOURCE.cited(), dispatcher="flex",
                       env=_env(dims))
     args = (model_args(model, workload) + mla_dims_args(model, "--qk-head-dim", "--qk-pos-emb-head-dim")

@@ -94,7 +94,7 @@ def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
     name = f"mindie_{inst.role}_{inst.replica}.json"
     text = json.dumps(_fragment(spec, inst), indent=2) + "\n"
     env = {"MIES_CONFIG_JSON_PATH": f"{common.ref('PWD')}/{name}",
-           "NPU_MEMORY_FRACTION": f"{common.used_fraction(inst.spec.memory):.2f}",
+           "NPU_MEMORY_FRACTION": f"{common.engine_fraction(inst.spec.memory):.2f}",
            "MIES_CONTAINER_IP": common.ref(common.LOCAL_ADDR_VAR)}
     if inst.num_nodes > 1:
         env |= {"RANK_TABLE_FILE": common.ref(f"{inst.role.upper()}_{inst.replica}_RANK_TABLE"),

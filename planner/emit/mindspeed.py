@@ -11,13 +11,21 @@ repositories at the pinned commits).  The degrees map as in :mod:`planner.emit.m
 * virtual stages: ``--num-layers-per-virtual-pipeline-stage``; MLA: ``--multi-head-latent-attention``;
 * fused kernels the cost model's kernel times assume: flash attention, RMSNorm, SwiGLU, RoPE;
 * BF16 only (the 910B has no FP8 GEMM), ZeRO-1 as the distributed optimizer (no ZeRO-2 / ZeRO-3 here);
-* the environment of the published script (HCCL timeouts, one device queue, expandable segments).
+* the environment of the published script (HCCL timeouts, one device queue, expandable segments);
+* LoRA fine-tuning (``workload.finetune`` with every part frozen and adapters on some GEMMs): ``posttrain_gpt.py
+  --finetune --stage sft --is-instruction-dataset --lora-r R --lora-target-modules ...`` as MindSpeed-LLM's
+  examples/mcore/qwen3_moe/tune_qwen3_30b_a3b_4K_lora_ptd.sh (the flags are in the pinned argument data; the
+  accepted modules ``linear_qkv linear_proj linear_fc1 linear_fc2`` are those of MindSpeed-LLM's
+  docs/pytorch/develop/lora_finetune_migration_development.md).  Its PEFT wrapper freezes everything but the
+  adapters, so a partly frozen model, adapters on grouped-GEMM routed experts (``weight1`` / ``weight2``, no
+  ``linear_fc1`` module) or on MLA's projections are refused.  ``--lora-alpha`` stays at its default (32).
 """
 
 from __future__ import annotations
 
-from cost_models.specs import ClusterSpec, ModelSpec
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec
 from cost_models.training.dims import A2AOverlap, ContextParallel, Schedule, TrainingDims, chunk_layers
+from cost_models.training.finetune_spec import Finetune, Part
 from cost_models.training.specs import TrainingWorkload
 from planner.emit import megatron as meg
 from planner.emit.types import EmitError, EngineSource, LaunchPlan
@@ -34,6 +42,8 @@ SOURCE = EngineSource(
         "mindspeed_llm": "Ascend/MindSpeed-LLM@d55190f772e07485598f0374bf7bdfd60f2cf8a5 "
                          "mindspeed_llm/features_manager/** (context_parallel, transformer_block, common/rotary.py)",
         "script": _SCRIPT,
+        "lora_script": "Ascend/MindSpeed-LLM examples/mcore/qwen3_moe/tune_qwen3_30b_a3b_4K_lora_ptd.sh (as copied "
+                       "in Tr1gg3r-11/WebUi@b8fbdf1885439fd4e0c2004d187b45ba56c32967)",
         "install": "Ascend/MindSpeed-LLM@d55190f7 docs/en/pytorch/training/install_guide.md (MindSpeed master, "
                    "Megatron-LM core_v0.12.1)",
     },
@@ -94,6 +104,39 @@ def _cp_args(dims: TrainingDims) -> list[str]:
     return ["--context-parallel-size", str(dims.cp), "--context-parallel-algo", algo]
 
 
+def _lora_modules(model: ModelSpec, ft: Finetune) -> list[str]:
+    """``--lora-target-modules`` of the adapted parts; what MindSpeed-LLM cannot adapt raises EmitError."""
+    if set(ft.frozen) != set(Part) or not ft.lora_rank:
+        raise EmitError("mindspeed", "workload.finetune.frozen", sorted(p.value for p in ft.frozen),
+                        "every part frozen plus a lora section (MindSpeed-LLM's LoRA trains the adapters only)")
+    if Part.ROUTED_EXPERTS in ft.lora_targets:
+        raise EmitError("mindspeed", "workload.finetune.lora.targets", "routed_experts",
+                        "attention, dense_ffn, shared_experts (grouped-GEMM experts have no linear_fc1 module)")
+    out: list[str] = []
+    if Part.ATTENTION in ft.lora_targets:
+        if model.attention.kind is AttentionKind.MLA:
+            raise EmitError("mindspeed", "workload.finetune.lora.targets", "attention",
+                            "dense_ffn or shared_experts on an MLA model (linear_qkv is a GQA / MHA module)")
+        out += ["linear_qkv", "linear_proj"]
+    ffn_parts = {Part.DENSE_FFN} if model.moe is None or model.num_dense_layers else set()
+    if model.moe is not None and model.moe.shared_ffn_dim:
+        ffn_parts.add(Part.SHARED_EXPERTS)
+    wanted = ft.lora_targets & {Part.DENSE_FFN, Part.SHARED_EXPERTS}
+    if wanted and wanted != ffn_parts:
+        raise EmitError("mindspeed", "workload.finetune.lora.targets", sorted(p.value for p in wanted),
+                        f"all of {sorted(p.value for p in ffn_parts)} or none (both are linear_fc1 / linear_fc2)")
+    if wanted:
+        out += ["linear_fc1", "linear_fc2"]
+    return out
+
+
+def _finetune_args(model: ModelSpec, workload: TrainingWorkload) -> list[str]:
+    if workload.finetune is None:
+        return []
+    return (["--finetune", "--stage", "sft", "--is-instruction-dataset", "--lora-r", str(workload.finetune.lora_rank),
+             "--lora-target-modules"] + _lora_modules(model, workload.finetune))
+
+
 def _fused_args(model: ModelSpec) -> list[str]:
     a = ["--use-mcore-models", "--use-flash-attn"]
     if model.ffn_gated:
@@ -110,7 +153,7 @@ def emit(model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims, clust
         raise EmitError("mindspeed", "plan.a2a_overlap", "fb_pairs", "none with full recompute")
     flavour = meg.Flavour(engine="mindspeed", version=SOURCE.version, sources=SOURCE.cited(),
                           dispatcher="alltoall_seq", env=_ENV)
-    args = (meg.model_args(model, workload, mla_flag="--multi-head-latent-attention")
+    args = (_finetune_args(model, workload) + meg.model_args(model, workload, mla_flag="--multi-head-latent-attention")
             + meg.mla_dims_args(model, "--qk-nope-head-dim", "--qk-rope-head-dim")
             + (["--mtp-num-layers", str(model.num_mtp_layers)] if model.num_mtp_layers else [])
             + _moe_args(model, workload, dims) + _schedule_args(model, dims) + _cp_args(dims)
@@ -119,4 +162,6 @@ def emit(model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims, clust
             + meg.precision_args("mindspeed", workload, cluster) + _fused_args(model)
             + ["--data-path", "${" + meg.DATA_PATH_VAR + "}", "--tokenizer-type", "PretrainedFromHF",
                "--tokenizer-name-or-path", "${" + meg.TOKENIZER_PATH_VAR + "}"])
-    return meg.commands(flavour, cluster, args)
+    if workload.finetune is None:
+        return meg.commands(flavour, cluster, args)
+    return meg.commands(flavour, cluster, args, script="posttrain_gpt.py")

@@ -5,24 +5,35 @@ Mapping: the instance's devices -> ``--tp-size`` (attention TP x DP); attention 
 (``--moe-a2a-backend deepep``, ``--deepep-mode``) when EP covers the instance; dense FFN data-parallel ->
 ``--moe-dense-tp-size 1``; redundant experts -> ``--ep-num-redundant-experts`` + ``--enable-eplb``; two-batch
 overlap -> ``--enable-two-batch-overlap``; multi-node -> ``--dist-init-addr`` / ``--nnodes`` / ``--node-rank``;
-disaggregation -> ``--disaggregation-mode prefill|decode`` and an ``sglang_router`` front end.
+disaggregation -> ``--disaggregation-mode prefill|decode`` and an ``sglang_router`` front end (also in front of
+several aggregated replicas). Checks SGLang 0.5.5 runs in ``ServerArgs.__post_init__`` that the lines satisfy:
+DeepEP sets ``ep_size = tp_size`` (so expert TP > 1 is refused, the cost model priced DeepEP); a decode server
+with ``dp_size > 1`` needs ``--prefill-round-robin-balance`` and its prefill servers ``--load-balance-method
+round_robin``. DeepEP low-latency dispatches at most ``SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK`` tokens
+per rank (default 128, at most 1,024): set to cover the planned decode step.
 """
 
 from __future__ import annotations
 
+from planner.catalog.engines import DEEPEP_LL_MAX_DISPATCH_TOKENS, SGLANG_CUDA_GRAPH_MAX_BS
 from planner.emit import common
 from planner.emit.spec import place
 from planner.emit.types import EmitError, EngineSource, Instance, LaunchCommand, LaunchPlan, LaunchSpec
 
 _DOCS = "sgl-project/sglang@004813e1 docs/advanced_features/server_arguments.md (https://docs.sglang.io/)"
 SOURCE = EngineSource(
-    engine="sglang", version="0.5.x",
+    engine="sglang", version="0.5.5",
     sources={
         "args": _DOCS,
         "pd": "sgl-project/sglang@08edc506 docs/advanced_features/pd_disaggregation.md",
         "ep": "sgl-project/sglang@020017c4 docs/advanced_features/expert_parallelism.md",
         "sbo": "sgl-project/sglang@0ac832c python/sglang/srt/server_args.py (--enable-single-batch-overlap: needs "
                "--moe-a2a-backend deepep) and python/sglang/srt/batch_overlap/single_batch_overlap.py",
+        "v055": "sgl-project/sglang@v0.5.5 python/sglang/srt/server_args.py (_handle_a2a_moe, "
+                "_handle_disaggregation, --cuda-graph-max-bs, --load-balance-method, --prefill-round-robin-balance)",
+        "deepep": "sgl-project/sglang@v0.5.5 python/sglang/srt/layers/moe/token_dispatcher/deepep.py "
+                  "(SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK, default 128, <= 1024)",
+        "router": "sgl-project/sglang@v0.5.5 sgl-router/README.md (--worker-urls, --pd-disaggregation)",
     },
     flags={f: "args" for f in (
         "-m", "--model-path", "--tp-size", "--pp-size", "--dp-size", "--enable-dp-attention", "--ep-size",
@@ -31,8 +42,13 @@ SOURCE = EngineSource(
         "--chunked-prefill-size", "--kv-cache-dtype", "--trust-remote-code", "--host", "--port", "--base-gpu-id",
         "--device", "--dist-init-addr", "--nnodes", "--node-rank", "--disaggregation-mode",
         "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port")}
-    | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd", "--enable-single-batch-overlap": "sbo"},
+    | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd", "--enable-single-batch-overlap": "sbo"}
+    | {f: "v055" for f in ("--cuda-graph-max-bs", "--load-balance-method", "--prefill-round-robin-balance")}
+    | {"--worker-urls": "router"},
+    env_vars={"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK": "deepep"},
 )
+_LL_DEFAULT_TOKENS = 128
+"""DeepEP low-latency's default dispatch cap in SGLang 0.5.5 (deepep.py)."""
 _DIST_PORT = 5000
 """The port pd_disaggregation.md uses in ``--dist-init-addr``."""
 
@@ -48,8 +64,30 @@ def _check(spec: LaunchSpec, inst: Instance) -> None:
                         f"1 (--moe-dense-tp-size 1) or {unit} (the instance's --tp-size)")
     common.refuse_pp_with_dp_or_ep("sglang", SOURCE.version, inst.spec)
     common.refuse_redundant_without_ep("sglang", inst.spec)
+    if model.moe and d.moe_ep > 1 and d.moe_ep != unit:
+        raise EmitError("sglang", "plan.moe_tp", d.moe_tp,
+                        f"1 (SGLang 0.5.5's DeepEP all-to-all, which the plan was costed with, sets ep_size = tp_size "
+                        f"= {unit}; plan with --engine sglang)")
+    if _deepep_ll(spec, inst) and common.decode_tokens_per_rank(spec, inst.spec) > int(
+            DEEPEP_LL_MAX_DISPATCH_TOKENS.value):
+        raise EmitError("sglang", "decode batch per DP rank", common.decode_tokens_per_rank(spec, inst.spec),
+                        f"at most {int(DEEPEP_LL_MAX_DISPATCH_TOKENS.value)} tokens per DeepEP low-latency dispatch "
+                        "(plan with --engine sglang)")
     if spec.kv_precision.label not in ("bf16", "fp8"):
         raise EmitError("sglang", "model.kv_precision", spec.kv_precision.label, "bf16 or fp8")
+
+
+def _deepep_ll(spec: LaunchSpec, inst: Instance) -> bool:
+    """The role dispatches decode steps with DeepEP low-latency (decode, or ``auto`` in an aggregated pool)."""
+    d = inst.dims
+    return bool(spec.model.moe) and d.moe_ep > 1 and d.moe_ep == d.unit_devices and inst.role != "prefill"
+
+
+def _env(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
+    tokens = common.decode_tokens_per_rank(spec, inst.spec)
+    if _deepep_ll(spec, inst) and tokens > _LL_DEFAULT_TOKENS:
+        return {"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK": str(tokens)}
+    return {}
 
 
 def _trusts_remote_code(spec: LaunchSpec) -> bool:
@@ -91,12 +129,18 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
         argv += ["--kv-cache-dtype", "fp8_e4m3"]
     if role.role != "prefill":
         # instance-wide: SGLang divides it by --dp-size under DP attention
-        argv += ["--max-running-requests", str(common.seqs_per_rank(role) * d.attn_dp)]
+        argv += ["--max-running-requests", str(common.seqs_per_rank(role) * d.attn_dp),
+                 "--cuda-graph-max-bs", str(min(SGLANG_CUDA_GRAPH_MAX_BS, common.seqs_per_rank(role)))]
     if role.role != "decode":
         # instance-wide: SGLang divides --chunked-prefill-size by --dp-size under DP attention
         argv += ["--chunked-prefill-size", str(common.prefill_tokens_per_rank(role) * d.attn_dp)]
     if spec.disaggregated:
         argv += ["--disaggregation-mode", role.role]
+        if d.attn_dp > 1 or any(r.role == "decode" and r.dims.attn_dp > 1 for r in spec.roles):
+            # a decode server with dp > 1 asserts its prefill servers balance round-robin (server_args.py)
+            argv += ["--load-balance-method", "round_robin"]
+            if role.role == "decode" and d.attn_dp > 1:
+                argv.append("--prefill-round-robin-balance")
         if spec.device.vendor == "huawei":
             argv += ["--disaggregation-transfer-backend", "ascend"]
         if role.role == "prefill" and inst.slot:
@@ -111,13 +155,21 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
 
 def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
     base = _base(spec, inst)
+    env = _env(spec, inst)
     if inst.num_nodes == 1:
         return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=0, node=inst.nodes[0],
-                              argv=tuple(base))]
-    return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node,
+                              argv=tuple(base), env=env)]
+    return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node, env=env,
                           argv=tuple(base + ["--dist-init-addr", f"{common.ref(inst.head_var)}:{_DIST_PORT}",
                                              "--nnodes", str(inst.num_nodes), "--node-rank", str(rank)]))
             for rank, node in enumerate(inst.nodes)]
+
+
+def _replica_router(instances: tuple[Instance, ...]) -> LaunchCommand:
+    """sglang-router in front of several aggregated replicas (cache-aware load balancing by default)."""
+    argv = ["python3", "-m", "sglang_router.launch_router", "--worker-urls",
+            *(f"http://{common.ref(i.head_var)}:{_port(i)}" for i in instances), "--host", "0.0.0.0", "--port", "8000"]
+    return LaunchCommand(role="router", replica=0, node_rank=0, node=instances[0].nodes[0], argv=tuple(argv))
 
 
 def _router(instances: tuple[Instance, ...]) -> LaunchCommand:
@@ -144,5 +196,7 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
     commands = [c for inst in instances for c in _commands(spec, inst)]
     if spec.disaggregated:
         commands.append(_router(instances))
+    elif len(instances) > 1:
+        commands.append(_replica_router(instances))
     return LaunchPlan(engine="sglang", version=SOURCE.version, sources=SOURCE.cited(), commands=tuple(commands),
                       notes=notes)

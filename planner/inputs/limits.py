@@ -35,6 +35,14 @@ MAX_LOAD_LAYERS = 1_024
 MAX_LOAD_EXPERTS = 4_096
 """Columns (experts per layer) of a load file."""
 MAX_TIME_LIMIT_S = 3_600.0
+MAX_TRAIN_BATCH_SEQUENCES = 2**24
+"""Sequences per training step (global batch)."""
+MAX_TRAIN_BATCH_TOKENS = 2**40
+"""Tokens per training step (``global_batch_tokens``)."""
+MAX_TOKEN_BUDGET = 10**16
+"""Tokens to train on (``token_budget``)."""
+MAX_DEADLINE_S = 100 * 365 * 86_400.0
+"""Longest ``deadline``: 100 years."""
 
 # quantities with units, in SI: (lowest, highest) accepted, both inclusive
 BYTES_RANGE = (2.0**20, 2.0**50)

@@ -24,6 +24,7 @@ from planner.catalog.hf_import import model_from_hf_config
 from planner.catalog.sourced import Sourced
 from planner.inputs import limits as lim
 from planner.inputs import reader, suggest, units
+from planner.inputs.deployment_text import DeploymentPlan, aggregated, deployment_from_yaml
 from planner.inputs.errors import ScenarioError
 from planner.inputs.plan_text import parse_plan
 from planner.inputs.precision import PrecisionProblem, PrecisionSection, resolve_precisions
@@ -170,6 +171,7 @@ class ScenarioFile(_Strict):
     cluster: ClusterSection
     workload: WorkloadSection
     plan: str | None = None
+    deployment: str | dict[str, str] | None = None
     afd: AfdSection | None = None
     modes: list[Literal["aggregated", "disaggregated", "afd"]] | None = Field(default=None, min_length=1)
     """Deployment modes ``plan`` searches (``plan --modes`` overrides; default all three)."""
@@ -187,6 +189,7 @@ class Scenario:
     cluster: ClusterSpec
     workload: ServingWorkload
     plan: ParallelDims | None
+    """The ``plan:`` (or a one-pool ``deployment:``) as one plan over its pool, ``dp`` = its replicas."""
     expect: tuple[ExpectSection, ...]
     device_sources: dict[str, Any]
     expert_loads: Any = None
@@ -195,6 +198,9 @@ class Scenario:
     """The attention-FFN disaggregated layout of the ``afd:`` section, or None."""
     modes: tuple[str, ...] | None = None
     """The ``modes:`` list (deployment modes ``plan`` searches, in aggregated / disaggregated / afd order), or None."""
+    deployment: DeploymentPlan | None = None
+    """The ``deployment:`` block (or the ``plan:``, as one pool over the cluster), or None
+    (:mod:`planner.inputs.deployment_text`)."""
 
 
 def _p(label: str | None) -> Precision | None:
@@ -353,27 +359,55 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError("<file>", str(path), e.accepted) from None
     if not isinstance(raw, dict):
         raise ScenarioError("<top level>", raw, "a mapping with keys name, model, cluster, workload")
+    if _is_training(raw):
+        raise ScenarioError("workload.kind", "training", "serving (this command reads serving scenarios; plan, "
+                            "evaluate and compare also read training ones)")
     try:
         sf = ScenarioFile.model_validate(raw)
     except ValidationError as e:
         raise _pydantic_error(e) from None
     model = _model(sf.model, p.parent)
-    dev = _device(sf.cluster)
-    dpn = sf.cluster.devices_per_node or dev.devices_per_node
-    if sf.cluster.nodes * dpn > lim.MAX_DEVICES:
-        raise ScenarioError("cluster.nodes", sf.cluster.nodes, f"at most {lim.MAX_DEVICES:,} devices in all "
-                            f"(nodes x devices_per_node; {dpn} devices per node here)")
-    cluster = ClusterSpec(device=dev, num_nodes=sf.cluster.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
-                          scale_out=dev.scale_out)
+    cluster, dev, dpn = cluster_of(sf.cluster)
     wl = _workload(sf.workload, sf.model, model, dev)
-    plan = parse_plan(sf.plan, key="plan") if sf.plan else None
+    plan, deployment = _plan_and_deployment(sf)
     loads = read_expert_loads(sf.workload.expert_load, model, base=p.parent, key="workload.expert_load") \
         if sf.workload.expert_load else None
     afd = _afd(sf, wl)
     return Scenario(name=sf.name, description=sf.description, path=str(p), model=model, cluster=cluster,
                     workload=wl, plan=plan, expect=tuple(sf.expect),
                     device_sources=_effective_sources(sf.cluster, dev, dpn), expert_loads=loads, afd=afd,
+                    deployment=deployment,
                     modes=tuple(m for m in ("aggregated", "disaggregated", "afd") if m in sf.modes) if sf.modes else None)
+
+
+def _plan_and_deployment(sf: ScenarioFile) -> tuple[ParallelDims | None, DeploymentPlan | None]:
+    """``plan:`` or ``deployment:`` (not both); the plan is the one pool's, when there is one pool."""
+    if sf.plan and sf.deployment is not None:
+        raise ScenarioError("deployment", sf.deployment, "either plan: or deployment:, not both")
+    if sf.plan:
+        plan = parse_plan(sf.plan, key="plan")
+        return plan, aggregated(plan)
+    if sf.deployment is None:
+        return None, None
+    dep = deployment_from_yaml(sf.deployment, key="deployment")
+    return (dep.pools[0].pool_dims if len(dep.pools) == 1 else None), dep
+
+
+def cluster_of(sec: ClusterSection) -> tuple[ClusterSpec, DeviceSpec, int]:
+    """The cluster of a ``cluster:`` section, its device and devices per node."""
+    dev = _device(sec)
+    dpn = sec.devices_per_node or dev.devices_per_node
+    if sec.nodes * dpn > lim.MAX_DEVICES:
+        raise ScenarioError("cluster.nodes", sec.nodes, f"at most {lim.MAX_DEVICES:,} devices in all "
+                            f"(nodes x devices_per_node; {dpn} devices per node here)")
+    cluster = ClusterSpec(device=dev, num_nodes=sec.nodes, devices_per_node=dpn, scale_up=dev.scale_up,
+                          scale_out=dev.scale_out)
+    return cluster, dev, dpn
+
+
+def _is_training(raw: dict[str, Any]) -> bool:
+    wl = raw.get("workload")
+    return isinstance(wl, dict) and wl.get("kind") == "training"
 
 
 def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
@@ -382,6 +416,9 @@ def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
         return None
     if sf.plan is not None:
         raise ScenarioError("plan", sf.plan, "no plan: with an afd: section (the afd: section is the layout)")
+    if sf.deployment is not None:
+        raise ScenarioError("deployment", sf.deployment, "no deployment: with an afd: section (the afd: section "
+                            "is the layout)")
     if wl.concurrency is None:
         raise ScenarioError("workload.concurrency", None,
                             "the sequences in flight over all attention instances (required with afd:)")
@@ -451,3 +488,8 @@ def read_expert_loads(path: str, model: ModelSpec, *, base: Path | None = None, 
     if problem:
         raise ScenarioError(key, path, problem)
     return loads
+
+
+model_of = _model
+"""The model of a ``model:`` section (also read by training scenarios, planner.inputs.training)."""
+effective_sources = _effective_sources

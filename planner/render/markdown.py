@@ -8,6 +8,7 @@ become HTML, a comment, a link or a table column in a Markdown viewer.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from planner.documents.base import Document
@@ -30,8 +31,19 @@ def _cell(text: str) -> str:
     return _text(text).replace("|", "\\|")
 
 
+_NUMERIC = re.compile(r"^[-+]?[\d,.]+(\s?[%x]|\s?[a-zµA-Z/]{1,8})?$")
+"""A number, optionally with a unit or a percent sign (the HTML report's rule for right-aligned cells)."""
+
+
+def _align(t: Table, col: int) -> str:
+    """``---:`` (right-aligned) for a column whose every non-empty cell is a number, else ``---``."""
+    cells = [row[col] for row in t.rows if col < len(row) and row[col] not in ("", "-")]
+    return "---:|" if cells and all(_NUMERIC.match(c) for c in cells) else "---|"
+
+
 def _table(t: Table) -> list[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in t.headers) + " |", "|" + "---|" * len(t.headers)]
+    lines = ["| " + " | ".join(_cell(h) for h in t.headers) + " |",
+             "|" + "".join(_align(t, i) for i in range(len(t.headers)))]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
     return lines + [""]
 

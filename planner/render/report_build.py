@@ -15,19 +15,21 @@ from planner.documents.afd import AfdDocument
 from planner.documents.base import Document
 from planner.documents.compare import CompareDocument, CompareSide, MetricRow
 from planner.documents.evaluate import EvaluateDocument
+from planner.documents.launch import LaunchBlock
 from planner.documents.place import PlaceDocument
 from planner.documents.plan import ParetoPoint, PlanDeployment, PlanDocument, PlanPool
 from planner.documents.registry import parse_document, schema_of
 from planner.documents.schedule import ScheduleDocument
 from planner.inputs.units import fmt_bytes
 from planner.render import svg as svg
+from planner.render import training_report as tr
 from planner.render.bands import band_text
 from planner.render.sections import (
     Block,
     Chart,
     Report,
     Section,
-    evaluate_sections,
+    deployment_sections,
     key_value_section,
     memory_chart,
     num,
@@ -59,7 +61,8 @@ def _chosen_section(top: PlanDeployment) -> Section:
     rows = [[p.role, p.replicas, p.devices, _label(p), num(p.prefill_tok_per_s_per_device),
              num(p.decode_tok_per_s_per_device), secs(p.ttft_s), secs(p.tpot_s), num(p.decode_batch_per_device, 1),
              fmt_bytes(p.memory_used_bytes)] for p in top.pools]
-    head = (f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
+    head = (f"{top.deployment + ': ' if top.deployment else ''}"
+            f"{top.mode} deployment on {top.devices_used} devices: {num(top.output_tok_per_s)} output tok/s"
             f"{band_text(top.output_band)} ({num(top.output_tok_per_s_per_device)} per device), TTFT "
             f"{secs(top.ttft_s)}{band_text(top.ttft_band)}, TPOT {secs(top.tpot_s)}{band_text(top.tpot_band)}.")
     pools = table(("pool", "replicas", "devices", "plan", "prefill tok/s/dev", "decode tok/s/dev", "TTFT", "TPOT",
@@ -79,9 +82,11 @@ def _top_section(doc: PlanDocument) -> Section:
                      num(t.output_tok_per_s) + band_text(t.output_band), num(t.output_tok_per_s_per_device),
                      num(t.user_tok_per_s, 1), secs(t.ttft_s) + band_text(t.ttft_band),
                      secs(t.tpot_s) + band_text(t.tpot_band)])
+    strings = table(("#", "deployment (pass it to evaluate --plan)"),
+                    [[i + 1, t.deployment or "-"] for i, t in enumerate(doc.top)])
     return Section(f"Top {len(rows)} deployments", (table(
         ("#", "mode", "pools (replicas x plan)", "devices", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT", "TPOT"),
-        rows),))
+        rows), strings, *(doc.why or ())))
 
 
 def _pareto_section(doc: PlanDocument, chosen_top: PlanDeployment) -> Section:
@@ -98,15 +103,28 @@ def _pareto_section(doc: PlanDocument, chosen_top: PlanDeployment) -> Section:
                          tuple((p.user_tok_per_s, p.decode_tok_per_s_per_device) for p in front), labels)]
     marked = svg.Marked(mark_xy[0], mark_xy[1], f"chosen: {_label(pool)} ({where})")
     drawn = svg.line_chart(title="Decode: throughput per device vs tokens/s per user", series=series,
-                           x_label="tokens / s per user", y_label="tokens / s per device", marked=marked, y_min=0.0)
+                           x_label="tokens / s per user", y_label="tokens / s per device", marked=marked)
     rows = [[_label(p) + (" (chosen)" if i == on_front else ""), num(p.decode_tok_per_s_per_device),
              num(p.user_tok_per_s, 1), secs(p.tpot_s)] for i, p in enumerate(front)]
     if on_front is None:
         rows.append([_label(pool) + " (chosen, off the front)", num(pool.decode_tok_per_s_per_device),
                      num(user, 1), secs(pool.tpot_s)])
     data = table(("plan", "tok/s/device", "tok/s/user", "TPOT"), rows)
-    return Section("Pareto front", (f"The chosen decode layout is {where}.",
-                                    Chart("pareto", "Pareto front: throughput vs interactivity", drawn, data)))
+    why = (f"The chosen deployment's decode layout {_label(pool)} ({num(pool.decode_tok_per_s_per_device)} "
+           f"tok/s per device, {num(user, 1)} tok/s per user, the red ring) is {where}. Each point is a decode "
+           "layout no other beats on both axes: up is more throughput per device, right is faster tokens for each "
+           f"user. The {doc.objective} objective ranks whole deployments (both pools, replicas and the rate match "
+           "between them), so the chosen layout need not be the front's highest point"
+           + (": with a prefill pool that binds, a faster decode layout adds nothing." if _top_binds_prefill(chosen_top)
+              else "."))
+    return Section("Pareto front", (why, Chart("pareto", "Pareto front: throughput vs interactivity", drawn, data)))
+
+
+def _top_binds_prefill(top: PlanDeployment) -> bool:
+    """Whether a disaggregated deployment's prefill pool sets its rate (what it feeds is below what decode serves)."""
+    if top.mode != "disaggregated":
+        return False
+    return top.output_tok_per_s < top.decode_output_tok_per_s * (1 - 1e-9)
 
 
 def _rejected_section(doc: PlanDocument) -> Section:
@@ -140,6 +158,17 @@ def _solver_section(doc: PlanDocument) -> Section:
                               table(("solve", "status", "objective", "bound", "gap"), rows)))
 
 
+def launch_section(launch: LaunchBlock) -> Section:
+    """The ``--emit`` lines: engine, what to set, notes, then one row per command (role, replica, node rank, the
+    shell line and the config files it writes)."""
+    intro = [f"Launch lines for {launch.engine} {launch.version} (one per role, replica and node rank)."]
+    intro += [f"Set {k}: {v}." for k, v in launch.variables.items()]
+    intro += [f"Note: {n}" for n in launch.notes]
+    rows = [[c.role, c.replica, c.node_rank, c.node, c.shell, ", ".join(c.files) or "-"] for c in launch.commands]
+    return Section("Launch commands", (*intro, table(("role", "replica", "node rank", "node", "command", "files"),
+                                                     rows)))
+
+
 def plan_report(doc: PlanDocument) -> Report:
     top = doc.top[doc.chosen]
     secs_ = [key_value_section("Scenario", dict(doc.scenario) | {"objective": doc.objective}),
@@ -148,14 +177,17 @@ def plan_report(doc: PlanDocument) -> Report:
         secs_.append(_pareto_section(doc, top))
     secs_ += [_rejected_section(doc), _solver_section(doc)]
     if doc.chosen_breakdown is not None:
-        secs_ += evaluate_sections(doc.chosen_breakdown, of_chosen=True)
+        secs_ += deployment_sections(doc.chosen_breakdown, of_chosen=True)
     if doc.chosen_afd is not None:
         secs_.append(_afd_section(doc.chosen_afd))
+    if doc.launch is not None:
+        secs_.append(launch_section(doc.launch))
     return Report(f"moeplan plan: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
 def evaluate_report(doc: EvaluateDocument) -> Report:
-    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(evaluate_sections(doc)))
+    secs_ = deployment_sections(doc) + ([launch_section(doc.launch)] if doc.launch is not None else [])
+    return Report(f"moeplan evaluate: {doc.scenario.name}", doc.schema_id, tuple(secs_))
 
 
 def schedule_report(doc: ScheduleDocument) -> Report:
@@ -168,7 +200,8 @@ def schedule_report(doc: ScheduleDocument) -> Report:
 def place_report(doc: PlaceDocument) -> Report:
     cfg, summ = doc.config, doc.summary
     methods = dict(summ.methods)
-    overview = key_value_section("Placement summary", {"source": doc.source} | dict(cfg))
+    named = {"scenario": doc.scenario, "plan": doc.plan} if doc.scenario else {}
+    overview = key_value_section("Placement summary", named | {"source": doc.source} | dict(cfg))
     mt = table(("method", "mean max/mean load", "worst max/mean load"),
                [[m, f"{v.mean_imbalance:.4f}", f"{v.worst_imbalance:.4f}"] for m, v in methods.items()]
                + [["lower bound", f"{summ.mean_bound_imbalance:.4f}", "-"]])
@@ -187,7 +220,25 @@ def place_report(doc: PlaceDocument) -> Report:
     sections = [overview, Section("Per-layer imbalance", tuple(blocks))]
     if doc.placement.relative_load:
         sections.append(placement_section(doc.placement))
-    return Report(f"moeplan place: {doc.source}", doc.schema_id, tuple(sections))
+    sections.append(_expert_arrays_section(doc))
+    where = f"{doc.scenario}, plan {doc.plan}" if doc.scenario and doc.plan else doc.source
+    return Report(f"moeplan place: {where}", doc.schema_id, tuple(sections))
+
+
+def _expert_arrays_section(doc: PlaceDocument) -> Section:
+    """Which logical experts each EP device holds, per layer (the CP-SAT placement's physical_to_logical, cut
+    into the devices' consecutive slot ranges), and the replica count of every expert."""
+    per = doc.config.slots_per_device
+    devices = range(doc.config.num_devices)
+    rows = [[la.layer] + [" ".join(str(e) for e in la.physical_to_logical[d * per:(d + 1) * per]) for d in devices]
+            for la in doc.layers]
+    hot = [[la.layer, " ".join(f"{e}x{n}" for e, n in enumerate(la.replica_counts) if n > 1) or "-"]
+           for la in doc.layers]
+    return Section("Expert-to-device arrays", (
+        f"CP-SAT placement: device d holds slots {per} x d .. {per} x d + {per - 1}; each cell lists the logical "
+        "experts in those slots (physical_to_logical in the JSON document).",
+        table(["layer"] + [f"d{d}" for d in devices], rows),
+        "Experts with more than one slot (expert x slots):", table(("layer", "replicated experts"), hot)))
 
 
 def _metric_value(v: float, unit: str) -> str:
@@ -242,7 +293,9 @@ def compare_report(doc: CompareDocument) -> Report:
 
 BUILDERS: dict[str, Callable[[Any], Report]] = {
     "moeplan.evaluate/2": evaluate_report, "moeplan.plan/2": plan_report, "moeplan.schedule/1": schedule_report,
-    "moeplan.place/2": place_report, "moeplan.compare/2": compare_report}
+    "moeplan.place/2": place_report, "moeplan.compare/2": compare_report,
+    "moeplan.train.evaluate/1": tr.train_evaluate_report, "moeplan.train.plan/1": tr.train_plan_report,
+    "moeplan.train.compare/1": tr.train_compare_report}
 
 
 def build_report(doc: Document | dict[str, Any]) -> Report:

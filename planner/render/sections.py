@@ -89,7 +89,8 @@ def num(v: Any, digits: int = 0) -> str:
 
 
 def secs(v: Any) -> str:
-    return "-" if v is None else fmt_seconds(float(v))
+    """Seconds in the report's units (``s``, ``ms``, ``µs``: the microsecond sign, as the charts' axes write it)."""
+    return "-" if v is None else fmt_seconds(float(v)).replace(" us", " µs")
 
 
 def plan_label(p: ParallelPlan) -> str:
@@ -98,7 +99,7 @@ def plan_label(p: ParallelPlan) -> str:
     parts += [f"denseTP{p.dense_tp}"] if p.dense_tp > 1 else []
     parts += [f"PP{p.pp}"] if p.pp > 1 else []
     parts += [f"+{p.redundant_experts}R"] if p.redundant_experts else []
-    parts += ["TBO"] if p.overlap != "none" else []
+    parts += [{"two_batch": "TBO", "single_batch": "SBO"}.get(p.overlap, p.overlap)] if p.overlap != "none" else []
     return " ".join(parts)
 
 
@@ -112,9 +113,24 @@ def op_group(name: str) -> str:
 def key_value_section(title: str, data: Document | dict[str, Any]) -> Section:
     """One row per scalar field (nested parts and lists left out), in the document's key order."""
     items = dict(data).items()
-    rows = [[k, f"{v:.6g}" if isinstance(v, float) else v] for k, v in items
-            if not isinstance(v, Document | dict | list | tuple)]
+    rows = [[k, scalar(k, v)] for k, v in items if not isinstance(v, Document | dict | list | tuple)]
     return Section(title, (table(("key", "value"), rows),))
+
+
+def scalar(key: str, v: Any) -> str:
+    """A scalar document value for a report cell: ``none`` for null, units from the key's suffix (seconds,
+    bytes), thousands separators, no raw float digits."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if key.endswith("_s"):
+        return secs(v)
+    if key.endswith("_bytes"):
+        return fmt_bytes(v)
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
 def plan_section(plan: ParallelPlan, title: str = "Plan degrees") -> Section:
@@ -247,20 +263,57 @@ def sources_section(device: DeviceDoc) -> Section:
     return Section("Assumptions and sources", (head, table(("field", "value", "source", "confidence", "note"), rows)))
 
 
-def evaluate_sections(doc: EvaluateDocument, *, of_chosen: bool = False) -> list[Section]:
+def evaluate_sections(doc: EvaluateDocument, *, of_chosen: bool = False, pool: str | None = None) -> list[Section]:
     """The sections of an evaluate document, optional ones only when their key is present.
 
-    ``of_chosen``: the document is a plan's chosen decode layout; the plan report already shows the scenario
-    and the degrees, so those sections are left out and the summary says which layout it breaks down."""
+    ``of_chosen``: the document is a plan's chosen deployment; the plan report already shows the scenario and
+    the degrees, so those sections are left out. ``pool``: the document is one pool of a disaggregated
+    deployment (``prefill`` or ``decode``): its section titles say so, and the device sources (the same for
+    both pools) follow only the decode pool's."""
     out = [] if of_chosen else [key_value_section("Scenario", doc.scenario), plan_section(doc.plan)]
     summary = summary_section(doc)
-    if of_chosen:
-        summary = Section(summary.title, (f"The sections from here on break down the chosen decode layout "
+    if of_chosen or pool:
+        what = f"the {pool} pool's layout" if pool else "the chosen decode layout"
+        summary = Section(summary.title, (f"The sections from here on break down {what} "
                                           f"{plan_label(doc.plan)}.",) + summary.blocks)
     out += [summary, memory_section(doc), layer_time_section(doc)]
     if doc.schedule is not None:
         out.append(schedule_section(doc.schedule.layers, doc.schedule.phase, doc.schedule.micro_batches))
     if doc.placement is not None and doc.placement.relative_load:
         out.append(placement_section(doc.placement))
-    out.append(sources_section(doc.device))
+    if pool != "prefill":
+        out.append(sources_section(doc.device))
+    if pool:
+        out = [Section(f"{s.title} ({pool} pool)", tuple(_of_pool(b, pool) for b in s.blocks)) for s in out]
     return out
+
+
+def _of_pool(b: Block, pool: str) -> Block:
+    """A block of one pool's sections: a chart's id and title name the pool (both pools' charts on one page)."""
+    if isinstance(b, Chart):
+        return Chart(f"{pool}-{b.chart_id}", f"{pool.capitalize()} pool: {b.title}", b.svg, b.table)
+    return b
+
+
+def deployment_sections(doc: EvaluateDocument, *, of_chosen: bool = False) -> list[Section]:
+    """An evaluate document with a ``deployment`` part: the deployment (pools, rates, what binds) first, then
+    each pool's sections (a disaggregated deployment's prefill pool, then its decode pool)."""
+    dep = doc.deployment
+    if dep is None:
+        return evaluate_sections(doc, of_chosen=of_chosen)
+    rows = [[p.role, p.replicas, plan_label(p.plan), p.devices, "-" if p.role == "decode" else num(p.input_tok_per_s),
+             "-" if p.role == "prefill" else num(p.output_tok_per_s),
+             num(p.requests_per_s, 2), f"{fmt_bytes(p.memory_used_bytes)} of {fmt_bytes(p.capacity_bytes)}"]
+            for p in dep.pools]
+    head = (f"{dep.text}: {num(dep.output_tok_per_s)} output tok/s on {dep.devices} devices "
+            f"({num(dep.output_tok_per_s_per_device)} per device), TTFT {secs(dep.ttft_s)}, TPOT {secs(dep.tpot_s)} "
+            f"(effective); bottleneck: {dep.bottleneck}.")
+    pools = table(("pool", "replicas", "plan", "devices", "prefill tok/s", "decode tok/s", "requests/s",
+                   "memory / device"), rows)
+    deployment = Section("Deployment", (head, pools, *dep.why))
+    if doc.prefill_pool is None:
+        out = evaluate_sections(doc, of_chosen=of_chosen)
+        return out[:0 if of_chosen else 1] + [deployment] + out[0 if of_chosen else 1:]
+    return (([] if of_chosen else [key_value_section("Scenario", doc.scenario)]) + [deployment]
+            + evaluate_sections(doc.prefill_pool, of_chosen=True, pool="prefill")
+            + evaluate_sections(doc, of_chosen=True, pool="decode"))

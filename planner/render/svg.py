@@ -123,15 +123,35 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 1
             f"{esc(text)}</text>")
 
 
-def _legend(items: Sequence[tuple[str, str]], x: float, y: float, width: float) -> tuple[list[str], float]:
-    """Swatches and names flowing left to right, wrapping at ``width``; returns the parts and the height used."""
+def _swatch(shape: str, cx: float, cy: float, colour: str) -> str:
+    """A legend key drawn like the mark it names: ``box`` (bars, cells), ``dot`` (points), ``dotline`` (points
+    joined by a line), ``line`` (a line alone) or ``ring`` (the highlighted point)."""
+    mx, my = cx + 6, cy - 3
+    line = f'<line x1="{_n(cx - 2)}" x2="{_n(cx + 14)}" y1="{_n(my)}" y2="{_n(my)}" stroke="{colour}" stroke-width="1.5"/>'
+    dot = f'<circle cx="{_n(mx)}" cy="{_n(my)}" r="4.00" fill="{colour}"/>'
+    if shape == "dot":
+        return dot
+    if shape == "dotline":
+        return line + dot
+    if shape == "line":
+        return line
+    if shape == "ring":
+        return f'<circle cx="{_n(mx)}" cy="{_n(my)}" r="5.50" fill="none" stroke="{colour}" stroke-width="2.50"/>'
+    return f'<rect x="{_n(cx)}" y="{_n(cy - 9)}" width="12.00" height="12.00" fill="{colour}"/>'
+
+
+def _legend(items: Sequence[tuple[str, str] | tuple[str, str, str]], x: float, y: float,
+            width: float) -> tuple[list[str], float]:
+    """Keys and names flowing left to right, wrapping at ``width``; an item's optional third entry is its key's
+    shape (:func:`_swatch`, default ``box``). Returns the parts and the height used."""
     parts: list[str] = []
     cx, cy = x, y
-    for name, colour in items:
+    for item in items:
+        name, colour = item[0], item[1]
         w = 18 + 6.5 * len(name) + 14
         if cx + w > x + width and cx > x:
             cx, cy = x, cy + 18
-        parts.append(f'<rect x="{_n(cx)}" y="{_n(cy - 9)}" width="12.00" height="12.00" fill="{colour}"/>')
+        parts.append(_swatch(item[2] if len(item) > 2 else "box", cx, cy, colour))
         parts.append(_text(cx + 16, cy + 1, name))
         cx += w
     return parts, (cy - y) + 18 if items else 0.0
@@ -141,6 +161,12 @@ def _value_axis(lo: float, hi: float) -> tuple[list[float], Callable[[float], fl
     ticks = nice_ticks(lo, hi)
     a, b = ticks[0], ticks[-1]
     return ticks, (lambda v: (v - a) / (b - a) if b > a else 0.0)
+
+
+def _series_shape(s: Series) -> str:
+    """The legend key of a series: what :func:`line_chart` draws for it."""
+    joined = s.line and len(s.points) > 1
+    return ("dotline" if joined else "dot") if s.markers else "line"
 
 
 def line_chart(*, title: str, series: Sequence[Series], x_label: str, y_label: str, marked: Marked | None = None,
@@ -153,9 +179,9 @@ def line_chart(*, title: str, series: Sequence[Series], x_label: str, y_label: s
     xt, fx = _value_axis(min(xs), max(xs))
     yt, fy = _value_axis(min(ys) if y_min is None else min(y_min, min(ys)), max(ys))
     left, right, top = 70.0, 20.0, 34.0
-    legend_items = [(s.name, c) for s, c in zip(series, PALETTE, strict=False)]
+    legend_items = [(s.name, c, _series_shape(s)) for s, c in zip(series, PALETTE, strict=False)]
     if marked:
-        legend_items.append((marked.label, "#d62728"))
+        legend_items.append((marked.label, "#d62728", "ring"))
     pw, ph = width - left - right, height - top - 48.0
     legend, legend_h = _legend(legend_items, left, top + ph + 54, pw)
     height = top + ph + 54 + legend_h
@@ -348,7 +374,16 @@ def heatmap(*, title: str, row_labels: Sequence[str], col_labels: Sequence[str],
         v = center + spread * (1 - 2 * k / (steps - 1))
         body.append(f'<rect x="{_n(lx)}" y="{_n(top + k * lh)}" width="14.00" height="{_n(lh)}" '
                     f'fill="{diverging_colour(v, center, spread)}"/>')
-        if k in (0, steps // 2, steps - 1):
+        if k in (0, 2, steps // 2, steps - 3, steps - 1):
             body.append(_text(lx + 18, top + k * lh + lh / 2 + 4, f"{v:.3f}", size=10))
+    lo, hi = min(min(r) for r in values), max(max(r) for r in values)
+    for value in (hi, lo):
+        # where the data's extremes sit on the colour bar (their values are written under it)
+        ty = top + (1 - (value - center + spread) / (2 * spread)) * steps * lh
+        body.append(f'<line x1="{_n(lx - 4)}" x2="{_n(lx + 18)}" y1="{_n(ty)}" y2="{_n(ty)}" stroke="#222" '
+                    'stroke-width="1.5"/>')
     body.append(_text(lx, top + steps * lh + 16, value_name, size=10))
+    body.append(_text(lx, top + steps * lh + 30, f"max {hi:.3f}", size=10))
+    body.append(_text(lx, top + steps * lh + 44, f"min {lo:.3f}", size=10))
+    height = max(height, top + steps * lh + 52)
     return _svg(width, height, title, body)

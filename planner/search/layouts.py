@@ -160,14 +160,21 @@ def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: 
 
 def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
                  progress: Callable[[int, int], None] | None = None,
-                 imbalance_of: Callable[[ParallelDims], float] | None = None) -> SearchSpace:
-    """Cost every layout that can tile the cluster; count rejections by constraint."""
+                 imbalance_of: Callable[[ParallelDims], float] | None = None,
+                 refusal: Callable[[ParallelDims], str | None] | None = None,
+                 workload_of: Callable[[ParallelDims, ServingWorkload], ServingWorkload] | None = None) -> SearchSpace:
+    """Cost every layout that can tile the cluster; count rejections by constraint. ``refusal`` names why the
+    target engine cannot launch a layout (counted under ``engine``); ``workload_of`` adjusts the workload per
+    layout (the engine's memory reserve, planner/search/engines.py)."""
     rejected: Counter[str] = Counter()
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
     out: list[Candidate] = []
     memory_bound: dict[ParallelDims, bool] = {}
     hints: dict[ParallelDims, int] = {}
     for i, dims in enumerate(layouts):
+        if refusal is not None and refusal(dims) is not None:
+            rejected["engine"] += 1
+            continue
         if check_dims(dims, model, dims.unit_devices * dims.pp):
             rejected[Rejection.DIVISIBILITY] += 1
             continue
@@ -179,6 +186,8 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
             rejected[Rejection.PP_NO_GAIN] += 1
             continue
         layout_wl = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(dims))
+        if workload_of is not None:
+            layout_wl = workload_of(dims, layout_wl)
         family = _decode_family(dims)
         c = cost_layout(model, cluster, dims, layout_wl, decode_hint_rank=hints.get(family))
         if c.result.decode_batch_limit == "tpot_slo":

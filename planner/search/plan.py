@@ -11,13 +11,15 @@ from cost_models.ops import OpCost
 from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
 from cost_models.step import closed_form_overlap_s
+from planner.catalog.engines import EngineCapability, workload_refusal
 from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import afd as afd_search
+from planner.search import engines as eng
 from planner.search import validate
 from planner.search.deployment_exact import rank, solve_deployments
-from planner.search.layouts import Candidate, cost_layout, pareto_front, search_space
+from planner.search.layouts import Candidate, SearchSpace, cost_layout, pareto_front, search_space
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +41,10 @@ class PlanResult:
     """The deployment modes searched (:data:`planner.search.afd.MODES`)."""
     afd_layouts_considered: int = 0
     """AFD units enumerated and costed (also counted in ``layouts_considered``)."""
+    engine: EngineCapability | None = None
+    """The engine the search was restricted to (``plan --engine``), or None."""
+    engines: list[list[str]] = dataclasses.field(default_factory=list)
+    """Per deployment (in ``deployments`` order): the engines whose capability tables admit every pool."""
 
 
 class NoFeasiblePlan(Exception):
@@ -70,15 +76,40 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
 
 def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, seed: int = 0,
              progress: Callable[[int, int], None] | None = None, overlap_model: str = "closed-form",
-             modes: tuple[str, ...] = afd_search.MODES) -> PlanResult:
-    """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost;
-    ``modes``: the deployment modes searched (AFD units join the shortlist as decode pools)."""
+             engine: EngineCapability | None = None, modes: tuple[str, ...] = afd_search.MODES) -> PlanResult:
+    """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost.
+    ``engine``: only layouts that engine launches, each costed with the engine's memory reserve (without one:
+    the workload's own reserve, planner/search/engines.py); ``modes``: the deployment modes searched (AFD units
+    join the shortlist as decode pools; no engine in planner/catalog/engines.py launches AFD, so ``engine``
+    leaves it out)."""
     imbalance_of = None
     if sc.expert_loads is not None:
         from planner.analysis.imbalance import layout_imbalance_greedy
         imbalance_of = lambda d: layout_imbalance_greedy(sc.model, d, sc.expert_loads,  # noqa: E731
                                                          sc.cluster.devices_per_node)
-    space = search_space(sc.model, sc.cluster, sc.workload, progress=progress, imbalance_of=imbalance_of)
+    refusals: Counter[str] = Counter()
+    refusal = None
+    if engine is not None:
+        why = workload_refusal(engine, sc.workload.kv_precision.label)
+        if why is not None:
+            raise NoFeasiblePlan(eng.ENGINE_REJECTION, f"{engine.engine} {engine.version} cannot serve this "
+                                 f"workload: {why}", ["another kv_precision", "another --engine"])
+        refuse = eng.refusal_of(engine, sc.model, sc.cluster, sc.workload)
+
+        def refusal(d: ParallelDims) -> str | None:
+            why = refuse(d)
+            if why is not None:
+                refusals[why] += 1
+            return why
+
+    def engine_wl(d: ParallelDims, w: ServingWorkload) -> ServingWorkload:
+        return eng.engine_workload(engine, sc.cluster, w, d)
+    space = search_space(sc.model, sc.cluster, sc.workload, progress=progress, imbalance_of=imbalance_of,
+                         refusal=refusal, workload_of=engine_wl)
+    if engine is not None:
+        space = _within_dispatch_cap(engine, space, sc.workload)
+        if not space.candidates:
+            raise _engine_infeasible(engine, refusals)
     wl = sc.workload
     required = None
     if objective == "devices":
@@ -88,21 +119,23 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
     shortlist = prune_dominated(space.candidates, top_k)
     if overlap_model == "schedule":
         def layout_wl(d: ParallelDims) -> ServingWorkload:
-            return wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
+            w = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
+            return engine_wl(d, w)
         # decode is costed as before (closed form at f = 0), so its batch is the hint: two probes, not a search
         shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
                                  decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
                      if c.dims.overlap is OverlapPolicy.TWO_BATCH else c for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
-    afd = afd_search.search_afd(sc.model, sc.cluster, wl) if "afd" in modes else afd_search.AfdSpace([], Counter(), 0)
+    afd = (afd_search.search_afd(sc.model, sc.cluster, wl) if "afd" in modes and engine is None else afd_search.AfdSpace([], Counter(), 0))
     if "disaggregated" not in modes:  # the search's layouts still prefill for AFD decode pools
         shortlist = [dataclasses.replace(c, decode_ok=False) for c in shortlist]
     inst = DeploymentInstance(candidates=(*shortlist, *prune_dominated(afd.candidates, top_k)),
                               cluster_devices=sc.cluster.num_devices,
                               input_tokens=wl.input_tokens, output_tokens=wl.output_tokens, objective=objective,
                               required_output_tok_per_s=required, allow_aggregated="aggregated" in modes,
-                              allow_disaggregated="disaggregated" in modes or "afd" in modes)
+                              allow_disaggregated=("disaggregated" in modes or "afd" in modes)
+                              and (engine is None or engine.disaggregation))
     found, stats = solve_deployments(inst, k=top_k, seed=seed)
     found = rank(inst, found)  # sorted and re-costed even when a solve stopped early: the first is the best listed
     if not found and stats and stats[-1].status == "UNKNOWN":  # stopped by a limit, not proven infeasible
@@ -111,6 +144,9 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
                              ["a larger --time-limit, or none (each solve then stops at its deterministic work "
                               "limit)"])
     if not found:
+        if engine is not None and not any(c.prefill_ok or c.decode_ok for c in space.candidates):
+            raise _engine_infeasible(engine, refusals, _explain_infeasible(sc, space.candidates, space.rejected,
+                                                                          objective, required))
         if modes == ("afd",):
             raise NoFeasiblePlan(*afd_search.infeasible_reason(afd, wl, sc.cluster))
         raise _explain_infeasible(sc, space.candidates, space.rejected, objective, required)
@@ -122,7 +158,46 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
                       candidates=space.candidates, pareto=pareto_front([*(space.candidates if modes != ("afd",) else ()),
                                                                              *afd.candidates]),
                       ranking_preserved=validate.ranking_preserved(found, inst), instance=inst, modes=modes,
-                      afd_layouts_considered=afd.layouts_considered)
+                      afd_layouts_considered=afd.layouts_considered, engine=engine,
+                      engines=[[] if d.mode == "afd" else _engines_of(sc, d) if engine is None else [engine.engine]
+                               for d in found])
+
+
+def _engines_of(sc: Scenario, d: Deployment) -> list[str]:
+    pools = [d.decode.dims] + ([d.prefill.dims] if d.prefill is not None else [])
+    return eng.engines_for(sc.model, sc.cluster, sc.workload, pools, d.prefill is not None)
+
+
+def _within_dispatch_cap(engine: EngineCapability, space: SearchSpace, wl: ServingWorkload) -> SearchSpace:
+    """Decode / aggregated roles whose planned tokens per DP rank exceed DeepEP low-latency's dispatch cap are
+    dropped (a layout that then serves no role counts under ``engine``)."""
+    mtp = wl.mtp_tokens if engine.mtp else 0
+    kept: list[Candidate] = []
+    rejected = Counter(space.rejected)
+    for c in space.candidates:
+        if eng.over_dispatch_cap(engine, c.dims, c.decode_batch_per_device, mtp):
+            c = dataclasses.replace(c, decode_ok=False, aggregated_ok=False, decode_tok_per_s_per_device=0.0,
+                                    aggregated_tok_per_s_per_device=0.0)
+            if not c.prefill_ok:
+                rejected[eng.ENGINE_REJECTION] += 1
+                continue
+        kept.append(c)
+    return SearchSpace(candidates=kept, rejected=rejected, layouts_considered=space.layouts_considered)
+
+
+def _engine_infeasible(engine: EngineCapability, refusals: Counter[str],
+                       inner: NoFeasiblePlan | None = None) -> NoFeasiblePlan:
+    """No layout the engine launches fits: the engine's reasons, most frequent first, then the binding constraint
+    among the layouts it can launch."""
+    why = "; ".join(f"{n} x {r}" for r, n in refusals.most_common(4))
+    detail = f"no layout {engine.engine} {engine.version} can launch fits"
+    if why:
+        detail += f" (refused layouts: {why})"
+    if inner is not None:
+        detail += f"; among the layouts it can launch, {inner.constraint}: {inner.detail}"
+    fixes = (inner.fixes if inner is not None else []) + ["another --engine (plan without --engine lists which "
+                                                          "engines can run each deployment)"]
+    return NoFeasiblePlan(eng.ENGINE_REJECTION, detail, fixes)
 
 
 def prune_dominated(cands: list[Candidate], k: int) -> list[Candidate]:
