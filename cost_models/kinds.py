@@ -52,6 +52,11 @@ class DeploymentMode(enum.StrEnum):
     """A prefill pool feeds an attention-FFN disaggregated decode pool (:mod:`cost_models.afd`)."""
 
 
+DEFAULT_PLAN_MODES = (DeploymentMode.AGGREGATED.value, DeploymentMode.DISAGGREGATED.value)
+"""The modes ``plan`` searches unless told otherwise: AFD is opt-in (``plan --modes`` or a scenario's ``modes:``),
+because none of the engines moeplan emits for launches it, so a default plan stays launchable."""
+
+
 class PoolRole(enum.StrEnum):
     """What one pool of a deployment runs."""
 

@@ -112,7 +112,9 @@ def test_afd_plan_ranks_against_brute_force(afd_plan) -> None:
 
 
 def test_all_modes_rank_afd_with_the_others() -> None:
-    res = run_plan(load_scenario(STEP3_48))
+    sc = load_scenario(STEP3_48)
+    assert sc.modes == ("aggregated", "disaggregated", "afd")  # the scenario's modes: list; plan's default has no AFD
+    res = run_plan(sc, modes=sc.modes)
     afd_best = run_plan(load_scenario(STEP3_48), modes=("afd",)).recosts[0].output_tok_per_s
     others = run_plan(load_scenario(STEP3_48), modes=("aggregated", "disaggregated")).recosts[0].output_tok_per_s
     assert res.recosts[0].output_tok_per_s == pytest.approx(max(afd_best, others), rel=1e-4)
@@ -165,13 +167,23 @@ def test_export_of_an_afd_plan_names_the_unit(tmp_path: Path) -> None:
 
 def test_scenario_modes_key_and_cli_override(tmp_path: Path) -> None:
     p = tmp_path / "s.yaml"
-    p.write_text(STEP3_48.read_text() + "modes: [afd]\n")
+    base = STEP3_48.read_text().replace("modes: [aggregated, disaggregated, afd]\n", "")
+    p.write_text(base + "modes: [afd]\n")
     assert load_scenario(p).modes == ("afd",)
     doc = json.loads(CliRunner().invoke(main, ["plan", str(p), "--json", "--top", "1"]).output)
     assert doc["modes"] == ["afd"] and doc["top"][0]["mode"] == "afd"
     over = json.loads(CliRunner().invoke(main, ["plan", str(p), "--json", "--top", "1", "--modes",
                                                 "disaggregated"]).output)
     assert over["modes"] == ["disaggregated"] and over["top"][0]["mode"] == "disaggregated"
-    p.write_text(STEP3_48.read_text() + "modes: [pd]\n")
+    p.write_text(base + "modes: [pd]\n")
     bad = CliRunner().invoke(main, ["plan", str(p)])
     assert bad.exit_code == 2 and "modes" in bad.output
+
+
+def test_afd_is_opt_in() -> None:
+    """Without --modes or a scenario modes: list, plan searches aggregated and disaggregated only (no engine the
+    emitters target launches AFD, so the default plan stays launchable)."""
+    from cost_models.kinds import DEFAULT_PLAN_MODES
+    res = run_plan(load_scenario(STEP3_48))
+    assert res.modes == DEFAULT_PLAN_MODES == ("aggregated", "disaggregated")
+    assert res.afd_layouts_considered == 0 and all(d.mode != "afd" for d in res.deployments)

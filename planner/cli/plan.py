@@ -71,7 +71,7 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--modes", callback=parse_modes, metavar="LIST",
               help="Deployment modes to search, comma-separated: aggregated, disaggregated (prefill and decode pools), "
               "afd (a prefill pool and an attention-FFN disaggregated decode pool). Default: the scenario's modes: list, "
-              "else all three (AFD finds units only where the model has routed experts and the cluster has a node "
+              "else aggregated,disaggregated (AFD is opt-in: no engine moeplan emits for launches it; AFD finds units only where the model has routed experts and the cluster has a node "
               "besides two instances).")
 def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | None, seed: int, as_json: bool,
          export: str | None, verbose: bool, emit_engine: str | None, overlap_model: str, pick: int,
@@ -113,8 +113,8 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
                   "required by --objective devices")
     spend = budget.SolveBudget(wall_s=time_limit)
     try:
-        from planner.search.afd import MODES
-        searched = modes or sc.modes or MODES
+        from planner.search.afd import DEFAULT_MODES
+        searched = modes or sc.modes or DEFAULT_MODES
         if cap is not None and searched == ("afd",):
             app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine {engine}; accepted: aggregated and/or "
                       f"disaggregated with --engine ({AFD_ENGINES})")

@@ -166,7 +166,7 @@ class PlanDocument(Document):
     chosen_afd: AfdDocument | None = optional(
         "The AFD evaluate document of the chosen deployment's AFD decode unit (mode `afd`), one replica at its "
         "searched batch; its memory holds KV for whole sequences (input + output tokens), as the search sized it.")
-    modes: list[DeploymentMode] | None = optional("The deployment modes searched (plan --modes; default all).")
+    modes: list[DeploymentMode] | None = optional("The deployment modes searched (plan --modes or the scenario's modes:; present when not the default, aggregated and disaggregated).")
     afd_layouts_considered: Count | None = optional("AFD units enumerated and costed (also in layouts_considered); "
                                                     "present when `afd` was searched.")
     why: list[str] | None = optional("Why the top deployments rank as they do, in words: the ranking key and which "
@@ -248,8 +248,8 @@ def _chosen(chosen: DeploymentEvaluation | AfdEvaluation) -> dict[str, Any]:
 
 
 def _searched(res: PlanResult) -> dict[str, Any]:
-    """``modes`` when not the default (all), ``afd_layouts_considered`` when AFD units were enumerated."""
-    out: dict[str, Any] = {} if res.modes == tuple(kinds.DeploymentMode) else {"modes": list(res.modes)}
+    """``modes`` when not the default (aggregated and disaggregated), ``afd_layouts_considered`` when AFD units were enumerated."""
+    out: dict[str, Any] = {} if res.modes == kinds.DEFAULT_PLAN_MODES else {"modes": list(res.modes)}
     if res.afd_layouts_considered:
         out["afd_layouts_considered"] = res.afd_layouts_considered
     return out

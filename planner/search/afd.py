@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from cost_models import afd
 from cost_models.afd import AfdLayout
-from cost_models.kinds import DeploymentMode, PoolRole, Rejection
+from cost_models.kinds import DEFAULT_PLAN_MODES, DeploymentMode, PoolRole, Rejection
 from cost_models.serving import decode_context
 from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
 from planner.cpsat.deployment_instance import Deployment
@@ -48,8 +48,11 @@ several): from 2, since one micro-batch leaves the attention devices idle while 
 ``search_afd(micro_batches=...)`` widens it."""
 
 MODES = tuple(m.value for m in DeploymentMode)
-"""Deployment modes ``plan`` can search (aggregated, disaggregated, afd); the default is all of them. AFD
-contributes units only where the model has routed experts and the cluster has a node besides two instances."""
+"""Deployment modes ``plan`` can search (aggregated, disaggregated, afd). AFD contributes units only where the
+model has routed experts and the cluster has a node besides two instances."""
+
+DEFAULT_MODES = DEFAULT_PLAN_MODES
+"""The modes ``plan`` searches by default (:data:`cost_models.kinds.DEFAULT_PLAN_MODES`: AFD is opt-in)."""
 
 
 @dataclass(frozen=True, kw_only=True)

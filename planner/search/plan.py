@@ -37,8 +37,8 @@ class PlanResult:
     pareto: list[Candidate]
     ranking_preserved: bool
     instance: DeploymentInstance
-    modes: tuple[str, ...] = afd_search.MODES
-    """The deployment modes searched (:data:`planner.search.afd.MODES`)."""
+    modes: tuple[str, ...] = afd_search.DEFAULT_MODES
+    """The deployment modes searched (:data:`planner.search.afd.MODES`; default :data:`~planner.search.afd.DEFAULT_MODES`)."""
     afd_layouts_considered: int = 0
     """AFD units enumerated and costed (also counted in ``layouts_considered``)."""
     engine: EngineCapability | None = None
@@ -76,7 +76,7 @@ def schedule_prefill_overlap(micro_batch_ops: tuple[OpCost, ...], micro_batches:
 
 def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, seed: int = 0,
              progress: Callable[[int, int], None] | None = None, overlap_model: str = "closed-form",
-             engine: EngineCapability | None = None, modes: tuple[str, ...] = afd_search.MODES) -> PlanResult:
+             engine: EngineCapability | None = None, modes: tuple[str, ...] = afd_search.DEFAULT_MODES) -> PlanResult:
     """Search, shortlist, (optionally) re-cost the shortlist's overlap with the schedule, solve, re-cost.
     ``engine``: only layouts that engine launches, each costed with the engine's memory reserve (without one:
     the workload's own reserve, planner/search/engines.py); ``modes``: the deployment modes searched (AFD units
