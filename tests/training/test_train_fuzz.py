@@ -5,22 +5,17 @@ message names a key path; ``--json`` output is strict JSON.  ``FUZZ_EXAMPLES=N``
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 
-from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.cli import main
 from planner.inputs.reader import load_yaml
 from planner.inputs.scenario import dump_yaml
+from tests.test_fuzz import _set, check, fuzz  # one set of invariants (exit codes, no traceback, hang bound, JSON)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = load_yaml((ROOT / "scenarios" / "training" / "qwen3_30b_a3b_910b_16.yaml").read_text())
-N = int(os.environ.get("FUZZ_EXAMPLES", "0"))
-_NAMES_A_KEY = re.compile(r"(\S+: got |--[a-z][a-z-]*|<file>|<top level>)")
 HOSTILE = st.one_of(st.integers(), st.sampled_from([10**400, 2**63, 2**31, 0, -1, 65_536, 2**24]),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
                     st.sampled_from(["", "x" * 5000, "1f1b", "dualpipe", "zb1p", "full", "none", "fp8_blockwise",
@@ -34,32 +29,6 @@ LEAVES = ["name", "plan", "model", "model.catalog", "model.shape", "cluster.node
           "workload.token_budget", "workload.deadline", "plan.tp", "plan.pp", "plan.vpp", "plan.cp", "plan.cp_kind",
           "plan.ep", "plan.etp", "plan.edp", "plan.dp", "plan.schedule", "plan.recompute", "plan.micro_batch",
           "plan.sharding", "plan.a2a_overlap", "expect"]
-
-
-def fuzz(default: int):
-    return settings(max_examples=N or default, deadline=None, derandomize=not N,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-def check(args: list[str]) -> None:
-    res = CliRunner().invoke(main, args)
-    assert res.exception is None or isinstance(res.exception, SystemExit), (args, repr(res.exception))
-    assert res.exit_code in (0, 1, 2), (args, res.exit_code, res.output[-500:])
-    assert "Traceback" not in res.output, res.output[-2000:]
-    if res.exit_code == 2:
-        assert _NAMES_A_KEY.search(res.output), res.output[-500:]
-    if res.exit_code == 0 and "--json" in args:
-        json.loads(res.stdout, parse_constant=lambda name: (_ for _ in ()).throw(AssertionError(name)))
-
-
-def _set(doc: dict, dotted: str, value) -> None:
-    *head, last = dotted.split(".")
-    for k in head:
-        nxt = doc.get(k)
-        if not isinstance(nxt, dict):
-            nxt = doc[k] = {}
-        doc = nxt
-    doc[last] = value
 
 
 @fuzz(60)
