@@ -60,7 +60,7 @@ def _plans(engine: str) -> dict[str, tuple[int, dict | None, str]]:
     return {p.stem: _plan(p, engine) for p in SCENARIOS}
 
 
-def _model_dir(tmp: Path, model_id: str) -> Path:
+def _model_dir(tmp: Path, model_id: str, engine: str = "") -> Path:
     d = tmp / model_id
     if not d.exists():
         d.mkdir(parents=True)
@@ -68,6 +68,11 @@ def _model_dir(tmp: Path, model_id: str) -> Path:
         cfg.pop("auto_map", None)
         if cfg.get("model_type") == "kimi_k2":  # its auto_map names DeepseekV3Config (remote code, not fetched)
             cfg["model_type"] = "deepseek_v3"
+        if engine == "sglang" and cfg.get("model_type") == "step3_text":  # the catalog keeps the text part of
+            # stepfun-ai/step3's config; the checkpoint the emitted --model-path names nests it as text_config of a
+            # step3_vl config, which SGLang 0.5.5 registers (it has no step3_text config class; vLLM 0.11.0 has one)
+            cfg = {"model_type": "step3_vl", "architectures": ["Step3VLForConditionalGeneration"],
+                   "text_config": cfg}
         (d / "config.json").write_text(json.dumps(cfg))
     return d
 
@@ -81,10 +86,10 @@ def _concrete(token: str, model_ref: str, model_dir: Path) -> str:
     return _HOST.sub("192.0.2.10", token)
 
 
-def _lines(stem: str, doc: dict, tmp: Path) -> list[dict]:
+def _lines(stem: str, doc: dict, tmp: Path, engine: str) -> list[dict]:
     sc = load_scenario(str(next(p for p in SCENARIOS if p.stem == stem)))
     ref = HF_REPOS.get(sc.model.id, "${MODEL_PATH}")
-    model_dir = _model_dir(tmp, sc.model.id)
+    model_dir = _model_dir(tmp, sc.model.id, engine)
     out = []
     for i, c in enumerate(doc["launch"]["commands"]):
         if c["role"] == "router" or "npu" in c["argv"]:
@@ -125,7 +130,7 @@ def test_plan_engine_exits_0_or_says_why(engine: str) -> None:
 def test_every_emitted_line_passes_the_engines_own_checks(engine: str, tmp_path_factory) -> None:
     tmp = tmp_path_factory.mktemp(f"models-{engine}")
     plans = _plans(engine)
-    lines = [ln for p in SCENARIOS if plans[p.stem][0] == 0 for ln in _lines(p.stem, plans[p.stem][1], tmp)]
+    lines = [ln for p in SCENARIOS if plans[p.stem][0] == 0 for ln in _lines(p.stem, plans[p.stem][1], tmp, engine)]
     assert len(lines) >= 10, "too few plans produced launch lines to test the parser on"
     results = _run_parser(engine, lines)
     assert set(results) == {ln["id"] for ln in lines}
