@@ -196,7 +196,11 @@ def _capped(value: str, most: float) -> str:
 
 _PLAN_OPTIONS = {"--objective": st.sampled_from(["throughput", "latency", "devices", "speed", ""]),
                  "--top": _OPT_VALUE, "--seed": _OPT_VALUE, "--time-limit": _OPT_VALUE,
-                 "--overlap-model": st.sampled_from(["closed-form", "schedule", "x"])}
+                 "--overlap-model": st.sampled_from(["closed-form", "schedule", "x"]),
+                 "--pick": _OPT_VALUE,
+                 "--engine": st.sampled_from(["sglang", "vllm", "trtllm", "mindie", "megatron", "x", ""]),
+                 "--engine-version": st.sampled_from(["0.5.5", "0.11.0", "1.0", "3.1.0", "9", ""]),
+                 "--modes": st.sampled_from(["afd", "aggregated", "disaggregated,afd", "aggregated,x", "", ",,"])}
 
 
 @fuzz(30)
