@@ -98,6 +98,11 @@ class TrainingDims:
     overlap_grad_reduce: bool = True
     """Gradient reduction and parameter gathering overlap the last backward / first forward bucket by bucket
     (Megatron ``--overlap-grad-reduce --overlap-param-gather``); False = after the backward, exposed."""
+    tp_comm_overlap: bool = True
+    """The backward TP collectives of each column-parallel Linear run beside its own GEMMs (Megatron's
+    asynchronous all-reduce, or with sequence parallelism the all-gather beside the input-gradient GEMM and the
+    reduce-scatter beside the weight-gradient GEMM); False = every TP collective exposed (torchtitan without
+    AsyncTP)."""
 
     @property
     def world_devices(self) -> int:
