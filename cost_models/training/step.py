@@ -5,7 +5,8 @@ Per pipeline rank and micro-batch, from :mod:`cost_models.training.layer_ops` (k
 
 * ``F`` = forward kernels + TP collectives + EP dispatch/combine + the CP exchange not hidden by attention
   (``max(0, cp - core attention)``: the ring overlaps KV chunks with the blocks of attention) + the PP send where
-  the schedule does not overlap it (1F1B, ZB1P; interleaved 1F1B and DualPipe overlap P2P with compute);
+  the schedule does not overlap it (1F1B, ZB1P; DualPipe overlaps P2P with compute, interleaved 1F1B does
+  unless ``pp_comm_overlap`` is off, :func:`exposed_pp_send_s`);
 * ``B`` = input-gradient + weight-gradient kernels + recompute (the rerun forward ops; full recompute also reruns
   the forward TP collectives and all-to-alls) + the backward collectives (in a dense layer less what the
   column-parallel GEMMs hide, :func:`dense_tp_backward_s`); ``W`` = the weight-gradient kernels;
@@ -158,6 +159,18 @@ def dense_tp_backward_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDi
     return exposed
 
 
+def exposed_pp_send_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
+                      ) -> float:
+    """Exposed seconds of one micro-batch's pipeline sends through a rank, each direction: one send (1F1B, ZB1P);
+    under interleaved 1F1B without ``pp_comm_overlap`` one per chunk (``vpp``: every chunk hands its output to
+    the next rank and waits for it, Megatron-LM before NVIDIA/Megatron-LM f9283c5a); 0 where overlapped."""
+    if dims.schedule in (Schedule.ONE_F_ONE_B, Schedule.ZERO_BUBBLE):
+        return tcomm.pp_send_seconds(cluster, model, dims, workload)
+    if dims.schedule is Schedule.INTERLEAVED and not dims.pp_comm_overlap:
+        return dims.vpp * tcomm.pp_send_seconds(cluster, model, dims, workload)
+    return 0.0
+
+
 def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int
                ) -> RankTimes:
     """F, B, W parts of one micro-batch through every chunk of pipeline rank ``rank``."""
@@ -213,8 +226,8 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         _add(by_op, dict(hc.forward_s), 1.0)
         _add(by_op, dict(hc.input_grad_s), 1.0, "bwd_")
         _add(by_op, dict(hc.weight_grad_s), 1.0, "wgrad_")
-    if dims.schedule in (Schedule.ONE_F_ONE_B, Schedule.ZERO_BUBBLE):
-        send = tcomm.pp_send_seconds(cluster, model, dims, workload)
+    send = exposed_pp_send_s(cluster, model, dims, workload)
+    if send:
         ef += send
         eb += send
         by_op["pp_send"] = 2 * send

@@ -154,6 +154,8 @@ class TrainingPlanSection(_Strict):
     overlap_grad_reduce: bool = True
     tp_comm_overlap: bool = True
     """Backward TP collectives beside the column-parallel GEMMs (Megatron); false: exposed (torchtitan)."""
+    pp_comm_overlap: bool = True
+    """Interleaved 1F1B's P2P beside compute (Megatron-Core since 2023); false: exposed (older Megatron-LM)."""
 
 
 class TrainingExpect(_Strict):
@@ -325,7 +327,8 @@ def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tup
                         ep=sec.ep, etp=sec.etp, sharding=OptimizerSharding(sec.sharding),
                         micro_batch_sequences=sec.micro_batch,
                         a2a_overlap=A2AOverlap.FB_PAIRS if sec.a2a_overlap else A2AOverlap.NONE,
-                        overlap_grad_reduce=sec.overlap_grad_reduce, tp_comm_overlap=sec.tp_comm_overlap)
+                        overlap_grad_reduce=sec.overlap_grad_reduce, tp_comm_overlap=sec.tp_comm_overlap,
+                        pp_comm_overlap=sec.pp_comm_overlap)
     if sec.edp is not None and sec.edp * sec.ep * sec.etp != dims.stage_group_devices:
         raise ScenarioError(f"{key}.edp", sec.edp, f"tp x cp x dp / (ep x etp) = {dims.edp}")
     return dims, recompute_of(sec.recompute, f"{key}.recompute")
@@ -337,7 +340,8 @@ def plan_section(dims: TrainingDims, recompute: Recompute) -> dict[str, Any]:
                 pp=dims.pp, vpp=dims.vpp, schedule=dims.schedule.value, dp=dims.dp, ep=dims.ep, etp=dims.etp,
                 edp=dims.edp, sharding=dims.sharding.value, micro_batch=dims.micro_batch_sequences,
                 recompute=recompute_label(recompute), a2a_overlap=dims.a2a_overlap is A2AOverlap.FB_PAIRS,
-                overlap_grad_reduce=dims.overlap_grad_reduce, tp_comm_overlap=dims.tp_comm_overlap)
+                overlap_grad_reduce=dims.overlap_grad_reduce, tp_comm_overlap=dims.tp_comm_overlap,
+                pp_comm_overlap=dims.pp_comm_overlap)
 
 
 def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tuple[TrainingDims, Recompute]:

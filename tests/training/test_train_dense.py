@@ -63,3 +63,48 @@ def test_rank_backward_exposes_less_tp_communication_with_the_overlap():
     assert saved > 0.0
     assert off.exposed_comm_backward_s - on.exposed_comm_backward_s == pytest.approx(saved)
     assert on.forward_s == pytest.approx(off.forward_s)
+
+
+def test_a100_gemm_runs_at_boost_clock_throughout():
+    # A100 (catalog sustained_clock_ratio 1.0): no power-limiter term.  6912 x 2048 x 16384 bf16 with 128 x 256
+    # tiles: 54 x 8 = 432 tiles = 4 full waves of 108; one tile = 2 x 128 x 256 x 16384 = 1.074e9 FLOP at
+    # 312e12 x 0.83 / 108 = 2.398e12 FLOP/s per SM = 447.8 us; 4 waves = 1,791 us of compute (with the Hopper
+    # ratio 0.83 it would be 140 + (1791 - 140) / 0.83 = 2,129 us)
+    from cost_models import compute, efficiency
+    from planner.catalog.devices import get_device
+    a100 = get_device("a100_sxm_80gb")
+    c = compute.gemm_cost(a100, m=6912, k=16384, n=2048)
+    assert c.detail["tile_m"] == 128 and c.detail["tile_n"] == 256 and c.detail["waves"] == 4
+    per_wave = 2 * 128 * 256 * 16384 / (312e12 * efficiency.MATMUL_PEAK_FRACTION_WIDE / 108)
+    assert c.detail["compute_s"] == pytest.approx(4 * per_wave)
+    assert compute.sustained_clock_ratio(get_device("h100_sxm")) == efficiency.SUSTAINED_CLOCK_RATIO
+
+
+@pytest.mark.parametrize(("m", "n", "k", "measured_tflop_per_s"), [
+    (1024, 10240, 5120, 271.2),  # v2 table, torch 2.6.0+cu126
+    (6912, 2048, 16384, 267.9),  # v1 table, CUDA 12.1
+])
+def test_a100_gemm_against_the_mamf_measurement(m, n, k, measured_tflop_per_s):
+    # stas00/ml-engineering@b9e29720 compute/accelerator/README.md, Maximum Achievable Matmul FLOPS (A100 SXM,
+    # best shape M x N x K); the model stays below (0.83 main-loop fraction is Hopper's): within 8 %
+    from cost_models import compute
+    from planner.catalog.devices import get_device
+    c = compute.gemm_cost(get_device("a100_sxm_80gb"), m=m, k=k, n=n)
+    predicted = c.flops / c.seconds / 1e12
+    assert predicted == pytest.approx(measured_tflop_per_s, rel=0.08)
+
+
+def test_interleaved_sends_are_exposed_per_chunk_without_p2p_overlap():
+    # interleaved 1F1B, vpp 2, pp 2: with the overlap no send is charged; without it each chunk's send is, both
+    # ways: forward and backward exposed communication grow by vpp x one send
+    from cost_models.training.comm import pp_send_seconds
+    from cost_models.training.dims import Schedule
+    c = cluster("a100_sxm_80gb", 16)
+    dims = TrainingDims(tp=8, pp=2, vpp=2, schedule=Schedule.INTERLEAVED, micro_batch_sequences=1,
+                        sharding=OptimizerSharding.NONE)
+    w = replace(W, global_batch_sequences=8)
+    on, off = rank_times(c, GPT, dims, w, 0), rank_times(c, GPT, replace(dims, pp_comm_overlap=False), w, 0)
+    send = pp_send_seconds(c, GPT, dims, w)
+    assert send > 0.0 and "pp_send" not in on.by_op_s
+    assert off.exposed_comm_forward_s - on.exposed_comm_forward_s == pytest.approx(2 * send)
+    assert off.exposed_comm_backward_s - on.exposed_comm_backward_s == pytest.approx(2 * send)
