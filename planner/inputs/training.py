@@ -119,6 +119,8 @@ class TrainingWorkloadSection(_Strict):
     dropout: bool = False
     loss_chunks: int = Field(default=1, ge=1, le=lim.MAX_MICRO_BATCHES)
     """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss); 1 = all logits at once."""
+    loss_fp32_upcast: bool = False
+    """PyTorch cross-entropy on an fp32 copy of the logits (torchtitan); false = Megatron's fused one."""
     token_budget: int | None = Field(default=None, ge=1, le=lim.MAX_TOKEN_BUDGET)
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
@@ -311,6 +313,7 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
                             recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
                             flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks,
+                            loss_fp32_upcast=sec.loss_fp32_upcast,
                             finetune=_finetune(sec.finetune))
 
 

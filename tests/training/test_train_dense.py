@@ -108,3 +108,31 @@ def test_interleaved_sends_are_exposed_per_chunk_without_p2p_overlap():
     assert send > 0.0 and "pp_send" not in on.by_op_s
     assert off.exposed_comm_forward_s - on.exposed_comm_forward_s == pytest.approx(2 * send)
     assert off.exposed_comm_backward_s - on.exposed_comm_backward_s == pytest.approx(2 * send)
+
+
+def test_torch_fp32_loss_keeps_sixteen_bytes_per_vocabulary_entry():
+    # Llama-shaped head at TP8: t = 16 x 8192 = 131,072 tokens, vocabulary 128,256 / 8 = 16,032 per device.
+    # Megatron's fused cross-entropy: 6 B per entry (bf16 logits + fp32 softmax); torch's cross-entropy on
+    # pred.float() under loss parallelism: 16 B (saved log-probs, zeros_like gradient, exp, their sum).
+    # The head input terms (2 x 2 B x h / sp per token) are the same in both
+    from cost_models.training.activations import head_bytes
+    from planner.catalog.models import get_model
+    model = get_model("llama-3.1-70b")
+    dims = TrainingDims(tp=8, dp=32, micro_batch_sequences=16, sharding=OptimizerSharding.ZERO3)
+    w = TrainingWorkload(seq_tokens=8192, global_batch_sequences=512)
+    fused, torch_loss = head_bytes(model, dims, w), head_bytes(model, dims, replace(w, loss_fp32_upcast=True))
+    assert torch_loss - fused == pytest.approx(131072 * 16032 * (16 - 6))
+    # 131,072 x 16,032 x 16 B = 33.6 GB = 31.3 GiB of loss working set
+    assert torch_loss - 131072 * 2 * 2 * 8192 / 8 == pytest.approx(131072 * 16032 * 16)
+
+
+def test_reserved_peak_adds_the_allocator_fragmentation():
+    # f = 0.15 of the reserved peak unused: an allocated 85 GiB reserves 100 GiB (15 GiB = 85 x 0.15 / 0.85)
+    from cost_models.memory import GIB
+    from cost_models.training.memory import TRAINING_RESERVE_BYTES, fragmentation_bytes, training_memory
+    assert fragmentation_bytes(85 * GIB) == pytest.approx(15 * GIB)
+    c, dims, _ = _setup(sp=True)
+    m = training_memory(GPT, dims, W, rank=0, capacity_bytes=80 * GIB)
+    allocated = m.state_bytes + m.activation_bytes + m.comm_buffer_bytes + m.unsharded_state_bytes
+    assert m.reserve_bytes == pytest.approx(TRAINING_RESERVE_BYTES + fragmentation_bytes(allocated))
+    assert m.used_bytes == pytest.approx(allocated / 0.85 + TRAINING_RESERVE_BYTES)
