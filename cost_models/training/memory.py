@@ -12,8 +12,9 @@ Activations: :mod:`cost_models.training.activations` per layer and micro-batch, 
 schedule keeps in flight on the rank (:func:`cost_models.training.pipeline.in_flight_chunks`); the last stage adds
 its logits (Megatron's fused cross-entropy, or PyTorch's on fp32-upcast logits); full recompute adds one layer's
 working set.  The reserve adds the caching allocator's fragmentation over the tensors' peak
-(:data:`ALLOCATOR_FRAGMENTATION`), so ``used_bytes`` is a reserved peak, as torchtitan reports it.  DualPipe's two chunks per rank hold two stages'
-parameters (``2x`` in the DualPipe README table) because rank ``r`` holds stages ``r`` and ``PP-1-r``.
+(:data:`ALLOCATOR_FRAGMENTATION`), so ``used_bytes`` is a reserved peak, as torchtitan reports it.  DualPipe's two
+chunks per rank hold two stages' parameters (``2x`` in the DualPipe README table) because rank ``r`` holds stages
+``r`` and ``PP-1-r``.
 
 FSDP (ZeRO-3) with pipeline parallelism does not reshard between micro-batches: the rank's bf16 parameters and
 fp32 gradient accumulators stay unsharded for the whole step (:func:`fsdp_pipeline_unsharded_bytes`); without
