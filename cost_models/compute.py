@@ -14,7 +14,8 @@ kernels are built, with the constants of :mod:`cost_models.efficiency` (calibrat
   bandwidth, so a kernel with few busy units is memory-latency bound (Little's law);
 * per wave, compute and memory overlap imperfectly: a soft maximum of the two;
 * fixed costs per kernel, per tile and wave, per split-K reduction;
-* power-limited clocks: compute beyond ``BOOST_WINDOW_S`` runs at ``SUSTAINED_CLOCK_RATIO`` of the rate.
+* power-limited clocks: compute beyond ``BOOST_WINDOW_S`` runs at ``SUSTAINED_CLOCK_RATIO`` of the rate (or the
+  device's own ``sustained_clock_ratio`` where its catalog entry measures one).
 
 The library is assumed to pick the fastest tile shape and split for each shape (the model is optimistic where
 cuBLAS's heuristic picks a slow kernel).  Attention follows FlashAttention-2's work partition (Dao 2023):
@@ -73,12 +74,18 @@ class _Launch(NamedTuple):
     wave_efficiency: float
 
 
-def _boosted(compute_s: float) -> float:
-    """Compute time after the power limiter: full clock for BOOST_WINDOW_S, then SUSTAINED_CLOCK_RATIO."""
+def sustained_clock_ratio(device: DeviceSpec) -> float:
+    """The device's sustained-over-boost matrix rate; the Hopper-fitted ``SUSTAINED_CLOCK_RATIO`` unless its
+    catalog entry gives one."""
+    return device.sustained_clock_ratio or eff.SUSTAINED_CLOCK_RATIO
+
+
+def _boosted(compute_s: float, ratio: float) -> float:
+    """Compute time after the power limiter: full clock for BOOST_WINDOW_S, then ``ratio`` of it."""
     window = eff.BOOST_WINDOW_S
     if compute_s <= window:
         return compute_s
-    return window + (compute_s - window) / eff.SUSTAINED_CLOCK_RATIO
+    return window + (compute_s - window) / ratio
 
 
 def _soft_max(a: float, b: float) -> float:
@@ -105,11 +112,11 @@ def _launch(device: DeviceSpec, *, ctas: int, cta_compute_s: float, cta_bytes: f
     ``combine_s`` is the fixed cost of reducing split partials.
     """
     return _launch_on(device.compute_units, _stream_bytes_per_s(device), ctas, cta_compute_s, cta_bytes,
-                      ctas_per_cu, spill_bytes, combine_s)
+                      ctas_per_cu, spill_bytes, combine_s, sustained_clock_ratio(device))
 
 
 def _launch_on(units: int, stream: float, ctas: int, cta_compute_s: float, cta_bytes: float, ctas_per_cu: int,
-               spill_bytes: float, combine_s: float) -> _Launch:
+               spill_bytes: float, combine_s: float, clock_ratio: float) -> _Launch:
     """:func:`_launch` on ``units`` compute units streaming ``stream`` bytes/s in all (positional, and without
     per-wave containers: a plan search calls it a few times per GEMM shape; the sums keep the order of a sum
     over the (full, tail) waves)."""
@@ -126,7 +133,7 @@ def _launch_on(units: int, stream: float, ctas: int, cta_compute_s: float, cta_b
         tail = eff.TAIL_EXPOSED_FRACTION
         c_tail, m_tail = tail * c + (1.0 - tail) * c * rem / slots, rem * cta_bytes / min(stream, busy * unit_cap)
         compute, memory = compute + c_tail, memory + m_tail
-    scale = _boosted(compute) / compute if compute > 0.0 else 1.0
+    scale = _boosted(compute, clock_ratio) / compute if compute > 0.0 else 1.0
     body = 0
     if full:
         body += full * (eff.TILE_OVERHEAD_S + _soft_max(c_full * scale, m_full))
@@ -196,6 +203,7 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
                           detail=MappingProxyType({"compute_s": 0.0, "memory_s": 0.0, "overhead_s": 0.0}))
     unit_rate = _matmul_unit_flop_per_s(device, precision)
     units, stream = device.compute_units, _stream_bytes_per_s(device)
+    clock_ratio = sustained_clock_ratio(device)
     slice_splits = int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)
     best: tuple[_Launch, eff.TileShape, int, int] | None = None
     for tile in eff.GEMM_TILES:
@@ -208,7 +216,7 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
             spill, combine = ((_split_spill_bytes(device, tokens * n * PARTIAL_BYTES_PER_ELEMENT * split),
                                eff.SPLIT_K_REDUCE_S) if split > 1 else (0.0, 0.0))
             run = _launch_on(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
-                             min_bytes / ctas, tile.ctas_per_cu, spill, combine)
+                             min_bytes / ctas, tile.ctas_per_cu, spill, combine, clock_ratio)
             if best is None or run.seconds < best[0].seconds:
                 best = (run, tile, split, tiles)
     assert best is not None
@@ -294,11 +302,12 @@ def attention_prefill_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_h
     work_units = batch * q_heads * q_blocks
     total_s = work_units * eff.ATTENTION_CTA_OVERHEAD_S + batch * q_heads * kv_blocks_per_head * block_s
     longest_s = eff.ATTENTION_CTA_OVERHEAD_S + q_blocks * block_s
-    compute_s = _boosted(max(total_s / units + eff.TAIL_EXPOSED_FRACTION * longest_s, longest_s))
+    ratio = sustained_clock_ratio(device)
+    compute_s = _boosted(max(total_s / units + eff.TAIL_EXPOSED_FRACTION * longest_s, longest_s), ratio)
     memory_s = min_bytes / _stream_bytes_per_s(device)
     seconds = eff.KERNEL_LAUNCH_S + _soft_max(compute_s, memory_s)
     overhead_s = eff.KERNEL_LAUNCH_S + work_units * eff.ATTENTION_CTA_OVERHEAD_S / units
-    math_s = _boosted(batch * q_heads * kv_blocks_per_head * block_s / units)
+    math_s = _boosted(batch * q_heads * kv_blocks_per_head * block_s / units, ratio)
     return KernelCost(
         seconds=seconds, flops=flops, bytes=min_bytes, bound=_bound(math_s, memory_s, overhead_s),
         detail=MappingProxyType({

@@ -133,6 +133,9 @@ class DeviceSpec:
     """Devices sharing one scale-up domain by default (8 for HGX, 72 for NVL72, 768 dies for CloudMatrix384)."""
     vector_flop_per_s: float = 0.0
     """Non-matrix (CUDA core / vector unit) FP32 FLOP/s, for softmax, norms, routers; 0 = unknown (use 1/16 of bf16)."""
+    sustained_clock_ratio: float = 0.0
+    """Matrix rate under sustained load over the boost rate (the power limiter,
+    ``cost_models.efficiency.SUSTAINED_CLOCK_RATIO``); 0 = that Hopper-calibrated value, 1 = no throttling."""
 
     def __hash__(self) -> int:
         return self._hash
@@ -142,7 +145,7 @@ class DeviceSpec:
         # the peaks mapping is not hashable itself; hash its sorted items so specs can key memo caches
         return hash((self.id, tuple(sorted((p.label, v) for p, v in self.peak_flop_per_s.items())), self.hbm_bytes,
                      self.hbm_bytes_per_s, self.compute_units, self.l2_bytes, self.scale_up, self.scale_out,
-                     self.devices_per_node, self.vector_flop_per_s))
+                     self.devices_per_node, self.vector_flop_per_s, self.sustained_clock_ratio))
 
     def peak_for(self, precision: Precision) -> float:
         """Peak FLOP/s for ``precision``; falls back to the widest supported format slower than it.

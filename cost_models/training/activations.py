@@ -43,6 +43,12 @@ ROUTER_SCORE_BYTES = 4.0
 """fp32 router scores per expert per token (Megatron-Core computes routing in fp32)."""
 LOGIT_BYTES = 4.0 + 2.0
 """Per vocabulary entry of the last stage: bf16 logits and the fp32 softmax of the vocab-parallel cross-entropy."""
+TORCH_LOSS_BYTES = 4 * 4.0
+"""Per vocabulary entry at the peak of PyTorch's cross-entropy on fp32-upcast logits under loss parallelism
+(pytorch/pytorch@3be12382 torch/distributed/tensor/parallel/loss.py): its backward
+``_nll_loss_and_log_softmax_backward`` holds the saved fp32 log-probabilities, the ``zeros_like`` gradient, ``exp``
+of the log-probabilities and their sum at once (4 x 4 bytes); the forward ``_log_softmax`` peaks lower, at the
+bf16 logits (2), the fp32 copy, ``shifted`` and its ``exp`` (3 x 4): 14 bytes."""
 
 
 def tokens_per_device(dims: TrainingDims, workload: TrainingWorkload) -> float:
@@ -162,6 +168,7 @@ def head_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload)
     t, h = tokens_per_device(dims, workload), model.hidden_size
     heads = 1 + model.num_mtp_layers
     # a chunked loss keeps one chunk's logits and softmax alive at a time
-    logits = LOGIT_BYTES * model.vocab_size / dims.tp / workload.loss_chunks
+    per_entry = TORCH_LOSS_BYTES if workload.loss_fp32_upcast else LOGIT_BYTES
+    logits = per_entry * model.vocab_size / dims.tp / workload.loss_chunks
     return heads * t * (2 * ACT_BYTES * h / _sp(dims) + logits)
 

@@ -98,6 +98,15 @@ class TrainingDims:
     overlap_grad_reduce: bool = True
     """Gradient reduction and parameter gathering overlap the last backward / first forward bucket by bucket
     (Megatron ``--overlap-grad-reduce --overlap-param-gather``); False = after the backward, exposed."""
+    tp_comm_overlap: bool = True
+    """The backward TP collectives of each column-parallel Linear run beside its own GEMMs (Megatron's
+    asynchronous all-reduce, or with sequence parallelism the all-gather beside the input-gradient GEMM and the
+    reduce-scatter beside the weight-gradient GEMM); False = every TP collective exposed (torchtitan without
+    AsyncTP)."""
+    pp_comm_overlap: bool = True
+    """Interleaved 1F1B's sends and receives between pipeline ranks run beside compute (Megatron-Core
+    ``--overlap-p2p-communication``, NVIDIA/Megatron-LM f9283c5a 2023-05-31, default since 4eeff55d 2023-10-12);
+    False = each chunk's send exposed, as in 1F1B (Megatron-LM before 2023)."""
 
     @property
     def world_devices(self) -> int:

@@ -152,6 +152,11 @@ class TrainingWorkload:
     loss_chunks: int = 1
     """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss): only one chunk's logits and
     softmax are alive at a time; 1 = the whole micro-batch's logits at once."""
+    loss_fp32_upcast: bool = False
+    """The loss is PyTorch's cross-entropy on an fp32 copy of the logits (torchtitan:
+    ``cross_entropy(pred.float(), labels)``), which keeps several fp32 vocabulary-sized tensors alive
+    (:data:`cost_models.training.activations.TORCH_LOSS_BYTES`); False = Megatron's fused vocab-parallel
+    cross-entropy (``LOGIT_BYTES``)."""
     finetune: Finetune | None = None
     """Frozen parts and LoRA adapters (:mod:`cost_models.training.finetune`); None = every parameter trains."""
 

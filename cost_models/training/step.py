@@ -5,9 +5,11 @@ Per pipeline rank and micro-batch, from :mod:`cost_models.training.layer_ops` (k
 
 * ``F`` = forward kernels + TP collectives + EP dispatch/combine + the CP exchange not hidden by attention
   (``max(0, cp - core attention)``: the ring overlaps KV chunks with the blocks of attention) + the PP send where
-  the schedule does not overlap it (1F1B, ZB1P; interleaved 1F1B and DualPipe overlap P2P with compute);
+  the schedule does not overlap it (1F1B, ZB1P; DualPipe overlaps P2P with compute, interleaved 1F1B does
+  unless ``pp_comm_overlap`` is off, :func:`exposed_pp_send_s`);
 * ``B`` = input-gradient + weight-gradient kernels + recompute (the rerun forward ops; full recompute also reruns
-  the forward TP collectives and all-to-alls) + the backward collectives; ``W`` = the weight-gradient kernels;
+  the forward TP collectives and all-to-alls) + the backward collectives (in a dense layer less what the
+  column-parallel GEMMs hide, :func:`dense_tp_backward_s`); ``W`` = the weight-gradient kernels;
 * ``F&B`` (DualPipe, and 1F1B with ``A2AOverlap.FB_PAIRS``): the compute ``C`` of one forward and one backward
   chunk with their all-to-all ``M`` running beside it.  While the all-to-all runs its kernels hold a fraction
   ``f`` of the compute units (DeepEP normal kernels: 20 of 132 SMs, DeepSeek-V3 §3.2.1; the constant serving
@@ -32,6 +34,7 @@ from cost_models.specs import ClusterSpec, ModelSpec, Precision
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
 from cost_models.training import finetune, layer_ops, pairing
+from cost_models.training.activations import ACT_BYTES, tokens_per_device
 from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
 from cost_models.training.flops import megatron_flops
 from cost_models.training.memory import finetune_elements, fsdp_stays_unsharded, holds_last, rank_parameters
@@ -119,6 +122,55 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
     return ag.seconds, ag.seconds + rs.seconds
 
 
+TP_REGION_ENTRY_LINEARS = ("qkv", "mlp_up")
+"""The column-parallel GEMM that enters each TP region of a dense layer (attention, FFN); an attention without a
+``qkv`` GEMM (MLA) gets no overlap in its region."""
+
+
+def dense_tp_backward_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload,
+                        lc: layer_ops.LayerCompute) -> float:
+    """Exposed seconds of one dense layer's backward TP collectives with Megatron's overlap (``tp_comm_overlap``).
+
+    NVIDIA/Megatron-LM@02bb1f5c megatron/mpu/layers.py: without sequence parallelism the column-parallel Linear's
+    backward launches the all-reduce of its input gradient asynchronously and computes its weight gradient
+    meanwhile (``ColumnParallelLinearWithAsyncAllreduce``); with sequence parallelism it launches the all-gather
+    of its saved input before the input-gradient GEMM and the reduce-scatter of the input gradient before the
+    weight-gradient GEMM (``ColumnParallelLinearWithSequenceParallelism``).  The row-parallel Linear's backward
+    all-gather (the gradient of its forward reduce-scatter) has nothing to hide behind.  Per region:
+    ``max(0, AR - Wgrad)`` (no SP) or ``AG + max(0, AG - Dgrad) + max(0, RS - Wgrad)`` (SP).  Not overlapped
+    (``tp_comm_overlap`` false) or at tp = 1: the full :func:`cost_models.training.comm.tp_seconds` backward.
+    """
+    if dims.tp == 1 or not dims.tp_comm_overlap:
+        return tcomm.tp_seconds(cluster, model, dims, workload, moe_layer=False)[1]
+    full = tokens_per_device(dims, workload) * model.hidden_size * ACT_BYTES
+    g = tcomm.per_node(cluster, dims.tp, 1)
+    exposed = 0.0
+    for name in TP_REGION_ENTRY_LINEARS:
+        dgrad, wgrad = lc.input_grad_s.get(name, 0.0), lc.weight_grad_s.get(name, 0.0)
+        if dims.sp_active:
+            ag = tcomm.comm.all_gather(cluster, bytes_per_rank=full / dims.tp, group_size=dims.tp,
+                                       group_devices_per_node=g).seconds
+            rs = tcomm.comm.reduce_scatter(cluster, bytes=full, group_size=dims.tp, group_devices_per_node=g).seconds
+            exposed += ag + max(0.0, ag - dgrad) + max(0.0, rs - wgrad)
+        else:
+            ar = tcomm.comm.all_reduce(cluster, bytes=full, group_size=dims.tp, group_devices_per_node=g,
+                                       custom_kernels=False).seconds
+            exposed += max(0.0, ar - wgrad)
+    return exposed
+
+
+def exposed_pp_send_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
+                      ) -> float:
+    """Exposed seconds of one micro-batch's pipeline sends through a rank, each direction: one send (1F1B, ZB1P);
+    under interleaved 1F1B without ``pp_comm_overlap`` one per chunk (``vpp``: every chunk hands its output to
+    the next rank and waits for it, Megatron-LM before NVIDIA/Megatron-LM f9283c5a); 0 where overlapped."""
+    if dims.schedule in (Schedule.ONE_F_ONE_B, Schedule.ZERO_BUBBLE):
+        return tcomm.pp_send_seconds(cluster, model, dims, workload)
+    if dims.schedule is Schedule.INTERLEAVED and not dims.pp_comm_overlap:
+        return dims.vpp * tcomm.pp_send_seconds(cluster, model, dims, workload)
+    return 0.0
+
+
 def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int
                ) -> RankTimes:
     """F, B, W parts of one micro-batch through every chunk of pipeline rank ``rank``."""
@@ -139,6 +191,8 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
             continue
         lc = finetune.layer_compute(device, model, dims, workload, moe_layer=moe_layer)
         cm = tcomm.layer_comm(cluster, model, dims, workload, moe_layer=moe_layer)
+        if not moe_layer:
+            cm = replace(cm, tp_backward_s=dense_tp_backward_s(cluster, model, dims, workload, lc))
         fs_f, fs_b = _fsdp_layer_s(cluster, dims, workload, per_layer_elements, per_layer_trainable)
         core_f, core_b = lc.forward_s["core_attention"], lc.input_grad_s["core_attention"]
         cp_f, cp_b = max(0.0, cm.cp_forward_s - core_f), max(0.0, cm.cp_backward_s - core_b)
@@ -172,8 +226,8 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         _add(by_op, dict(hc.forward_s), 1.0)
         _add(by_op, dict(hc.input_grad_s), 1.0, "bwd_")
         _add(by_op, dict(hc.weight_grad_s), 1.0, "wgrad_")
-    if dims.schedule in (Schedule.ONE_F_ONE_B, Schedule.ZERO_BUBBLE):
-        send = tcomm.pp_send_seconds(cluster, model, dims, workload)
+    send = exposed_pp_send_s(cluster, model, dims, workload)
+    if send:
         ef += send
         eb += send
         by_op["pp_send"] = 2 * send

@@ -11,7 +11,10 @@ from planner.catalog.sourced import Sourced, estimated
 
 LINK_FIELDS = ("bytes_per_s", "latency_s", "achievable_fraction", "multicast_reduction")
 NO_MULTICAST = estimated(0, "moeplan default", "no in-switch reduction assumed unless the entry cites one")
-SCALAR_FIELDS = ("hbm_bytes", "hbm_bytes_per_s", "compute_units", "l2_bytes", "devices_per_node", "vector_flop_per_s")
+SCALAR_FIELDS = ("hbm_bytes", "hbm_bytes_per_s", "compute_units", "l2_bytes", "devices_per_node", "vector_flop_per_s",
+                 "sustained_clock_ratio")
+HOPPER_CLOCK = estimated(0, "moeplan default", "0: the sustained clock ratio calibrated on H200 kernels applies "
+                         "(cost_models.efficiency.SUSTAINED_CLOCK_RATIO)")
 PEAK_PREFIX = "peak_flop_per_s."
 
 
@@ -66,6 +69,7 @@ class DeviceEntry:
             scale_out=_link(s, "scale_out"),
             devices_per_node=int(s["devices_per_node"].value),
             vector_flop_per_s=s["vector_flop_per_s"].value,
+            sustained_clock_ratio=s["sustained_clock_ratio"].value,
         )
 
 
@@ -77,7 +81,7 @@ def _link(sources: Mapping[str, Sourced], tier: str) -> LinkSpec:
 def make_entry(*, id: str, name: str, vendor: str, peak: Mapping[Precision, Sourced], hbm_bytes: Sourced,
                hbm_bytes_per_s: Sourced, compute_units: Sourced, l2_bytes: Sourced, scale_up: LinkSources,
                scale_out: LinkSources, devices_per_node: Sourced, vector_flop_per_s: Sourced,
-               notes: str = "") -> DeviceEntry:
+               sustained_clock_ratio: Sourced = HOPPER_CLOCK, notes: str = "") -> DeviceEntry:
     """Flatten sourced fields into a DeviceEntry; the default cluster is one scale-up domain."""
     if Precision.BF16 not in peak:
         raise ValueError(f"{id}: every device needs a BF16 peak (the fallback of DeviceSpec.peak_for)")
@@ -86,7 +90,8 @@ def make_entry(*, id: str, name: str, vendor: str, peak: Mapping[Precision, Sour
             raise ValueError(f"{id}: {label} must be a positive integer, got {count.value}")
     sources: dict[str, Sourced] = {f"{PEAK_PREFIX}{p.label}": v for p, v in peak.items()}
     sources.update(hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s, compute_units=compute_units,
-                   l2_bytes=l2_bytes, devices_per_node=devices_per_node, vector_flop_per_s=vector_flop_per_s)
+                   l2_bytes=l2_bytes, devices_per_node=devices_per_node, vector_flop_per_s=vector_flop_per_s,
+                   sustained_clock_ratio=sustained_clock_ratio)
     for tier, link in (("scale_up", scale_up), ("scale_out", scale_out)):
         for f in LINK_FIELDS:
             sources[f"{tier}.{f}"] = getattr(link, f)

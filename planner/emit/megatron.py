@@ -145,6 +145,8 @@ def parallel_args(engine: str, model: ModelSpec, dims: TrainingDims, *, vpp_flag
         a += ["--pipeline-model-parallel-layout", lay]
     elif dims.schedule is Schedule.INTERLEAVED and dims.vpp > 1:
         a += [vpp_flag, str(dims.vpp)]
+    if dims.schedule is Schedule.INTERLEAVED and not dims.pp_comm_overlap:
+        a.append("--no-overlap-p2p-communication")
     if dims.cp > 1:
         a += ["--context-parallel-size", str(dims.cp)]
     if model.moe is not None:

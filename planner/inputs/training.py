@@ -119,6 +119,8 @@ class TrainingWorkloadSection(_Strict):
     dropout: bool = False
     loss_chunks: int = Field(default=1, ge=1, le=lim.MAX_MICRO_BATCHES)
     """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss); 1 = all logits at once."""
+    loss_fp32_upcast: bool = False
+    """PyTorch cross-entropy on an fp32 copy of the logits (torchtitan); false = Megatron's fused one."""
     token_budget: int | None = Field(default=None, ge=1, le=lim.MAX_TOKEN_BUDGET)
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
@@ -152,6 +154,10 @@ class TrainingPlanSection(_Strict):
     a2a_overlap: bool = False
     """Overlap EP all-to-all with another micro-batch's compute (Megatron-Core 1F1B a2a overlap; DualPipe always)."""
     overlap_grad_reduce: bool = True
+    tp_comm_overlap: bool = True
+    """Backward TP collectives beside the column-parallel GEMMs (Megatron); false: exposed (torchtitan)."""
+    pp_comm_overlap: bool = True
+    """Interleaved 1F1B's P2P beside compute (Megatron-Core since 2023); false: exposed (older Megatron-LM)."""
 
 
 class TrainingExpect(_Strict):
@@ -307,6 +313,7 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
                             recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
                             flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks,
+                            loss_fp32_upcast=sec.loss_fp32_upcast,
                             finetune=_finetune(sec.finetune))
 
 
@@ -323,7 +330,8 @@ def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tup
                         ep=sec.ep, etp=sec.etp, sharding=OptimizerSharding(sec.sharding),
                         micro_batch_sequences=sec.micro_batch,
                         a2a_overlap=A2AOverlap.FB_PAIRS if sec.a2a_overlap else A2AOverlap.NONE,
-                        overlap_grad_reduce=sec.overlap_grad_reduce)
+                        overlap_grad_reduce=sec.overlap_grad_reduce, tp_comm_overlap=sec.tp_comm_overlap,
+                        pp_comm_overlap=sec.pp_comm_overlap)
     if sec.edp is not None and sec.edp * sec.ep * sec.etp != dims.stage_group_devices:
         raise ScenarioError(f"{key}.edp", sec.edp, f"tp x cp x dp / (ep x etp) = {dims.edp}")
     return dims, recompute_of(sec.recompute, f"{key}.recompute")
@@ -335,7 +343,8 @@ def plan_section(dims: TrainingDims, recompute: Recompute) -> dict[str, Any]:
                 pp=dims.pp, vpp=dims.vpp, schedule=dims.schedule.value, dp=dims.dp, ep=dims.ep, etp=dims.etp,
                 edp=dims.edp, sharding=dims.sharding.value, micro_batch=dims.micro_batch_sequences,
                 recompute=recompute_label(recompute), a2a_overlap=dims.a2a_overlap is A2AOverlap.FB_PAIRS,
-                overlap_grad_reduce=dims.overlap_grad_reduce)
+                overlap_grad_reduce=dims.overlap_grad_reduce, tp_comm_overlap=dims.tp_comm_overlap,
+                pp_comm_overlap=dims.pp_comm_overlap)
 
 
 def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tuple[TrainingDims, Recompute]:

@@ -30,6 +30,8 @@ def plan_text(p: TrainingPlanDoc) -> str:
     rec = p.recompute if isinstance(p.recompute, str) else "+".join(p.recompute)
     parts += [f"DP{p.dp}", f"mb{p.micro_batch}", p.sharding, f"rc={rec}"]
     parts += ["a2a-overlap"] if p.a2a_overlap else []
+    parts += ["tp-comm-exposed"] if p.tp > 1 and not p.tp_comm_overlap else []
+    parts += ["p2p-exposed"] if p.schedule == "interleaved_1f1b" and not p.pp_comm_overlap else []
     return " ".join(parts)
 
 

@@ -3,8 +3,9 @@
 The pipeline part of a step (cost_models.training.step / pipeline) is at least the work of its busiest rank, and
 the busiest rank's pace is at least every rank's: per micro-batch, rank ``r`` spends ``C_r`` in kernels
 (forward + backward + recompute of its decoder layers, cost_models.training.layer_ops.layer_compute), ``TP_r`` in
-TP collectives (always exposed) and ``M_r`` in EP all-to-all -- exposed unless chunks are paired, and then
-``F&B = max(C + f M, M) + exposed >= C + f M``, ``f`` the compute share the DeepEP kernels hold.  So the
+exposed TP collectives (a dense layer's backward ones less what its column-parallel GEMMs hide,
+:func:`cost_models.training.step.dense_tp_backward_s`) and ``M_r`` in EP all-to-all -- exposed unless chunks are
+paired, and then ``F&B = max(C + f M, M) + exposed >= C + f M``, ``f`` the compute share the DeepEP kernels hold.  So the
 pipeline part is at least ``passes x max_r(C_r + TP_r + a M_r)`` (``passes`` = ``m / 2`` for DualPipe, ``m``
 otherwise; a = f when paired, else 1).  1F1B and interleaved 1F1B add the bubble ``(p - 1)(F + B) / v`` of the
 busiest rank, which is at least ``(p - 1) / v x min_r(C_r + TP_r + M_r)``.  Heads, MTP layers, CP, PP sends, the
@@ -22,7 +23,7 @@ from cost_models.training import comm as tcomm
 from cost_models.training import finetune
 from cost_models.training.dims import A2AOverlap, Schedule, TrainingDims, chunk_layers, rank_chunks
 from cost_models.training.specs import TrainingWorkload
-from cost_models.training.step import rank_passes_per_step
+from cost_models.training.step import dense_tp_backward_s, rank_passes_per_step
 
 
 def rank_layer_counts(model: object, dims: TrainingDims) -> list[tuple[int, int]]:
@@ -57,13 +58,15 @@ class ComputeBound:
     def layer_s(self, dims: TrainingDims, workload: TrainingWorkload, *, moe_layer: bool) -> tuple[float, float, float]:
         """(kernels, TP collectives, EP all-to-all) of one layer and micro-batch, forward + backward, seconds."""
         key = (dims.tp, dims.cp, dims.cp_kind, dims.ep, dims.etp, dims.micro_batch_sequences, dims.sp_active,
-               workload, moe_layer)
+               dims.tp_comm_overlap, workload, moe_layer)
         if key not in self._layer:
             lc = finetune.layer_compute(self.cluster.device, self.model, dims, workload, moe_layer=moe_layer)
             cm = tcomm.layer_comm(self.cluster, self.model, dims, workload, moe_layer=moe_layer)
             redo = workload.recompute.full
+            tp_b = cm.tp_backward_s if moe_layer else dense_tp_backward_s(self.cluster, self.model, dims, workload,
+                                                                           lc)
             self._layer[key] = (lc.forward_total_s + lc.backward_total_s,
-                                cm.tp_forward_s * (2 if redo else 1) + cm.tp_backward_s,
+                                cm.tp_forward_s * (2 if redo else 1) + tp_b,
                                 cm.ep_forward_s * (2 if redo else 1) + cm.ep_backward_s)
         return self._layer[key]
 

@@ -251,6 +251,15 @@ def test_the_all_to_all_overlap_row_gets_megatrons_flag():
                      ).overlap_moe_expert_parallel_comm
 
 
+def test_exposed_pipeline_sends_get_megatrons_flag():
+    # plan.pp_comm_overlap false (the 2022 rows) -> --no-overlap-p2p-communication; Megatron-LM's default overlaps
+    row = ROWS_BY_ID["TR-KOR22-175B-seqsel"]
+    assert not parse(MEGATRON, script_args(megatron.emit(row.model, row.workload, row.dims, row.cluster))
+                     ).overlap_p2p_comm
+    on = replace(row.dims, pp_comm_overlap=True)
+    assert parse(MEGATRON, script_args(megatron.emit(row.model, row.workload, on, row.cluster))).overlap_p2p_comm
+
+
 def test_fsdp_rows_use_megatron_fsdp_without_the_single_queue():
     row = ROWS_BY_ID["TR-TT-70B"]
     plan = megatron.emit(row.model, row.workload, row.dims, row.cluster)
