@@ -17,7 +17,14 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from cost_models.specs import AttentionKind, AttentionSpec, ClusterSpec, ModelSpec, Precision
-from cost_models.training.dims import A2AOverlap, ContextParallel, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.dims import (
+    A2AOverlap,
+    ContextParallel,
+    Dispatcher,
+    OptimizerSharding,
+    Schedule,
+    TrainingDims,
+)
 from cost_models.training.finetune_spec import LORA_TARGETS, Finetune, Part
 from cost_models.training.specs import Optimizer, PrecisionRecipe, Recompute, RecomputeModule, TrainingWorkload
 from planner.inputs import limits as lim
@@ -151,6 +158,9 @@ class TrainingPlanSection(_Strict):
     """none, full, or a list of modules: core_attn, layernorm, moe_act, mla_up_proj."""
     a2a_overlap: bool = False
     """Overlap EP all-to-all with another micro-batch's compute (Megatron-Core 1F1B a2a overlap; DualPipe always)."""
+    dispatcher: Literal["deepep", "alltoall"] = "deepep"
+    """EP token dispatcher: DeepEP normal kernels, or the all-to-all dispatcher (NCCL / HCCL all-to-all of every
+    token copy; MindSpeed-LLM's alltoall_seq)."""
     overlap_grad_reduce: bool = True
 
 
@@ -323,7 +333,7 @@ def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tup
                         ep=sec.ep, etp=sec.etp, sharding=OptimizerSharding(sec.sharding),
                         micro_batch_sequences=sec.micro_batch,
                         a2a_overlap=A2AOverlap.FB_PAIRS if sec.a2a_overlap else A2AOverlap.NONE,
-                        overlap_grad_reduce=sec.overlap_grad_reduce)
+                        dispatcher=Dispatcher(sec.dispatcher), overlap_grad_reduce=sec.overlap_grad_reduce)
     if sec.edp is not None and sec.edp * sec.ep * sec.etp != dims.stage_group_devices:
         raise ScenarioError(f"{key}.edp", sec.edp, f"tp x cp x dp / (ep x etp) = {dims.edp}")
     return dims, recompute_of(sec.recompute, f"{key}.recompute")
@@ -335,7 +345,7 @@ def plan_section(dims: TrainingDims, recompute: Recompute) -> dict[str, Any]:
                 pp=dims.pp, vpp=dims.vpp, schedule=dims.schedule.value, dp=dims.dp, ep=dims.ep, etp=dims.etp,
                 edp=dims.edp, sharding=dims.sharding.value, micro_batch=dims.micro_batch_sequences,
                 recompute=recompute_label(recompute), a2a_overlap=dims.a2a_overlap is A2AOverlap.FB_PAIRS,
-                overlap_grad_reduce=dims.overlap_grad_reduce)
+                dispatcher=dims.dispatcher.value, overlap_grad_reduce=dims.overlap_grad_reduce)
 
 
 def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tuple[TrainingDims, Recompute]:

@@ -30,6 +30,7 @@ def plan_text(p: TrainingPlanDoc) -> str:
     rec = p.recompute if isinstance(p.recompute, str) else "+".join(p.recompute)
     parts += [f"DP{p.dp}", f"mb{p.micro_batch}", p.sharding, f"rc={rec}"]
     parts += ["a2a-overlap"] if p.a2a_overlap else []
+    parts += ["alltoall-dispatcher"] if p.ep > 1 and p.dispatcher == "alltoall" else []
     return " ".join(parts)
 
 
