@@ -82,18 +82,21 @@ def pipeline_s(schedule: Schedule, stages: int, micro_batches: int, t: ChunkTime
         # only steady-state chunks pair up: the warm-up forwards (and as many cool-down backwards) of the first
         # rank run alone (Megatron-Core's combined 1F1B overlaps the steady state only)
         chunks = micro_batches * vpp
-        alone = min(chunks, warmup_chunks(schedule, stages, 0, vpp=vpp)) / chunks
+        alone = min(chunks, warmup_chunks(schedule, stages, 0, vpp=vpp, paired=True)) / chunks
         work = micro_batches * (alone * (t.forward_s + t.backward_s) + (1 - alone) * t.overlapped_fb_s)
     else:
         work = micro_batches * (t.forward_s + t.backward_s)
     return work + bubble_s(schedule, stages, t, vpp=vpp)
 
 
-def warmup_chunks(schedule: Schedule, ranks: int, rank: int, *, vpp: int = 1) -> int:
+def warmup_chunks(schedule: Schedule, ranks: int, rank: int, *, vpp: int = 1, paired: bool = False) -> int:
     """Forward chunks rank ``rank`` runs before its first backward: ``p - r - 1`` (1F1B, ZB1P) or
-    ``2 (p - r - 1) + (v - 1) p`` (interleaved, megatron/core/pipeline_parallel/schedules.py)."""
+    ``2 (p - r - 1) + (v - 1) p`` (interleaved, megatron/core/pipeline_parallel/schedules.py).  ``paired``: the
+    combined 1F1B of the all-to-all overlap runs one more interleaved warm-up forward, so that the forward and
+    backward of every steady-state step are independent (NVIDIA/Megatron-LM@d98e8a64 schedules.py
+    ``get_pp_rank_microbatches``, ``overlap_moe_expert_parallel_comm``)."""
     if schedule is Schedule.INTERLEAVED:
-        return 2 * (ranks - rank - 1) + (vpp - 1) * ranks
+        return 2 * (ranks - rank - 1) + (vpp - 1) * ranks + (1 if paired else 0)
     return ranks - rank - 1
 
 
