@@ -58,6 +58,9 @@ class RankTimes:
     """Compute and all-to-alls of one forward and one backward through all chunks run as overlapped pairs
     (:func:`cost_models.training.pairing.paired_layer_s` per MoE layer; dense layers and the head as compute),
     without the exposed TP / CP / PP communication."""
+    p2p_paired_exposed_s: float = 0.0
+    """Pipeline hand-offs the combined 1F1B leaves exposed over one pass through all chunks
+    (:func:`combined_step_p2p_exposed_s` per chunk); 0 unless interleaved with the all-to-all overlap."""
 
     @property
     def forward_s(self) -> float:
@@ -177,9 +180,33 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         ef += send
         eb += send
         by_op["pp_send"] = 2 * send
+    p2p_paired = dims.vpp * combined_step_p2p_exposed_s(cluster, model, dims, workload)
+    if p2p_paired:
+        by_op["pp_send_exposed"] = p2p_paired
     return RankTimes(rank=rank, forward_compute_s=fc, backward_compute_s=bc, weight_grad_s=wc,
                      exposed_comm_forward_s=ef, exposed_comm_backward_s=eb, a2a_s=a2a, by_op_s=by_op,
-                     paired_s=paired)
+                     paired_s=paired, p2p_paired_exposed_s=p2p_paired)
+
+
+def combined_step_p2p_exposed_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims,
+                                workload: TrainingWorkload) -> float:
+    """Seconds of pipeline hand-off one combined forward-and-backward chunk step exposes (interleaved 1F1B with
+    the all-to-all overlap).
+
+    Megatron-Core's combined step (``TransformerModelChunkSchedulePlan.run``, NVIDIA/Megatron-LM@d98e8a64
+    megatron/core/models/common/model_chunk_schedule_plan.py) issues ``send_forward_recv_forward`` and then
+    ``send_backward_recv_backward`` after the chunk's last layer pair and waits for both at the start of the next
+    step ("p2p_comm_sync"); in between only the first layer's delayed attention weight gradients run.  Both
+    hand-offs use the one pipeline communicator, one after the other (each sends and receives at once):
+    ``max(0, 2 x send - attention wgrad of one layer)``.  0 for any other schedule (the interleaved schedule
+    alone overlaps P2P with the next micro-batch's compute, Megatron ``--overlap-p2p-comm``).
+    """
+    if dims.schedule is not Schedule.INTERLEAVED or dims.a2a_overlap is not A2AOverlap.FB_PAIRS or dims.pp == 1:
+        return 0.0
+    moe_layer = model.moe is not None
+    lc = finetune.layer_compute(cluster.device, model, dims, workload, moe_layer=moe_layer)
+    tail = pairing.sub_blocks(lc).attn_wgrad_s
+    return max(0.0, 2 * tcomm.pp_send_seconds(cluster, model, dims, workload) - tail)
 
 
 def _paired(dims: TrainingDims) -> bool:
@@ -197,7 +224,7 @@ def chunk_times(dims: TrainingDims, r: RankTimes) -> ChunkTimes:
     # a chunk alone exposes its all-to-all, split evenly: forward and backward move the same bytes
     f += m / 2
     b += m / 2
-    fb = r.paired_s / per + exposed if _paired(dims) else f + b
+    fb = r.paired_s / per + exposed + r.p2p_paired_exposed_s / per if _paired(dims) else f + b
     return ChunkTimes(forward_s=f, backward_s=b, weight_grad_s=w, overlapped_fb_s=fb)
 
 

@@ -113,3 +113,25 @@ def test_megatron_lines_name_the_dispatcher_the_cost_model_timed():
     argv = megatron.emit(fp8.model, fp8.workload, deepep, fp8.cluster).commands[0].argv
     assert argv[argv.index("--moe-token-dispatcher-type") + 1] == "flex"
     assert argv[argv.index("--moe-flex-dispatcher-backend") + 1] == "deepep"
+
+
+def test_combined_step_exposes_its_two_pipeline_hand_offs_beyond_one_attention_wgrad():
+    # Qwen3-235B TP2 PP8 VPP4 on H100: one hand-off = 2,048 tokens x 4,096 x 2 bytes = 16,777,216 bytes across
+    # nodes (stage neighbours are 32 ranks apart) at 50e9 x 0.88 = 44 GB/s = 381.3 us + 8 us latency = 389.3 us;
+    # the combined step sends forward then backward (778.6 us) and hides only the first layer's attention wgrad
+    from cost_models.training import finetune, pairing
+    from cost_models.training.dims import A2AOverlap
+    from cost_models.training.step import combined_step_p2p_exposed_s, rank_times
+    c = cluster("h100_sxm", 256)
+    w = TrainingWorkload(seq_tokens=4096, global_batch_sequences=2048)
+    plain = TrainingDims(tp=2, pp=8, vpp=4, dp=16, ep=32, schedule=Schedule.INTERLEAVED)
+    pair = replace(plain, a2a_overlap=A2AOverlap.FB_PAIRS)
+    assert tcomm.pp_send_seconds(c, QWEN, pair, w) == pytest.approx(16_777_216 / 44e9 + 8e-6)
+    tail = pairing.sub_blocks(finetune.layer_compute(c.device, QWEN, pair, w, moe_layer=True)).attn_wgrad_s
+    exposed = combined_step_p2p_exposed_s(c, QWEN, pair, w)
+    assert exposed == pytest.approx(2 * (16_777_216 / 44e9 + 8e-6) - tail)
+    assert 0 < exposed < 2 * tcomm.pp_send_seconds(c, QWEN, pair, w)
+    # one per chunk step: a pass through the rank's 4 chunks carries 4 of them
+    assert rank_times(c, QWEN, pair, w, 7).p2p_paired_exposed_s == pytest.approx(4 * exposed)
+    # without the overlap the interleaved schedule overlaps its hand-offs (--overlap-p2p-comm): none exposed
+    assert combined_step_p2p_exposed_s(c, QWEN, plain, w) == 0.0
