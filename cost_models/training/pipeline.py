@@ -100,6 +100,30 @@ def warmup_chunks(schedule: Schedule, ranks: int, rank: int, *, vpp: int = 1, pa
     return ranks - rank - 1
 
 
+def combined_step_chunks(ranks: int, rank: int, micro_batches: int, vpp: int) -> list[tuple[int, int]]:
+    """(forward chunk, backward chunk) of rank ``rank``'s local chunks in every steady-state combined step of the
+    interleaved schedule with the all-to-all overlap.
+
+    Megatron-Core runs virtual micro-batch ``i`` forward on local chunk ``(i mod p v) // p`` and backward on
+    ``v - 1 - (i mod p v) // p`` (``get_model_chunk_id`` with the default group size ``p``); a steady step pairs
+    forward ``k + w`` with backward ``k``, ``w`` the warm-up chunks (NVIDIA/Megatron-LM@d98e8a64 schedules.py).
+    """
+    total = micro_batches * vpp
+    warm = min(total, warmup_chunks(Schedule.INTERLEAVED, ranks, rank, vpp=vpp, paired=True))
+    group = ranks * vpp
+    return [(((k + warm) % group) // ranks, vpp - 1 - (k % group) // ranks) for k in range(total - warm)]
+
+
+def unpaired_layer_share(layers_per_chunk: list[int], steps: list[tuple[int, int]]) -> float:
+    """Share of a rank's layer passes (forward and backward) that run unpaired in the combined steps ``steps``:
+    a step overlaps ``min(a_f, a_b)`` layer pairs of its forward and backward chunk and runs the other
+    ``|a_f - a_b|`` layers alone (``TransformerModelChunkSchedulePlan.run``, model_chunk_schedule_plan.py)."""
+    passes = sum(layers_per_chunk[f] + layers_per_chunk[b] for f, b in steps)
+    if not passes:
+        return 0.0
+    return sum(abs(layers_per_chunk[f] - layers_per_chunk[b]) for f, b in steps) / passes
+
+
 def parameter_copies(schedule: Schedule) -> int:
     """Stage-parameter units per device (table column 3)."""
     return 2 if schedule in (Schedule.DUALPIPE, Schedule.DUALPIPE_V) else 1

@@ -32,10 +32,23 @@ from cost_models.specs import ClusterSpec, ModelSpec, Precision
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
 from cost_models.training import finetune, layer_ops, pairing
-from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.dims import (
+    A2AOverlap,
+    OptimizerSharding,
+    Schedule,
+    TrainingDims,
+    chunk_layers,
+    rank_chunks,
+)
 from cost_models.training.flops import megatron_flops
 from cost_models.training.memory import finetune_elements, fsdp_stays_unsharded, holds_last, rank_parameters
-from cost_models.training.pipeline import ChunkTimes, bubble_s, pipeline_s
+from cost_models.training.pipeline import (
+    ChunkTimes,
+    bubble_s,
+    combined_step_chunks,
+    pipeline_s,
+    unpaired_layer_share,
+)
 from cost_models.training.specs import TrainingWorkload
 
 
@@ -58,6 +71,9 @@ class RankTimes:
     """Compute and all-to-alls of one forward and one backward through all chunks run as overlapped pairs
     (:func:`cost_models.training.pairing.paired_layer_s` per MoE layer; dense layers and the head as compute),
     without the exposed TP / CP / PP communication."""
+    unpaired_share: float = 0.0
+    """Share of the layer passes the combined steps run unpaired (forward and backward chunks of unequal layer
+    counts, :func:`cost_models.training.pipeline.unpaired_layer_share`); 0 unless interleaved and paired."""
     p2p_paired_exposed_s: float = 0.0
     """Pipeline hand-offs the combined 1F1B leaves exposed over one pass through all chunks
     (:func:`combined_step_p2p_exposed_s` per chunk); 0 unless interleaved with the all-to-all overlap."""
@@ -181,11 +197,25 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         eb += send
         by_op["pp_send"] = 2 * send
     p2p_paired = dims.vpp * combined_step_p2p_exposed_s(cluster, model, dims, workload)
+    unpaired = combined_unpaired_share(model, dims, workload, rank)
     if p2p_paired:
         by_op["pp_send_exposed"] = p2p_paired
     return RankTimes(rank=rank, forward_compute_s=fc, backward_compute_s=bc, weight_grad_s=wc,
                      exposed_comm_forward_s=ef, exposed_comm_backward_s=eb, a2a_s=a2a, by_op_s=by_op,
-                     paired_s=paired, p2p_paired_exposed_s=p2p_paired)
+                     paired_s=paired, p2p_paired_exposed_s=p2p_paired, unpaired_share=unpaired)
+
+
+def combined_unpaired_share(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int) -> float:
+    """Share of rank ``rank``'s layer passes that the combined 1F1B runs unpaired (interleaved + all-to-all
+    overlap only): its local chunks' decoder layers (the MTP layers join the model's last chunk) over its steady
+    steps (:func:`cost_models.training.pipeline.combined_step_chunks`)."""
+    if dims.schedule is not Schedule.INTERLEAVED or dims.a2a_overlap is not A2AOverlap.FB_PAIRS:
+        return 0.0
+    counts = chunk_layers(model, dims)
+    counts[-1] += model.num_mtp_layers
+    sizes = [counts[c] for c in rank_chunks(dims, rank)]
+    steps = combined_step_chunks(dims.pp, rank, dims.micro_batches(workload.global_batch_sequences), dims.vpp)
+    return unpaired_layer_share(sizes, steps)
 
 
 def combined_step_p2p_exposed_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims,
@@ -224,7 +254,12 @@ def chunk_times(dims: TrainingDims, r: RankTimes) -> ChunkTimes:
     # a chunk alone exposes its all-to-all, split evenly: forward and backward move the same bytes
     f += m / 2
     b += m / 2
-    fb = r.paired_s / per + exposed + r.p2p_paired_exposed_s / per if _paired(dims) else f + b
+    if _paired(dims):
+        # the layers a combined step cannot pair run alone, as in an unpaired chunk
+        u = r.unpaired_share
+        fb = (1 - u) * (r.paired_s / per + exposed) + u * (f + b) + r.p2p_paired_exposed_s / per
+    else:
+        fb = f + b
     return ChunkTimes(forward_s=f, backward_s=b, weight_grad_s=w, overlapped_fb_s=fb)
 
 

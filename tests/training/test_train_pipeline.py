@@ -15,10 +15,12 @@ from cost_models.training.pipeline import (
     activation_stage_units,
     bubble_fraction,
     bubble_s,
+    combined_step_chunks,
     devices,
     in_flight_chunks,
     parameter_copies,
     pipeline_s,
+    unpaired_layer_share,
     warmup_chunks,
 )
 
@@ -107,3 +109,14 @@ def test_combined_1f1b_warm_up_runs_one_more_forward_and_it_runs_unpaired():
     alone = 39 / 64
     expected = 16 * (alone * 3.0 + (1 - alone) * 2.5) + 7 * 3.0 / 4
     assert pipeline_s(Schedule.INTERLEAVED, 8, 16, t, vpp=4, paired=True) == pytest.approx(expected)
+
+
+def test_combined_steps_pair_chunks_as_megatron_numbers_them_and_unequal_chunks_leave_layers_alone():
+    # p = 2, v = 2, m = 4: 8 virtual micro-batches on rank 0, warm-up 2 (2 - 0 - 1) + (2 - 1) 2 + 1 = 5, so 3
+    # steady steps k = 0, 1, 2 pair forward k + 5 with backward k; chunk of forward i = (i mod 4) // 2, of backward
+    # 1 - (i mod 4) // 2: forward 5, 6, 7 -> chunks 0, 1, 1; backward 0, 1, 2 -> chunks 1, 1, 0
+    steps = combined_step_chunks(2, 0, 4, 2)
+    assert steps == [(0, 1), (1, 1), (1, 0)]
+    # chunks of 3 and 1 layers: |3-1| + 0 + |1-3| = 4 layers alone of (3+1) + (1+1) + (1+3) = 10 layer passes
+    assert unpaired_layer_share([3, 1], steps) == pytest.approx(0.4)
+    assert unpaired_layer_share([2, 2], steps) == 0.0
