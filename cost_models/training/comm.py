@@ -9,7 +9,9 @@
   regions.
 * Expert parallelism: DeepEP normal-kernel dispatch and combine (``ep_dispatch`` / ``ep_combine``,
   ``forward_in_node=True``) forward; in backward the combine's gradient travels like a dispatch and the
-  dispatch's gradient like a combine, both BF16.
+  dispatch's gradient like a combine, both BF16.  With the all-to-all dispatcher (:func:`alltoall_ep_seconds`)
+  every (token, expert) copy is sent by one NCCL / HCCL all-to-all, BF16 both ways, without DeepEP's per-node
+  dedup.
 * Context parallelism: ring P2P of the local K and V chunk ``cp - 1`` times forward, K, V and their gradients
   backward (Megatron-Core ``p2p`` CP); Ulysses: all-to-alls of q, k, v in and the output back (forward), the
   mirror in backward, timed as a top-1 ``ep_dispatch`` over the CP group (every token to one uniformly chosen
@@ -26,9 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cost_models import comm
+from cost_models.comm_cost import all_to_all_scale_up_rate
 from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec
 from cost_models.training.activations import ACT_BYTES, tokens_per_device
-from cost_models.training.dims import ContextParallel, OptimizerSharding, TrainingDims
+from cost_models.training.dims import ContextParallel, Dispatcher, OptimizerSharding, TrainingDims
 from cost_models.training.specs import TrainingWorkload
 
 
@@ -98,6 +101,13 @@ def ep_phase_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims,
         return EpPhases(dispatch_forward_s=0.0, combine_forward_s=0.0, combine_backward_s=0.0,
                         dispatch_backward_s=0.0)
     stride = dims.etp
+    if dims.dispatcher is Dispatcher.ALLTOALL:
+        one = alltoall_ep_seconds(cluster, tokens_per_device=tokens_per_device(dims, workload) / dims.tp,
+                                  token_bytes=model.hidden_size * ACT_BYTES, top_k=moe.top_k, ep_size=dims.ep,
+                                  ep_devices_per_node=per_node(cluster, dims.ep, stride),
+                                  imbalance=workload.routed_load_factor)
+        return EpPhases(dispatch_forward_s=one, combine_forward_s=one, combine_backward_s=one,
+                        dispatch_backward_s=one)
     common = dict(tokens_per_device=tokens_per_device(dims, workload) / dims.tp, hidden_size=model.hidden_size,
                   top_k=moe.top_k, ep_size=dims.ep, ep_devices_per_node=per_node(cluster, dims.ep, stride),
                   num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=workload.routed_load_factor,
@@ -108,6 +118,31 @@ def ep_phase_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims,
     grad_dispatch = comm.ep_dispatch(cluster, bytes_per_element=ACT_BYTES, **common)
     return EpPhases(dispatch_forward_s=dispatch.seconds, combine_forward_s=combine.seconds,
                     combine_backward_s=grad_dispatch.seconds, dispatch_backward_s=combine.seconds)
+
+
+def alltoall_ep_seconds(cluster: ClusterSpec, *, tokens_per_device: float, token_bytes: float, top_k: int,
+                        ep_size: int, ep_devices_per_node: int, imbalance: float = 1.0) -> float:
+    """One all-to-all of the all-to-all dispatcher (dispatch or combine, forward or backward), seconds.
+
+    Every device holds ``tokens_per_device x top_k`` token copies, permuted by destination expert, and sends
+    each to the rank of its expert (Megatron-Core ``MoEAlltoAllTokenDispatcher.token_dispatch``: one
+    ``all_to_all`` of the permuted tokens; the combine sends the expert outputs back the same way).  With the
+    experts spread evenly over the ``P = ep_size`` ranks, ``g`` of them in the node, a copy stays on its device
+    with probability ``1/P``, crosses the scale-up tier with ``(g-1)/P`` and the scale-out tier with ``(P-g)/P``
+    (no per-node dedup: a token with two experts on one remote node crosses twice).  The tiers stream
+    concurrently and the busiest rank moves ``imbalance`` x the mean:
+    ``latency + imbalance x max(up_bytes / up_rate, out_bytes / out_rate)``, one latency step per tier used.
+    """
+    if ep_size == 1 or tokens_per_device == 0:
+        return 0.0
+    g = ep_devices_per_node
+    copies_bytes = tokens_per_device * top_k * token_bytes
+    up_bytes = copies_bytes * (g - 1) / ep_size
+    out_bytes = copies_bytes * (ep_size - g) / ep_size
+    up_s = up_bytes / all_to_all_scale_up_rate(cluster.scale_up)
+    out_s = out_bytes / cluster.scale_out.effective_bytes_per_s if out_bytes else 0.0
+    latency_s = (cluster.scale_up.latency_s if g > 1 else 0.0) + (cluster.scale_out.latency_s if out_bytes else 0.0)
+    return latency_s + imbalance * max(up_s, out_s)
 
 
 def ep_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload

@@ -69,6 +69,18 @@ class A2AOverlap(enum.Enum):
     parallel-comm``)."""
 
 
+class Dispatcher(enum.Enum):
+    """How the EP dispatch and combine move tokens (Megatron-Core ``--moe-token-dispatcher-type``)."""
+
+    DEEPEP = "deepep"
+    """DeepEP normal kernels (``flex`` + ``--moe-flex-dispatcher-backend deepep``): one copy per destination
+    node over RDMA, forwarded inside the node; then one permute into expert order (and one unpermute)."""
+    ALLTOALL = "alltoall"
+    """``MoEAlltoAllTokenDispatcher``: every (token, expert) copy is permuted and sent by an NCCL (or HCCL)
+    all-to-all, then sorted by local expert; the combine mirrors it (NVIDIA/Megatron-LM@d98e8a64
+    megatron/core/transformer/moe/token_dispatcher.py).  MindSpeed-LLM's ``alltoall_seq`` moves the same copies."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingDims:
     """Parallel degrees and schedule of one training layout."""
@@ -95,6 +107,8 @@ class TrainingDims:
     micro_batch_sequences: int = 1
     """Sequences per micro-batch per data-parallel rank."""
     a2a_overlap: A2AOverlap = A2AOverlap.NONE
+    dispatcher: Dispatcher = Dispatcher.DEEPEP
+    """Token dispatcher of the EP all-to-alls."""
     overlap_grad_reduce: bool = True
     """Gradient reduction and parameter gathering overlap the last backward / first forward bucket by bucket
     (Megatron ``--overlap-grad-reduce --overlap-param-gather``); False = after the backward, exposed."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from cost_models import compute
 from cost_models.specs import AttentionKind, DeviceSpec, ModelSpec, Precision
 from cost_models.training.activations import routed_copies_per_device, tokens_per_device
-from cost_models.training.dims import TrainingDims
+from cost_models.training.dims import Dispatcher, TrainingDims
 from cost_models.training.specs import RecomputeModule, TrainingWorkload
 
 ATTENTION_BACKWARD_RATIO = 2.5
@@ -147,6 +147,22 @@ def _attention_core(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, wo
     return fwd, bwd, qk.flops + pv.flops
 
 
+def permute_passes(model: ModelSpec, dims: TrainingDims) -> int:
+    """Memory-bound passes over the routed token copies in one MoE layer's forward (each reads and writes every
+    copy in BF16: ``4 h`` bytes).
+
+    DeepEP: the received tokens are permuted into expert order and unpermuted after the experts (2).  The
+    all-to-all dispatcher adds, with more than one local expert, a sort of the received chunks by local expert
+    after the dispatch and the reverse sort before the combine (``sort_chunks_by_idxs``, "permutation 2"), on top
+    of the permute before and the unpermute after the all-to-alls (4); NVIDIA/Megatron-LM@d98e8a64
+    megatron/core/transformer/moe/token_dispatcher.py ``dispatch_postprocess`` / ``combine_preprocess``.
+    """
+    local_experts = model.moe.num_routed_experts // dims.ep if model.moe is not None else 0
+    if dims.dispatcher is Dispatcher.ALLTOALL and dims.ep > 1 and local_experts > 1:
+        return 4
+    return 2
+
+
 def _elementwise_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, t: int, *, moe_layer: bool
                        ) -> dict[str, tuple[float, RecomputeModule | None]]:
     """Memory-bound passes of one layer's forward: bytes moved and the recompute module that reruns them."""
@@ -164,7 +180,7 @@ def _elementwise_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingW
     if moe_layer and model.moe is not None:
         copies = routed_copies_per_device(model, dims, workload)
         out["moe_activation"] = (copies * act * model.moe.expert_ffn_dim / dims.etp, RecomputeModule.ACTIVATION)
-        out["moe_permute"] = (copies * 2 * 4 * h, None)
+        out["moe_permute"] = (copies * permute_passes(model, dims) * 4 * h, None)
         out["router_topk"] = (t / dims.tp * model.moe.num_routed_experts * 4 * 3, None)
         out["shared_activation"] = (t * act * model.moe.shared_ffn_dim / dims.tp, RecomputeModule.ACTIVATION)
     else:

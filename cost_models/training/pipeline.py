@@ -82,19 +82,46 @@ def pipeline_s(schedule: Schedule, stages: int, micro_batches: int, t: ChunkTime
         # only steady-state chunks pair up: the warm-up forwards (and as many cool-down backwards) of the first
         # rank run alone (Megatron-Core's combined 1F1B overlaps the steady state only)
         chunks = micro_batches * vpp
-        alone = min(chunks, warmup_chunks(schedule, stages, 0, vpp=vpp)) / chunks
+        alone = min(chunks, warmup_chunks(schedule, stages, 0, vpp=vpp, paired=True)) / chunks
         work = micro_batches * (alone * (t.forward_s + t.backward_s) + (1 - alone) * t.overlapped_fb_s)
     else:
         work = micro_batches * (t.forward_s + t.backward_s)
     return work + bubble_s(schedule, stages, t, vpp=vpp)
 
 
-def warmup_chunks(schedule: Schedule, ranks: int, rank: int, *, vpp: int = 1) -> int:
+def warmup_chunks(schedule: Schedule, ranks: int, rank: int, *, vpp: int = 1, paired: bool = False) -> int:
     """Forward chunks rank ``rank`` runs before its first backward: ``p - r - 1`` (1F1B, ZB1P) or
-    ``2 (p - r - 1) + (v - 1) p`` (interleaved, megatron/core/pipeline_parallel/schedules.py)."""
+    ``2 (p - r - 1) + (v - 1) p`` (interleaved, megatron/core/pipeline_parallel/schedules.py).  ``paired``: the
+    combined 1F1B of the all-to-all overlap runs one more interleaved warm-up forward, so that the forward and
+    backward of every steady-state step are independent (NVIDIA/Megatron-LM@d98e8a64 schedules.py
+    ``get_pp_rank_microbatches``, ``overlap_moe_expert_parallel_comm``)."""
     if schedule is Schedule.INTERLEAVED:
-        return 2 * (ranks - rank - 1) + (vpp - 1) * ranks
+        return 2 * (ranks - rank - 1) + (vpp - 1) * ranks + (1 if paired else 0)
     return ranks - rank - 1
+
+
+def combined_step_chunks(ranks: int, rank: int, micro_batches: int, vpp: int) -> list[tuple[int, int]]:
+    """(forward chunk, backward chunk) of rank ``rank``'s local chunks in every steady-state combined step of the
+    interleaved schedule with the all-to-all overlap.
+
+    Megatron-Core runs virtual micro-batch ``i`` forward on local chunk ``(i mod p v) // p`` and backward on
+    ``v - 1 - (i mod p v) // p`` (``get_model_chunk_id`` with the default group size ``p``); a steady step pairs
+    forward ``k + w`` with backward ``k``, ``w`` the warm-up chunks (NVIDIA/Megatron-LM@d98e8a64 schedules.py).
+    """
+    total = micro_batches * vpp
+    warm = min(total, warmup_chunks(Schedule.INTERLEAVED, ranks, rank, vpp=vpp, paired=True))
+    group = ranks * vpp
+    return [(((k + warm) % group) // ranks, vpp - 1 - (k % group) // ranks) for k in range(total - warm)]
+
+
+def unpaired_layer_share(layers_per_chunk: list[int], steps: list[tuple[int, int]]) -> float:
+    """Share of a rank's layer passes (forward and backward) that run unpaired in the combined steps ``steps``:
+    a step overlaps ``min(a_f, a_b)`` layer pairs of its forward and backward chunk and runs the other
+    ``|a_f - a_b|`` layers alone (``TransformerModelChunkSchedulePlan.run``, model_chunk_schedule_plan.py)."""
+    passes = sum(layers_per_chunk[f] + layers_per_chunk[b] for f, b in steps)
+    if not passes:
+        return 0.0
+    return sum(abs(layers_per_chunk[f] - layers_per_chunk[b]) for f, b in steps) / passes
 
 
 def parameter_copies(schedule: Schedule) -> int:

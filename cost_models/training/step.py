@@ -6,10 +6,10 @@ Per pipeline rank and micro-batch, from :mod:`cost_models.training.layer_ops` (k
 * ``F`` = forward kernels + TP collectives + EP dispatch/combine + the CP exchange not hidden by attention
   (``max(0, cp - core attention)``: the ring overlaps KV chunks with the blocks of attention) + the PP send where
   the schedule does not overlap it (1F1B, ZB1P; DualPipe overlaps P2P with compute, interleaved 1F1B does
-  unless ``pp_comm_overlap`` is off, :func:`exposed_pp_send_s`);
+  unless ``pp_comm_overlap`` is off, :func:`cost_models.training.comm_exposed.exposed_pp_send_s`);
 * ``B`` = input-gradient + weight-gradient kernels + recompute (the rerun forward ops; full recompute also reruns
   the forward TP collectives and all-to-alls) + the backward collectives (in a dense layer less what the
-  column-parallel GEMMs hide, :func:`dense_tp_backward_s`); ``W`` = the weight-gradient kernels;
+  column-parallel GEMMs hide, :func:`cost_models.training.comm_exposed.dense_tp_backward_s`); ``W`` = the weight-gradient kernels;
 * ``F&B`` (DualPipe, and 1F1B with ``A2AOverlap.FB_PAIRS``): the compute ``C`` of one forward and one backward
   chunk with their all-to-all ``M`` running beside it.  While the all-to-all runs its kernels hold a fraction
   ``f`` of the compute units (DeepEP normal kernels: 20 of 132 SMs, DeepSeek-V3 §3.2.1; the constant serving
@@ -34,11 +34,25 @@ from cost_models.specs import ClusterSpec, ModelSpec, Precision
 from cost_models.step import COMM_SM_FRACTION_NORMAL
 from cost_models.training import comm as tcomm
 from cost_models.training import finetune, layer_ops, pairing
-from cost_models.training.activations import ACT_BYTES, tokens_per_device
-from cost_models.training.dims import A2AOverlap, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.comm_exposed import (
+    combined_step_p2p_exposed_s,
+    combined_unpaired_share,
+    dense_tp_backward_s,
+    exposed_pp_send_s,
+)
+from cost_models.training.dims import (
+    A2AOverlap,
+    OptimizerSharding,
+    Schedule,
+    TrainingDims,
+)
 from cost_models.training.flops import megatron_flops
 from cost_models.training.memory import finetune_elements, fsdp_stays_unsharded, holds_last, rank_parameters
-from cost_models.training.pipeline import ChunkTimes, bubble_s, pipeline_s
+from cost_models.training.pipeline import (
+    ChunkTimes,
+    bubble_s,
+    pipeline_s,
+)
 from cost_models.training.specs import TrainingWorkload
 
 
@@ -61,6 +75,12 @@ class RankTimes:
     """Compute and all-to-alls of one forward and one backward through all chunks run as overlapped pairs
     (:func:`cost_models.training.pairing.paired_layer_s` per MoE layer; dense layers and the head as compute),
     without the exposed TP / CP / PP communication."""
+    unpaired_share: float = 0.0
+    """Share of the layer passes the combined steps run unpaired (forward and backward chunks of unequal layer
+    counts, :func:`cost_models.training.pipeline.unpaired_layer_share`); 0 unless interleaved and paired."""
+    p2p_paired_exposed_s: float = 0.0
+    """Pipeline hand-offs the combined 1F1B leaves exposed over one pass through all chunks
+    (:func:`cost_models.training.comm_exposed.combined_step_p2p_exposed_s` per chunk); 0 unless interleaved with the all-to-all overlap."""
 
     @property
     def forward_s(self) -> float:
@@ -120,55 +140,6 @@ def _fsdp_layer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWo
     rs = tcomm.comm.reduce_scatter(cluster, bytes=trainable_elements * opt.param_bytes, group_size=size,
                                    group_devices_per_node=g)
     return ag.seconds, ag.seconds + rs.seconds
-
-
-TP_REGION_ENTRY_LINEARS = ("qkv", "mlp_up")
-"""The column-parallel GEMM that enters each TP region of a dense layer (attention, FFN); an attention without a
-``qkv`` GEMM (MLA) gets no overlap in its region."""
-
-
-def dense_tp_backward_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload,
-                        lc: layer_ops.LayerCompute) -> float:
-    """Exposed seconds of one dense layer's backward TP collectives with Megatron's overlap (``tp_comm_overlap``).
-
-    NVIDIA/Megatron-LM@02bb1f5c megatron/mpu/layers.py: without sequence parallelism the column-parallel Linear's
-    backward launches the all-reduce of its input gradient asynchronously and computes its weight gradient
-    meanwhile (``ColumnParallelLinearWithAsyncAllreduce``); with sequence parallelism it launches the all-gather
-    of its saved input before the input-gradient GEMM and the reduce-scatter of the input gradient before the
-    weight-gradient GEMM (``ColumnParallelLinearWithSequenceParallelism``).  The row-parallel Linear's backward
-    all-gather (the gradient of its forward reduce-scatter) has nothing to hide behind.  Per region:
-    ``max(0, AR - Wgrad)`` (no SP) or ``AG + max(0, AG - Dgrad) + max(0, RS - Wgrad)`` (SP).  Not overlapped
-    (``tp_comm_overlap`` false) or at tp = 1: the full :func:`cost_models.training.comm.tp_seconds` backward.
-    """
-    if dims.tp == 1 or not dims.tp_comm_overlap:
-        return tcomm.tp_seconds(cluster, model, dims, workload, moe_layer=False)[1]
-    full = tokens_per_device(dims, workload) * model.hidden_size * ACT_BYTES
-    g = tcomm.per_node(cluster, dims.tp, 1)
-    exposed = 0.0
-    for name in TP_REGION_ENTRY_LINEARS:
-        dgrad, wgrad = lc.input_grad_s.get(name, 0.0), lc.weight_grad_s.get(name, 0.0)
-        if dims.sp_active:
-            ag = tcomm.comm.all_gather(cluster, bytes_per_rank=full / dims.tp, group_size=dims.tp,
-                                       group_devices_per_node=g).seconds
-            rs = tcomm.comm.reduce_scatter(cluster, bytes=full, group_size=dims.tp, group_devices_per_node=g).seconds
-            exposed += ag + max(0.0, ag - dgrad) + max(0.0, rs - wgrad)
-        else:
-            ar = tcomm.comm.all_reduce(cluster, bytes=full, group_size=dims.tp, group_devices_per_node=g,
-                                       custom_kernels=False).seconds
-            exposed += max(0.0, ar - wgrad)
-    return exposed
-
-
-def exposed_pp_send_s(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
-                      ) -> float:
-    """Exposed seconds of one micro-batch's pipeline sends through a rank, each direction: one send (1F1B, ZB1P);
-    under interleaved 1F1B without ``pp_comm_overlap`` one per chunk (``vpp``: every chunk hands its output to
-    the next rank and waits for it, Megatron-LM before NVIDIA/Megatron-LM f9283c5a); 0 where overlapped."""
-    if dims.schedule in (Schedule.ONE_F_ONE_B, Schedule.ZERO_BUBBLE):
-        return tcomm.pp_send_seconds(cluster, model, dims, workload)
-    if dims.schedule is Schedule.INTERLEAVED and not dims.pp_comm_overlap:
-        return dims.vpp * tcomm.pp_send_seconds(cluster, model, dims, workload)
-    return 0.0
 
 
 def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, rank: int
@@ -231,9 +202,13 @@ def rank_times(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims, workl
         ef += send
         eb += send
         by_op["pp_send"] = 2 * send
+    p2p_paired = dims.vpp * combined_step_p2p_exposed_s(cluster, model, dims, workload)
+    unpaired = combined_unpaired_share(model, dims, workload, rank)
+    if p2p_paired:
+        by_op["pp_send_exposed"] = p2p_paired
     return RankTimes(rank=rank, forward_compute_s=fc, backward_compute_s=bc, weight_grad_s=wc,
                      exposed_comm_forward_s=ef, exposed_comm_backward_s=eb, a2a_s=a2a, by_op_s=by_op,
-                     paired_s=paired)
+                     paired_s=paired, p2p_paired_exposed_s=p2p_paired, unpaired_share=unpaired)
 
 
 def _paired(dims: TrainingDims) -> bool:
@@ -251,7 +226,12 @@ def chunk_times(dims: TrainingDims, r: RankTimes) -> ChunkTimes:
     # a chunk alone exposes its all-to-all, split evenly: forward and backward move the same bytes
     f += m / 2
     b += m / 2
-    fb = r.paired_s / per + exposed if _paired(dims) else f + b
+    if _paired(dims):
+        # the layers a combined step cannot pair run alone, as in an unpaired chunk
+        u = r.unpaired_share
+        fb = (1 - u) * (r.paired_s / per + exposed) + u * (f + b) + r.p2p_paired_exposed_s / per
+    else:
+        fb = f + b
     return ChunkTimes(forward_s=f, backward_s=b, weight_grad_s=w, overlapped_fb_s=fb)
 
 

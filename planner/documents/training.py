@@ -54,6 +54,7 @@ class TrainingPlanDoc(Document):
     micro_batch: Positive = field("Sequences per micro-batch per data-parallel rank; a count.")
     recompute: str | list[str] = field("`none`, `full`, or the recomputed modules.")
     a2a_overlap: bool = field("EP all-to-all overlapped with another micro-batch's compute.")
+    dispatcher: Literal["deepep", "alltoall"] = field("EP token dispatcher: DeepEP, or the all-to-all dispatcher.")
     overlap_grad_reduce: bool = field("Gradient reduction overlapped with the backward, bucket by bucket.")
     tp_comm_overlap: bool = field("Backward TP collectives overlapped with the column-parallel Linear's GEMMs.")
     pp_comm_overlap: bool = field("Interleaved 1F1B's pipeline sends overlapped with compute.")

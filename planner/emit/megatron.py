@@ -8,7 +8,8 @@ Mapping: ``tp`` -> ``--tensor-model-parallel-size`` (+ ``--sequence-parallel``);
 evenly or MTP layers ride on the last stage, ``--pipeline-model-parallel-layout`` spelling out
 :func:`cost_models.training.dims.chunk_layers` chunk by chunk; ``cp`` -> ``--context-parallel-size`` +
 ``--cp-comm-type p2p|a2a``; ``ep`` / ``etp`` -> ``--expert-model-parallel-size`` / ``--expert-tensor-parallel-size``;
-EP on NVIDIA -> the flex dispatcher with DeepEP (the kernels the cost model times), else ``alltoall``; ZeRO-1 ->
+EP on NVIDIA -> the flex dispatcher with DeepEP, or ``alltoall`` when the plan's dispatcher is (the kernels the
+cost model times either way); ZeRO-1 ->
 ``--use-distributed-optimizer``, ZeRO-2 / ZeRO-3 -> Megatron-FSDP's ``optim_grads`` / ``optim_grads_params``;
 the F&B all-to-all pairing -> ``--overlap-moe-expert-parallel-comm``; the FP8 recipes -> ``--fp8-format`` /
 ``--fp8-recipe``; BF16 Adam moments -> the precision-aware optimizer.  Every flag is in Megatron-LM's argument
@@ -24,6 +25,7 @@ from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec
 from cost_models.training.dims import (
     A2AOverlap,
     ContextParallel,
+    Dispatcher,
     OptimizerSharding,
     Schedule,
     TrainingDims,
@@ -287,7 +289,8 @@ def emit(model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims, clust
                         "full training only: Megatron-LM's pretrain_gpt.py has no LoRA adapters or parameter "
                         "freezing (use NeMo's PEFT on Megatron-Core, or --emit mindspeed on Ascend: MindSpeed-LLM's "
                         "posttrain_gpt.py --lora-r / --lora-alpha / --lora-target-modules)")
-    flavour = Flavour(engine="megatron", version=SOURCE.version, sources=SOURCE.cited(), dispatcher="flex",
+    dispatcher = "alltoall" if dims.dispatcher is Dispatcher.ALLTOALL else "flex"
+    flavour = Flavour(engine="megatron", version=SOURCE.version, sources=SOURCE.cited(), dispatcher=dispatcher,
                       env=_env(dims))
     args = (model_args(model, workload) + mla_dims_args(model, "--qk-head-dim", "--qk-pos-emb-head-dim")
             + (["--mtp-num-layers", str(model.num_mtp_layers)] if model.num_mtp_layers else [])

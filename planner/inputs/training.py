@@ -17,7 +17,14 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from cost_models.specs import AttentionKind, AttentionSpec, ClusterSpec, ModelSpec, Precision
-from cost_models.training.dims import A2AOverlap, ContextParallel, OptimizerSharding, Schedule, TrainingDims
+from cost_models.training.dims import (
+    A2AOverlap,
+    ContextParallel,
+    Dispatcher,
+    OptimizerSharding,
+    Schedule,
+    TrainingDims,
+)
 from cost_models.training.finetune_spec import LORA_TARGETS, Finetune, Part
 from cost_models.training.specs import Optimizer, PrecisionRecipe, Recompute, RecomputeModule, TrainingWorkload
 from planner.inputs import limits as lim
@@ -153,6 +160,9 @@ class TrainingPlanSection(_Strict):
     """none, full, or a list of modules: core_attn, layernorm, moe_act, mla_up_proj."""
     a2a_overlap: bool = False
     """Overlap EP all-to-all with another micro-batch's compute (Megatron-Core 1F1B a2a overlap; DualPipe always)."""
+    dispatcher: Literal["deepep", "alltoall"] = "deepep"
+    """EP token dispatcher: DeepEP normal kernels, or the all-to-all dispatcher (NCCL / HCCL all-to-all of every
+    token copy; MindSpeed-LLM's alltoall_seq)."""
     overlap_grad_reduce: bool = True
     tp_comm_overlap: bool = True
     """Backward TP collectives beside the column-parallel GEMMs (Megatron); false: exposed (torchtitan)."""
@@ -330,8 +340,8 @@ def dims_of(sec: TrainingPlanSection, devices: int, *, key: str = "plan") -> tup
                         ep=sec.ep, etp=sec.etp, sharding=OptimizerSharding(sec.sharding),
                         micro_batch_sequences=sec.micro_batch,
                         a2a_overlap=A2AOverlap.FB_PAIRS if sec.a2a_overlap else A2AOverlap.NONE,
-                        overlap_grad_reduce=sec.overlap_grad_reduce, tp_comm_overlap=sec.tp_comm_overlap,
-                        pp_comm_overlap=sec.pp_comm_overlap)
+                        dispatcher=Dispatcher(sec.dispatcher), overlap_grad_reduce=sec.overlap_grad_reduce,
+                        tp_comm_overlap=sec.tp_comm_overlap, pp_comm_overlap=sec.pp_comm_overlap)
     if sec.edp is not None and sec.edp * sec.ep * sec.etp != dims.stage_group_devices:
         raise ScenarioError(f"{key}.edp", sec.edp, f"tp x cp x dp / (ep x etp) = {dims.edp}")
     return dims, recompute_of(sec.recompute, f"{key}.recompute")
@@ -343,8 +353,8 @@ def plan_section(dims: TrainingDims, recompute: Recompute) -> dict[str, Any]:
                 pp=dims.pp, vpp=dims.vpp, schedule=dims.schedule.value, dp=dims.dp, ep=dims.ep, etp=dims.etp,
                 edp=dims.edp, sharding=dims.sharding.value, micro_batch=dims.micro_batch_sequences,
                 recompute=recompute_label(recompute), a2a_overlap=dims.a2a_overlap is A2AOverlap.FB_PAIRS,
-                overlap_grad_reduce=dims.overlap_grad_reduce, tp_comm_overlap=dims.tp_comm_overlap,
-                pp_comm_overlap=dims.pp_comm_overlap)
+                dispatcher=dims.dispatcher.value, overlap_grad_reduce=dims.overlap_grad_reduce,
+                tp_comm_overlap=dims.tp_comm_overlap, pp_comm_overlap=dims.pp_comm_overlap)
 
 
 def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tuple[TrainingDims, Recompute]:

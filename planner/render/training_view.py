@@ -32,6 +32,7 @@ def plan_text(p: TrainingPlanDoc) -> str:
     parts += ["a2a-overlap"] if p.a2a_overlap else []
     parts += ["tp-comm-exposed"] if p.tp > 1 and not p.tp_comm_overlap else []
     parts += ["p2p-exposed"] if p.schedule == "interleaved_1f1b" and not p.pp_comm_overlap else []
+    parts += ["alltoall-dispatcher"] if p.ep > 1 and p.dispatcher == "alltoall" else []
     return " ".join(parts)
 
 

@@ -15,10 +15,13 @@ from cost_models.training.pipeline import (
     activation_stage_units,
     bubble_fraction,
     bubble_s,
+    combined_step_chunks,
     devices,
     in_flight_chunks,
     parameter_copies,
     pipeline_s,
+    unpaired_layer_share,
+    warmup_chunks,
 )
 
 # deepseek-ai/DualPipe README @3da1bbea53606543d7f5f232338fc58096db30e3, "Pipeline Bubbles and Memory Usage
@@ -93,3 +96,27 @@ def test_uneven_layers_leave_first_and_last_chunks_lighter():
 
     counts = chunk_layers(get_model("deepseek-v3"), TrainingDims(pp=16, schedule=Schedule.DUALPIPE))
     assert sum(counts) == 61 and counts[0] == 3 and counts[-1] == 3 and counts[1:14] == [4] * 13
+
+
+def test_combined_1f1b_warm_up_runs_one_more_forward_and_it_runs_unpaired():
+    # Megatron interleaved warm-up on rank 0, p = 8, v = 4: 2 (8 - 1) + 3 x 8 = 38 forward chunks; the combined
+    # 1F1B (all-to-all overlap) adds one: 39.  m = 16 micro-batches -> 64 chunks per rank; 39 / 64 of the chunk
+    # passes run alone (F + B), the rest as F&B pairs, plus the interleaved bubble (p - 1)(F + B) / v
+    assert warmup_chunks(Schedule.INTERLEAVED, 8, 0, vpp=4) == 38
+    assert warmup_chunks(Schedule.INTERLEAVED, 8, 0, vpp=4, paired=True) == 39
+    assert warmup_chunks(Schedule.ONE_F_ONE_B, 8, 0, paired=True) == 7  # the extra forward is interleaved-only
+    t = ChunkTimes(forward_s=1.0, backward_s=2.0, weight_grad_s=0.5, overlapped_fb_s=2.5)
+    alone = 39 / 64
+    expected = 16 * (alone * 3.0 + (1 - alone) * 2.5) + 7 * 3.0 / 4
+    assert pipeline_s(Schedule.INTERLEAVED, 8, 16, t, vpp=4, paired=True) == pytest.approx(expected)
+
+
+def test_combined_steps_pair_chunks_as_megatron_numbers_them_and_unequal_chunks_leave_layers_alone():
+    # p = 2, v = 2, m = 4: 8 virtual micro-batches on rank 0, warm-up 2 (2 - 0 - 1) + (2 - 1) 2 + 1 = 5, so 3
+    # steady steps k = 0, 1, 2 pair forward k + 5 with backward k; chunk of forward i = (i mod 4) // 2, of backward
+    # 1 - (i mod 4) // 2: forward 5, 6, 7 -> chunks 0, 1, 1; backward 0, 1, 2 -> chunks 1, 1, 0
+    steps = combined_step_chunks(2, 0, 4, 2)
+    assert steps == [(0, 1), (1, 1), (1, 0)]
+    # chunks of 3 and 1 layers: |3-1| + 0 + |1-3| = 4 layers alone of (3+1) + (1+1) + (1+3) = 10 layer passes
+    assert unpaired_layer_share([3, 1], steps) == pytest.approx(0.4)
+    assert unpaired_layer_share([2, 2], steps) == 0.0
