@@ -14,14 +14,16 @@ Sources and arithmetic:
   ``2h x h`` projection (replicated: SGLang's ``DeepseekModelNextN`` builds ``eh_proj`` as a plain, unsharded
   ``nn.Linear``) and one layer of KV per cached token; the embedding and head are shared with the main model
   (the draft modules run on the pipeline stage that holds the head);
-* the runtime reserve and buffer sizes are estimates (see constants below).
+* the runtime reserve and buffer sizes are estimates (see constants below), unless the engine sizes a static
+  pool (weights + KV) as a fraction of the device (``static_fraction``, SGLang ``--mem-fraction-static``:
+  :mod:`cost_models.memory_pool`); then everything outside the pool is the rest of the device.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from cost_models import params
+from cost_models import memory_pool, params
 from cost_models.parallel import ParallelDims, StageLayers
 from cost_models.specs import AttentionKind, ModelSpec, OpPrecisions, Precision, WeightFormat
 
@@ -260,26 +262,29 @@ def memory_breakdown(model: ModelSpec, dims: ParallelDims, *, capacity_bytes: fl
                      kv_precision: Precision, act_precision: Precision, dispatch_precision: Precision,
                      sequences_per_device: float, context_tokens: int, tokens_per_device: float,
                      precisions: OpPrecisions | None = None, mtp_modules: int = 0,
-                     runtime_reserve_bytes: float | None = None) -> MemoryBreakdown:
+                     runtime_reserve_bytes: float | None = None,
+                     static_fraction: float | None = None) -> MemoryBreakdown:
     """Full per-device memory for a phase that holds ``sequences_per_device`` sequences of ``context_tokens``
     and pushes ``tokens_per_device`` tokens through one forward, on the pipeline stage that uses the most.
     ``precisions`` (default: ``weight_precision`` / ``kv_precision`` for every class) sizes each class;
     ``mtp_modules`` adds the draft modules' weights and KV; ``runtime_reserve_bytes`` (default
-    :data:`RUNTIME_RESERVE_BYTES`) is what the serving engine keeps outside them."""
+    :data:`RUNTIME_RESERVE_BYTES`) is what the serving engine keeps outside them; ``static_fraction`` (an engine's
+    static pool share, overriding ``runtime_reserve_bytes``) books the rest of the device outside the pool."""
     precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     return max((_stage_breakdown(model, dims, st, capacity_bytes=capacity_bytes, precisions=precisions,
                                  act_precision=act_precision, dispatch_precision=dispatch_precision,
                                  sequences_per_device=sequences_per_device, context_tokens=context_tokens,
                                  tokens_per_device=tokens_per_device, mtp_modules=mtp_modules,
                                  runtime_reserve_bytes=RUNTIME_RESERVE_BYTES if runtime_reserve_bytes is None
-                                 else runtime_reserve_bytes)
+                                 else runtime_reserve_bytes, static_fraction=static_fraction)
                 for st in dict.fromkeys(dims.pipeline_stages(model))), key=lambda m: m.used_bytes)
 
 
 def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *, capacity_bytes: float,
                      precisions: OpPrecisions, act_precision: Precision, dispatch_precision: Precision,
                      sequences_per_device: float, context_tokens: int, tokens_per_device: float,
-                     mtp_modules: int = 0, runtime_reserve_bytes: float = RUNTIME_RESERVE_BYTES) -> MemoryBreakdown:
+                     mtp_modules: int = 0, runtime_reserve_bytes: float = RUNTIME_RESERVE_BYTES,
+                     static_fraction: float | None = None) -> MemoryBreakdown:
     routed = routed_tokens_per_device(model, dims, tokens_per_device)
     # a device holds the KV of the sequences of its attention-DP rank; with attn_tp the rank's sequences are
     # shared by attn_tp devices, each keeping its share of heads (or the full latent under MLA).
@@ -288,15 +293,17 @@ def _stage_breakdown(model: ModelSpec, dims: ParallelDims, stage: StageLayers, *
     draft_kv = mtp_kv_bytes_per_token(model, dims, kv_precision, mtp_modules) if stage.holds_head else 0.0
     kv = (kv_bytes_per_sequence(model, dims, kv_precision, context_tokens, stage)
           + draft_kv * context_tokens) * seqs_per_rank
+    act = activation_bytes(model, dims, tokens_per_device=tokens_per_device * dims.attn_tp,
+                           routed_tokens_per_device=routed, act_precision=act_precision)
+    comm = comm_buffer_bytes(model, dims, routed_tokens_per_device=routed, dispatch_precision=dispatch_precision)
+    if static_fraction is not None:
+        runtime_reserve_bytes = memory_pool.outside_pool_reserve_bytes(
+            device_bytes=capacity_bytes, mem_fraction_static=static_fraction, activation_bytes=act,
+            comm_buffer_bytes=comm)
     return MemoryBreakdown(
         **weight_breakdown(model, dims, stage=stage, precisions=precisions, mtp_modules=mtp_modules),
-        kv_cache_bytes=kv,
-        activation_bytes=activation_bytes(model, dims, tokens_per_device=tokens_per_device * dims.attn_tp,
-                                          routed_tokens_per_device=routed, act_precision=act_precision),
-        comm_buffer_bytes=comm_buffer_bytes(model, dims, routed_tokens_per_device=routed,
-                                            dispatch_precision=dispatch_precision),
-        runtime_reserve_bytes=runtime_reserve_bytes,
-        capacity_bytes=capacity_bytes,
+        kv_cache_bytes=kv, activation_bytes=act, comm_buffer_bytes=comm,
+        runtime_reserve_bytes=runtime_reserve_bytes, capacity_bytes=capacity_bytes,
     )
 
 
@@ -313,13 +320,16 @@ def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_b
                              weight_precision: Precision, kv_precision: Precision, act_precision: Precision,
                              dispatch_precision: Precision, context_tokens: int, tokens_per_sequence_step: float,
                              precisions: OpPrecisions | None = None, mtp_modules: int = 0,
-                             runtime_reserve_bytes: float | None = None) -> float:
+                             runtime_reserve_bytes: float | None = None,
+                             static_fraction: float | None = None) -> float:
     """Largest number of sequences per device whose KV fits beside the static memory and activations, on every
-    pipeline stage (``runtime_reserve_bytes`` as in :func:`memory_breakdown`).
+    pipeline stage (``runtime_reserve_bytes`` and ``static_fraction`` as in :func:`memory_breakdown`).
 
     Every batch-dependent term (KV, activations, EP buffers) is proportional to the sequence count, so a stage's
     free memory is affine in it: ``free(s) = free(0) - s * (free(0) - free(1))``, solved exactly per stage; the
-    tightest stage sets the batch."""
+    tightest stage sets the batch. Under a static pool the booked reserve is ``max(share - act - comm, 0)``, so
+    free memory is the smaller of two affine functions; one Newton step from the first root, on the piece active
+    there, lands on the exact root."""
     precisions = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     reserve = RUNTIME_RESERVE_BYTES if runtime_reserve_bytes is None else runtime_reserve_bytes
 
@@ -328,13 +338,19 @@ def max_sequences_per_device(model: ModelSpec, dims: ParallelDims, *, capacity_b
                                 act_precision=act_precision, dispatch_precision=dispatch_precision,
                                 sequences_per_device=s, context_tokens=context_tokens,
                                 tokens_per_device=s * tokens_per_sequence_step, mtp_modules=mtp_modules,
-                                runtime_reserve_bytes=reserve).free_bytes
+                                runtime_reserve_bytes=reserve, static_fraction=static_fraction).free_bytes
 
     def fits(stage: StageLayers) -> float:
         f0 = free(stage, 0.0)
         if f0 < 0:
             return 0.0
         per_seq = f0 - free(stage, 1.0)
-        return f0 / per_seq if per_seq > 0 else float("inf")
+        if per_seq <= 0:
+            return float("inf")
+        s = f0 / per_seq
+        f_s = free(stage, s)
+        if f_s < 0:  # the other affine piece is active at s (see docstring)
+            s -= -f_s / (free(stage, s - 1.0) - f_s)
+        return s
 
     return min(fits(st) for st in dict.fromkeys(dims.pipeline_stages(model)))

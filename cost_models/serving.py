@@ -100,7 +100,7 @@ def prefill(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: Serv
         dispatch_precision=wl.dispatch_precision, sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
         context_tokens=int(seq_len), tokens_per_device=device_tokens, precisions=wl.precisions,
         mtp_modules=memory.mtp_modules(model, wl.mtp_tokens),
-        runtime_reserve_bytes=wl.runtime_reserve_bytes)
+        runtime_reserve_bytes=wl.runtime_reserve_bytes, static_fraction=wl.static_memory_fraction)
     chunks = math.ceil(wl.input_tokens / rank_tokens)
     return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=device_tokens,
                        sequences_per_device=shape.sequences_per_rank / dims.attn_tp,
@@ -139,7 +139,7 @@ def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: S
         dispatch_precision=wl.dispatch_precision, sequences_per_device=seqs_per_device,
         context_tokens=wl.input_tokens + wl.output_tokens, tokens_per_device=seqs_per_device * q,
         precisions=wl.precisions, mtp_modules=memory.mtp_modules(model, wl.mtp_tokens),
-        runtime_reserve_bytes=wl.runtime_reserve_bytes)
+        runtime_reserve_bytes=wl.runtime_reserve_bytes, static_fraction=wl.static_memory_fraction)
     return PhaseResult(step=step, memory=mem, tokens_per_device_per_step=seqs_per_device * q,
                        sequences_per_device=seqs_per_device,
                        throughput_tok_per_s_per_device=seqs_per_device * accepted / step.step_s / dims.pp,
@@ -164,7 +164,7 @@ def max_decode_batch(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims,
         dispatch_precision=wl.dispatch_precision, context_tokens=wl.input_tokens + wl.output_tokens,
         tokens_per_sequence_step=1 + wl.mtp_tokens, precisions=wl.precisions,
         mtp_modules=memory.mtp_modules(model, wl.mtp_tokens),
-        runtime_reserve_bytes=wl.runtime_reserve_bytes)
+        runtime_reserve_bytes=wl.runtime_reserve_bytes, static_fraction=wl.static_memory_fraction)
 
 
 @dataclass(frozen=True, kw_only=True)

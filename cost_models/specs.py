@@ -348,6 +348,10 @@ class ServingWorkload:
     runtime_reserve_bytes: float | None = None
     """Memory the serving engine keeps outside weights, KV, activations and EP buffers on each device (CUDA
     graphs, allocator, collective libraries); None = :data:`cost_models.memory.RUNTIME_RESERVE_BYTES`."""
+    static_memory_fraction: float | None = None
+    """Share of device memory the engine's static pool (weights + KV cache) takes, the rest holding everything
+    else (SGLang ``--mem-fraction-static``; :mod:`cost_models.memory_pool`); overrides ``runtime_reserve_bytes``.
+    None = no static pool: the KV cache gets what the weights, activations, buffers and reserve leave."""
 
     @property
     def precisions(self) -> OpPrecisions:

@@ -34,9 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cost_models import ops as opmod
+from cost_models import sbo_blackwell
 from cost_models.kinds import OpKind, Phase
 from cost_models.parallel import OverlapPolicy, ParallelDims, StageLayers
-from cost_models.specs import ClusterSpec, ModelSpec, OpPrecisions, Precision
+from cost_models.specs import ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 COMM_SM_FRACTION_NORMAL = 20 / 132
 """SMs DeepEP's high-throughput (normal) kernels occupy on an H800 (DeepSeek-V3 report §3.2.1: "only 20 SMs");
@@ -160,7 +161,8 @@ def _ll_parts(op: opmod.OpCost) -> tuple[float, float, float]:
     return fixed_s, op.seconds - fixed_s - memory_s, memory_s
 
 
-def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...]) -> LayerCost:
+def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...],
+                         blackwell: tuple[int, bool] | None = None) -> LayerCost:
     """SGLang's single-batch overlap (SBO) of one MoE layer, as sgl-project/sglang@0ac832c runs it on Hopper
     (``python/sglang/srt/batch_overlap/single_batch_overlap.py``): the DeepEP low-latency dispatch is issued
     send-only, the shared expert runs while the messages are in flight, and the receive half completes after it
@@ -175,7 +177,8 @@ def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...]) -
     is its wire time, then one tier latency for the last block to land) and ``f`` =
     :data:`SBO_COMBINE_SM_FRACTION`. No batch is split, so no half-size GEMM is paid. SBO needs the masked
     per-expert layout of the low-latency kernels (``compute_overlap_args`` reads a 3-D ``[experts, tokens,
-    hidden]`` receive buffer); a layer without them (prefill's normal kernels) runs back to back."""
+    hidden]`` receive buffer); a layer without them (prefill's normal kernels) runs back to back.
+    ``blackwell`` = (SMs, down-GEMM signal): SGLang's Blackwell paths instead (:mod:`cost_models.sbo_blackwell`)."""
     names = {o.name: o for o in ops}
     compute = sum(o.seconds for o in ops if o.kind == OpKind.COMPUTE)
     comm = sum(o.seconds for o in ops if o.kind == OpKind.COMM)
@@ -193,6 +196,9 @@ def compose_single_batch(kind: str, count: int, ops: tuple[opmod.OpCost, ...]) -
     layer_s = (rest_s + d_fixed + max(d_flight, shared_s) + d_recv
                + max(down_s, c_fixed + c_wire) + c_latency + c_recv)
     overhead = down_s - down.seconds
+    if blackwell is not None:
+        layer_s, overhead = sbo_blackwell.blackwell_sbo_layer_s(
+            ops, compute_units=blackwell[0], down_signal=blackwell[1], combine_parts=(c_fixed, c_wire, c_latency, c_recv))
     exposed = layer_s - compute - overhead
     return LayerCost(kind=kind, count=count, ops=ops, compute_s=compute, comm_s=comm, layer_s=layer_s,
                      exposed_comm_s=exposed, overlapped_comm_s=comm - exposed, overlap_overhead_s=overhead)
@@ -218,7 +224,9 @@ def _layer(kind: str, model: ModelSpec, cluster: ClusterSpec, att_dims: Parallel
         return compose_layer("head", 1, opmod.head_ops(model, cluster, att_dims, shape, precisions=prec), None,
                              policy, shape.phase)
     if kind == "moe" and overlap is OverlapPolicy.SINGLE_BATCH:
-        return compose_single_batch("moe", 1, ops_at(shape))
+        blackwell = ((cluster.device.compute_units, prec.routed_experts is WeightFormat.NVFP4)
+                     if sbo_blackwell.runs_blackwell_sbo(cluster.device) else None)
+        return compose_single_batch("moe", 1, ops_at(shape), blackwell)
     half = ops_at(_half(shape)) if overlap is OverlapPolicy.TWO_BATCH else None
     return compose_layer(kind, 1, ops_at(shape), half, policy, shape.phase, overlap_model)
 

@@ -131,6 +131,10 @@ class WorkloadSection(_Strict):
     when given, the imbalance is measured by placing the experts, not taken from expert_imbalance."""
     aligned_prefill: bool = False
     """Aggregated serving: the engine aligns prompt phases across attention-DP ranks."""
+    mem_fraction_static: float | None = Field(default=None, ge=0.05, le=0.99)
+    """Share of device memory for the engine's static pool (weights + KV cache), as SGLang's
+    ``--mem-fraction-static``: the KV cache gets that share less the weights, the rest of the device holds
+    activations, EP buffers, CUDA graphs and the runtime. Default: no static pool."""
     slo: SloSection = SloSection()
     mtp: MtpSection | None = None
 
@@ -335,7 +339,8 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
         prefill_tokens_per_device=sec.prefill_tokens_per_device, decode_context_tokens=sec.decode_context_tokens,
         decode_batch_per_device=sec.decode_batch_per_device,
         mtp_tokens=sec.mtp.tokens if sec.mtp else 0, mtp_acceptance=mtp_a, mtp_position_acceptance=mtp_pos,
-        expert_imbalance=sec.expert_imbalance, aligned_prefill=sec.aligned_prefill)
+        expert_imbalance=sec.expert_imbalance, aligned_prefill=sec.aligned_prefill,
+        static_memory_fraction=sec.mem_fraction_static)
 
 
 def _pydantic_error(e: ValidationError) -> ScenarioError:
