@@ -1,5 +1,7 @@
 """Issue 11 acceptance: for every shipped scenario and each engine, ``plan --engine E --emit E`` exits 0 with launch
-lines the engine accepts, or exits 1 saying why no layout that engine can run fits.
+lines the engine accepts, or exits 1 saying why no layout that engine can run fits. The plans are
+``plan --emit E`` (tests/_engine_plans.py, shared with tests/test_emit_headroom.py, which checks that it gives the
+same output as ``plan --engine E --emit E``).
 
 SGLang 0.5.5 and vLLM 0.11.0: every emitted server line (every role, replica and node rank) goes through the
 engine's own argument parser and config checks (tests/engine_parsers/check_lines.py), with the real wheels
@@ -20,7 +22,6 @@ Skipped (with the reason) when .venv/engines is missing, unless MOEPLAN_REQUIRE_
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -29,17 +30,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from planner.catalog.models import HF_CONFIG_DIR, model_entry
-from planner.cli import main
 from planner.emit.spec import HF_REPOS
 from planner.inputs.scenario import load_scenario
+from tests._engine_plans import ROOT, SCENARIOS, emitted_plans
 
-ROOT = Path(__file__).resolve().parents[1]
 ENGINES_DIR = Path(os.environ.get("MOEPLAN_ENGINES_DIR", ROOT / ".venv" / "engines"))
 HARNESS = ROOT / "tests" / "engine_parsers"
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
 PARSED = ("sglang", "vllm")
 
 if not (ENGINES_DIR / ".installed").exists():
@@ -48,16 +46,7 @@ if not (ENGINES_DIR / ".installed").exists():
     pytest.skip(f"engine wheels not installed in {ENGINES_DIR} (run `make engines`)", allow_module_level=True)
 
 
-def _plan(path: Path, engine: str) -> tuple[int, dict | None, str]:
-    res = CliRunner().invoke(main, ["plan", str(path), "--engine", engine, "--emit", engine, "--json"])
-    doc = json.loads(res.stdout) if res.exit_code == 0 else None
-    return res.exit_code, doc, res.stderr if res.exit_code else ""
-
-
-@functools.cache
-def _plans(engine: str) -> dict[str, tuple[int, dict | None, str]]:
-    """``plan --engine E --emit E --json`` of every shipped scenario (each engine planned once per session)."""
-    return {p.stem: _plan(p, engine) for p in SCENARIOS}
+_plans = emitted_plans
 
 
 def _model_dir(tmp: Path, model_id: str, engine: str = "") -> Path:

@@ -12,6 +12,7 @@ from planner.cpsat.deployment_instance import OBJECTIVES
 
 if TYPE_CHECKING:
     from planner.analysis.afd import AfdEvaluation
+    from planner.catalog.engines import EngineCapability
     from planner.cpsat.deployment_instance import Deployment
     from planner.inputs.scenario import Scenario
 
@@ -38,6 +39,25 @@ def parse_modes(ctx: click.Context, param: click.Parameter, value: str | None) -
     return tuple(m for m in MODES if m in modes)
 
 
+def resolve_engine(engine: str | None, engine_version: str | None, emit_engine: str | None) -> EngineCapability | None:
+    """The engine a serving command plans / costs for: ``--engine``, else the serving engine ``--emit`` names
+    (emitted lines then keep that engine's headroom), else None (the workload's own reserve). Exit 2 when
+    ``--emit`` names another serving engine than ``--engine``, or ``--engine-version`` comes without an engine."""
+    from planner.search.engines import capability
+    emitted = emit_engine if emit_engine in app.SERVING_ENGINES else None
+    if engine and emitted and emitted != engine:
+        app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emitted!r} with --engine {engine}; accepted: {engine} (the "
+                  f"engine the plan is costed for), or --emit {emitted} alone (it implies --engine {emitted})")
+    engine = engine or emitted
+    if engine_version is not None and engine is None:
+        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
+                  "--engine ENGINE --engine-version VERSION")
+    try:
+        return capability(engine, engine_version) if engine else None
+    except ValueError as e:
+        app.abort(app.EXIT_BAD_INPUT, str(e))
+
+
 DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_v3_h200_16.yaml"
 """The bundled default scenario: package data, so an installed wheel plans without a source checkout
 (``scenarios/deepseek_v3_h200_16.yaml`` in the repository is a link to this file)."""
@@ -57,7 +77,8 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--export", "export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show the Pareto front and the chosen plan's breakdowns.")
-@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment; a "
+              "serving engine implies --engine (the search keeps that engine's layouts and headroom).")
 @click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
               help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
 @click.option("--engine", "engine", type=app.EMIT_ENGINES,
@@ -83,7 +104,6 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     from planner.documents.limits import solve_limits
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
     from planner.inputs.deployment_text import deployment_text
-    from planner.search.engines import capability
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
     if pick > top_k:
@@ -96,13 +116,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
         training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
         return
-    if engine_version is not None and engine is None:
-        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
-                  "--engine ENGINE --engine-version VERSION")
-    try:
-        cap = capability(engine, engine_version) if engine else None
-    except ValueError as e:
-        app.abort(app.EXIT_BAD_INPUT, str(e))
+    cap = resolve_engine(engine, engine_version, emit_engine)
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))
@@ -116,8 +130,8 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         from planner.search.afd import DEFAULT_MODES
         searched = modes or sc.modes or DEFAULT_MODES
         if cap is not None and searched == ("afd",):
-            app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine {engine}; accepted: aggregated and/or "
-                      f"disaggregated with --engine ({AFD_ENGINES})")
+            app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine / --emit {cap.engine}; accepted: "
+                      f"aggregated and/or disaggregated with --engine or --emit ({AFD_ENGINES})")
         kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model, engine=cap,
                   modes=searched)
         with budget.using(spend), app.progress("costing layouts", as_json) as tick:
