@@ -143,3 +143,27 @@ def test_the_parser_rejects_what_the_issue_reported(engine: str, tmp_path) -> No
         want = "VLLM_ALL2ALL_BACKEND"
     out = _run_parser(engine, [{"id": "broken", "argv": argv, "env": {}}])
     assert want in out["broken"], out
+
+
+def test_sglang_accepts_the_init_expert_location_line(tmp_path):
+    """The line with an expert placement (tests/test_emit_placement.py) through SGLang's own parser and checks,
+    the file written where the line names it."""
+    import dataclasses
+
+    from planner import emit as E
+    from tests.test_emit import disagg_spec
+    from tests.test_emit_placement import _with_placement
+    spec = _with_placement(dataclasses.replace(disagg_spec(), hf_repo=None))
+    model_dir = _model_dir(tmp_path, "deepseek-v3")
+    lines = []
+    for i, c in enumerate(E.emit(spec, "sglang").commands):
+        if c.role == "router":
+            continue
+        for name, text in c.files.items():
+            (tmp_path / name).write_text(text)
+        argv = [str(tmp_path / a) if a in c.files else str(model_dir) if a == "${MODEL_PATH}" else a
+                for a in c.argv]
+        lines.append({"id": f"#{i} {c.role}", "argv": argv, "env": dict(c.env) | {"MOEPLAN_STANDIN_DEVICES": "8"}})
+    assert any("--init-expert-location" in ln["argv"] for ln in lines)
+    results = _run_parser("sglang", lines)
+    assert set(results.values()) == {"ok"}, results

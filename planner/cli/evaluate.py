@@ -63,7 +63,9 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
             deps.append(app.deployment_or_abort(path, plan_text, overlap_model, engine=cap, refuse=bool(engine)))
             tick(i + 1, len(scenarios))
     first = deps[0]
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(first.scenario, as_solution(first)))
+    from planner.cli.plan import placement_of
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(
+        first.scenario, as_solution(first), placement_of(first.scenario)))
     if as_json or export:
         from planner.analysis.deployment import with_pool_solver_results
         from planner.documents.evaluate import deployment_evaluation_document

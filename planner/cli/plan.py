@@ -11,9 +11,13 @@ from planner.cli import app
 from planner.cpsat.deployment_instance import OBJECTIVES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cost_models.parallel import ParallelDims
     from planner.analysis.afd import AfdEvaluation
     from planner.catalog.engines import EngineCapability
     from planner.cpsat.deployment_instance import Deployment
+    from planner.cpsat.placement_result import PlacementResult
     from planner.inputs.scenario import Scenario
 
 AFD_ENGINES = (
@@ -56,6 +60,15 @@ def resolve_engine(engine: str | None, engine_version: str | None, emit_engine: 
         return capability(engine, engine_version) if engine else None
     except ValueError as e:
         app.abort(app.EXIT_BAD_INPUT, str(e))
+
+
+def placement_of(sc: Scenario) -> Callable[[ParallelDims], PlacementResult | None] | None:
+    """With router counts (``workload.expert_load``): a layout's CP-SAT expert placement, as ``place`` and
+    ``evaluate`` compute it, for the emitters to convert into what each engine loads; else None."""
+    if sc.expert_loads is None or sc.model.moe is None:
+        return None
+    from planner.analysis.imbalance import layout_placement_cpsat
+    return lambda dims: layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
 
 
 DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_v3_h200_16.yaml"
@@ -154,7 +167,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     texts = [None if d.mode == "afd" else deployment_text(plan_of(d)) for d in res.deployments]
     wl = sc.workload
     why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked, placement_of(sc)))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
     if as_json or export:  # the document's chosen-deployment breakdown; the terminal view does not show it

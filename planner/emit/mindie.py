@@ -116,6 +116,9 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
     for inst in instances:
         _check(spec, inst)
     notes = list(common.not_expressed(spec, "mindie", two_batch_ok=False, dense_tp_ok=False, mtp_ok=False))
+    notes += [f"{r.role}: the expert placement is not written: MindIE loads placements as an expert_map_file "
+              "that msit elb builds, set in the atb-models configuration, whose format the sources read here do "
+              "not document" for r in spec.roles if r.placement]
     notes.append("MindIE is configured by config.json, not command-line flags: each line writes the fragment "
                  "the plan sets and starts mindie_llm_server on it")
     if any(r.role != "prefill" and r.dims.attn_dp > 1 for r in spec.roles):

@@ -156,7 +156,10 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
     instances = place(spec, "vllm")
     for inst in instances:
         _check(spec, inst)
-    notes = list(common.not_expressed(spec, "vllm", two_batch_ok=all(
+    notes = [f"{r.role}: the expert placement is not loaded: vLLM 0.11.0 takes no initial placement (its EPLB "
+             "config has window_size, step_interval, num_redundant_experts, log_balancedness; vllm/config/parallel.py"
+             "), --enable-eplb rebalances from the expert loads it records" for r in spec.roles if r.placement]
+    notes += list(common.not_expressed(spec, "vllm", two_batch_ok=all(
         r.dims.attn_dp > 1 and r.dims.moe_ep > 1 for r in spec.roles if common.two_batch(r)),
         dense_tp_ok=True, mtp_ok=False))
     commands = [c for inst in instances for c in _commands(spec, inst)]
