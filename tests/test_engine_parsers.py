@@ -167,3 +167,24 @@ def test_sglang_accepts_the_init_expert_location_line(tmp_path):
     assert any("--init-expert-location" in ln["argv"] for ln in lines)
     results = _run_parser("sglang", lines)
     assert set(results.values()) == {"ok"}, results
+
+
+@pytest.mark.parametrize("engine", PARSED)
+def test_mtp_lines_pass_the_engines_own_checks(engine, tmp_path):
+    """A plan with one MTP token (DeepSeek-V3 has one MTP layer) on every role of a disaggregated deployment:
+    SGLang's speculative flags (EAGLE over the MTP layer) and vLLM's --speculative-config through each engine's
+    parser and config checks (vLLM builds its draft model config from the same checkpoint folder)."""
+    import dataclasses
+
+    from planner import emit as E
+    from tests.test_emit import disagg_spec
+    spec = dataclasses.replace(disagg_spec(), mtp_tokens=1, hf_repo=None)
+    model_dir = _model_dir(tmp_path, "deepseek-v3", engine)
+    lines = [{"id": f"#{i} {c.role}", "argv": [str(model_dir) if a == "${MODEL_PATH}" else _HOST.sub("192.0.2.10", a)
+                                                for a in c.argv],
+              "env": dict(c.env) | {"MOEPLAN_STANDIN_DEVICES": "8"}}
+             for i, c in enumerate(E.emit(spec, engine).commands) if c.role != "router"]
+    flag = "--speculative-algorithm" if engine == "sglang" else "--speculative-config"
+    assert any(flag in ln["argv"] for ln in lines if "decode" in ln["id"])
+    results = _run_parser(engine, lines)
+    assert set(results.values()) == {"ok"}, results

@@ -36,6 +36,10 @@ SOURCE = EngineSource(
         "deepep": "sgl-project/sglang@v0.5.5 python/sglang/srt/layers/moe/token_dispatcher/deepep.py "
                   "(SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK, default 128, <= 1024)",
         "router": "sgl-project/sglang@v0.5.5 sgl-router/README.md (--worker-urls, --pd-disaggregation)",
+        "mtp": "sgl-project/sglang@v0.5.5 python/sglang/srt/server_args.py _handle_speculative_decoding (EAGLE on "
+               "DeepseekV3ForCausalLM drafts with the checkpoint's own MTP layers; topk 1 needs draft tokens = "
+               "steps + 1) and srt/disaggregation/prefill.py (a prefill server running EAGLE hands the draft state "
+               "to the decode server, so both pools run it)",
         "eplb": "sgl-project/sglang@v0.5.5 python/sglang/srt/eplb/expert_location.py "
                 "(compute_initial_expert_location_metadata: a .json file with physical_to_logical_map "
                 "[num_hidden_layers][experts + ep_num_redundant_experts] -> ExpertLocationMetadata.init_by_mapping)",
@@ -49,7 +53,9 @@ SOURCE = EngineSource(
         "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port")}
     | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd", "--enable-single-batch-overlap": "sbo"}
     | {f: "v055" for f in ("--cuda-graph-max-bs", "--load-balance-method", "--prefill-round-robin-balance")}
-    | {"--worker-urls": "router", "--init-expert-location": "eplb"},
+    | {"--worker-urls": "router", "--init-expert-location": "eplb"}
+    | {f: "mtp" for f in ("--speculative-algorithm", "--speculative-num-steps", "--speculative-eagle-topk",
+                          "--speculative-num-draft-tokens")},
     env_vars={"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK": "deepep"},
 )
 _LL_DEFAULT_TOKENS = 128
@@ -95,6 +101,20 @@ def _env(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
     return {}
 
 
+def mtp_emitted(spec: LaunchSpec) -> bool:
+    """The plan uses MTP and SGLang 0.5.5 drafts with the checkpoint's own MTP layers (DeepSeek-V3/R1 here)."""
+    return bool(spec.mtp_tokens and spec.model.num_mtp_layers and spec.model.id.startswith("deepseek"))
+
+
+def _mtp_args(spec: LaunchSpec) -> list[str]:
+    """EAGLE over the MTP layers, one draft chain (topk 1): steps = the plan's speculative tokens."""
+    if not mtp_emitted(spec):
+        return []
+    k = spec.mtp_tokens
+    return ["--speculative-algorithm", "EAGLE", "--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+            "--speculative-num-draft-tokens", str(k + 1)]
+
+
 def _trusts_remote_code(spec: LaunchSpec) -> bool:
     return spec.model.id.startswith(("deepseek", "kimi"))
 
@@ -132,6 +152,7 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
              "--mem-fraction-static", f"{common.engine_pool_fraction(role.memory):.2f}"]
     if spec.kv_precision.label == "fp8":
         argv += ["--kv-cache-dtype", "fp8_e4m3"]
+    argv += _mtp_args(spec)
     if role.role != "prefill":
         # instance-wide: SGLang divides it by --dp-size under DP attention
         argv += ["--max-running-requests", str(common.seqs_per_rank(role) * d.attn_dp),
@@ -225,7 +246,7 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
         _check(spec, inst)
     deepep_roles = {r.role for r in spec.roles if r.dims.moe_ep > 1 and r.dims.moe_ep == r.dims.unit_devices}
     notes = _placement_notes(spec) + common.not_expressed(spec, "sglang", two_batch_ok=all(
-        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=False,
+        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=mtp_emitted(spec),
         single_batch_ok=all(r.role in deepep_roles for r in spec.roles if common.single_batch(r)))
     commands = [c for inst in instances for c in _commands(spec, inst)]
     if spec.disaggregated:
