@@ -204,3 +204,12 @@ def test_mtp_for_a_checkpoint_without_mtp_layers_is_a_note():
         plan = E.emit(spec, engine)
         assert any("MTP (1 speculative tokens) is not emitted" in n for n in plan.notes), plan.notes
         assert not any("speculative" in a for c in plan.commands for a in c.argv)
+
+
+def test_plan_says_afd_deployments_have_no_launch_form_and_why():
+    res = CliRunner().invoke(main, ["plan", str(ROOT / "scenarios" / "step3_h800_48_afd.yaml"), "--modes", "afd",
+                                    "--top", "2"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "No launch form for the AFD deployments (#1, #2): no deployment string and no --emit lines" in text
+    assert "2507.19427" in text and "afd-plugin" in text  # where AFD runs instead (plan.AFD_ENGINES)

@@ -185,6 +185,10 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         from planner.render.plan_view import render_plan
         render_plan(app.out, res, chosen and with_bands(chosen), picked=pick - 1, verbose=verbose, texts=texts, why=why,
                     bands=bands, limits=solve_limits(spend))
+        afd = [i + 1 for i, d in enumerate(res.deployments) if d.mode == "afd"]
+        if afd:
+            app.out.print(f"No launch form for the AFD deployments ({', '.join(f'#{i}' for i in afd)}): no "
+                          f"deployment string and no --emit lines, because {AFD_ENGINES}.", highlight=False)
         if launch:
             app.echo_launch(launch)
 
