@@ -9,7 +9,10 @@ what each engine loads, checked against the loader's contract read at the pinned
   accepting the flag is checked in tests/test_engine_parsers.py.
 - TensorRT-LLM ``moe_config.load_balancer.initial_global_assignments`` (MoeLoadBalancerConfig; the MoE module
   asks for its own ``layer_idx`` and asserts len == num_slots >= num_experts and every expert present).
-- vLLM 0.11.0 and MindIE load no given placement: a note says so."""
+- MindIE's static load balancer (docs/en/user_guide/feature/expert_parallelism_load_balancer.md at
+  Ascend/MindIE-LLM@613aab54: atb-models ``models.deepseekv2.eplb`` level 1 + ``expert_map_file``), the table in
+  the format msit elb writes (Ascend/msit@893d6128 elb/load_balancing.py ``save_matrix_to_json``).
+- vLLM 0.11.0 loads no given placement: a note says so."""
 
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ from planner.cli import main
 from planner.emit.spec import _role
 from planner.inputs.reader import load_yaml
 from planner.inputs.scenario import parse_plan
-from tests.engine_parsers.schema_check import schema, trtllm_problems
-from tests.test_emit import H200_16, disagg_spec, evaluated, value
+from tests.engine_parsers.schema_check import mindie_problems, schema, trtllm_problems
+from tests.test_emit import ASCEND_16, H200_16, disagg_spec, evaluated, value
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERTS, MOE_LAYERS, LAYERS, DENSE = 256, 58, 61, 3  # DeepSeek-V3: 61 layers, the first 3 dense
@@ -110,3 +113,34 @@ def test_evaluate_emit_converts_the_placement_of_the_scenario_router_counts(tmp_
     placed = layout_placement_cpsat(sc.model, one, sc.expert_loads, sc.cluster.devices_per_node)
     assert table[DENSE:] == [list(layer.cpsat.placement.physical_to_logical) for layer in placed.layers]
     assert all(c["files"] == cmds[0]["files"] for c in cmds)  # every node rank writes the same file
+
+
+def test_mindie_writes_the_placement_as_its_static_load_balancer_table():
+    sc, dims, res = evaluated(ASCEND_16, "attn_dp=16,moe_ep=16,redundant_experts=16")
+    spec = _with_placement(E.spec_from_evaluation(sc, dims, res), EXPERTS + 16)
+    cmd = E.emit(spec, "mindie").commands[0]
+    table = json.loads(cmd.files["mindie_aggregated_expert_map.json"])
+    atb = json.loads(cmd.files["atb_models_aggregated_0.json"])
+    assert atb == {"models": {"deepseekv2": {"eplb": {"level": 1, "expert_map_file":
+                                                      "${PWD}/mindie_aggregated_expert_map.json"}}}}
+    # 58 MoE layers; 16 EP ranks x 17 experts (256 + 16 redundant); rank j holds slots 17 j .. 17 j + 16
+    assert table["moe_layer_count"] == MOE_LAYERS and len(table["layer_list"]) == MOE_LAYERS
+    layer = table["layer_list"][1]
+    assert layer["layer_id"] == 1 and layer["device_count"] == 16
+    assert layer["device_list"][2] == {"device_id": 2, "device_expert": list(_rows(272)[1][34:51])}
+    doc = {"argv": list(cmd.argv), "files": dict(cmd.files)}
+    assert mindie_problems(doc, schema("mindie")) == []
+
+
+def test_mindie_redundant_experts_without_a_placement_are_refused():
+    sc, dims, res = evaluated(ASCEND_16, "attn_dp=16,moe_ep=16,redundant_experts=16")
+    with pytest.raises(E.EmitError) as err:
+        E.emit(E.spec_from_evaluation(sc, dims, res), "mindie")
+    assert err.value.field == "plan.redundant_experts" and "workload.expert_load" in err.value.accepted
+
+
+def test_the_mindie_table_check_rejects_uneven_devices():
+    bad = {"moe_layer_count": 1, "layer_list": [{"layer_id": 0, "device_count": 2, "device_list": [
+        {"device_id": 0, "device_expert": [0, 1]}, {"device_id": 1, "device_expert": [2]}]}]}
+    doc = {"argv": ["mindie_llm_server"], "files": {"mindie_decode_expert_map.json": json.dumps(bad)}}
+    assert any("different expert counts" in p for p in mindie_problems(doc, schema("mindie")))

@@ -145,14 +145,31 @@ def _disagg_problems(doc: dict, cfg: dict, classes: dict) -> list[str]:
 def mindie_problems(command: dict, sch: dict) -> list[str]:
     """A MindIE command: every config.json fragment against the parameter tables, then the documented rules
     between keys (``sch["rules"]``)."""
+    import fnmatch
     out: list[str] = []
     classes = sch["classes"]
     for name, text in command["files"].items():
         doc = json.loads(text)
-        found = mapping_problems(doc, classes["Config"], classes)
+        kind = next(k for pattern, k in sch["files"].items() if fnmatch.fnmatch(name, pattern))
+        found = mapping_problems(doc, classes[kind], classes)
         out += [f"{name}: {p}" for p in found]
         if not found:
-            out += [f"{name}: {p}" for p in _mindie_rules(doc)]
+            rules = {"Config": _mindie_rules, "ExpertMap": _expert_map_rules}.get(kind, lambda _: [])
+            out += [f"{name}: {p}" for p in rules(doc)]
+    return out
+
+
+def _expert_map_rules(doc: dict) -> list[str]:
+    layers = doc["layer_list"]
+    out = [] if len(layers) == doc["moe_layer_count"] else [
+        f"moe_layer_count={doc['moe_layer_count']} but {len(layers)} layers listed"]
+    sizes = {len(dev["device_expert"]) for layer in layers for dev in layer["device_list"]}
+    if len(sizes) > 1:
+        out.append(f"devices hold different expert counts {sorted(sizes)}")
+    for i, layer in enumerate(layers):
+        ids = [dev["device_id"] for dev in layer["device_list"]]
+        if layer["layer_id"] != i or ids != list(range(layer["device_count"])):
+            out.append(f"layer {i}: layer_id {layer['layer_id']}, device ids {ids[:4]}...")
     return out
 
 
