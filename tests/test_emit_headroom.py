@@ -103,3 +103,11 @@ def test_evaluate_engine_costs_the_engine_reserve_and_refuses_what_it_cannot_lau
 def test_emit_names_the_engine_plan_is_for():
     res = CliRunner().invoke(main, ["plan", str(H200_16), "--engine", "sglang", "--emit", "vllm"])
     assert res.exit_code == 2 and "--emit: got 'vllm' with --engine sglang" in res.stderr
+
+
+def test_the_same_figures_line_names_the_engine_the_plan_was_costed_for():
+    res = CliRunner().invoke(main, ["plan", str(ROOT / "scenarios" / "mixtral_8x7b_a100_8.yaml"), "--emit", "vllm",
+                                    "--top", "1"])
+    assert res.exit_code == 0, res.output
+    line = " ".join(res.stdout.split("same figures:")[1].split("\n")[:2])
+    assert "--engine vllm" in line  # evaluate --engine vllm reproduces the engine-costed figures
