@@ -53,7 +53,10 @@ def flags(argv: tuple[str, ...]) -> set[str]:
 
 
 def leaf_keys(obj: object, prefix: str = "") -> set[str]:
-    """Dotted paths of the scalar (or scalar-list) values of nested dicts; list items share their list's path."""
+    """Dotted paths of the scalar (or scalar-list) values of nested dicts; list items share their list's path; a
+    dict keyed by integers (a per-layer map) is one value."""
+    if isinstance(obj, dict) and obj and all(str(k).isdigit() for k in obj):
+        return {prefix}
     if isinstance(obj, dict):
         return {k for key, v in obj.items() for k in leaf_keys(v, f"{prefix}.{key}" if prefix else str(key))}
     if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):

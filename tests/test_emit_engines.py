@@ -19,7 +19,7 @@ from planner.emit.spec import _role
 from planner.inputs.scenario import load_scenario, parse_plan
 from planner.search.engines import capability, engine_workload
 from planner.search.plan import run_plan
-from tests.test_emit import H200_16, disagg_spec, evaluated, value
+from tests.test_emit import H200_16, check_against_table, disagg_spec, evaluated, value
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB, GIB = 2.0**20, 2.0**30
@@ -186,12 +186,14 @@ def test_plan_without_engine_lists_the_engines_per_deployment():
 def test_mtp_is_emitted_for_sglang_and_vllm_when_the_checkpoint_has_mtp_layers():
     spec = dataclasses.replace(disagg_spec(), mtp_tokens=2)  # DeepSeek-V3: one MTP layer, chained for k = 2
     sg = E.emit(spec, "sglang")
+    check_against_table(sg)
     pre, dec = (next(c for c in sg.commands if c.role == r) for r in ("prefill", "decode"))
     for c in (pre, dec):  # EAGLE on both pools: the prefill server hands the draft state to decode
         assert value(c.argv, "--speculative-algorithm") == "EAGLE" and value(c.argv, "--speculative-num-steps") == "2"
         assert value(c.argv, "--speculative-eagle-topk") == "1" and value(c.argv, "--speculative-num-draft-tokens") == "3"
     assert not any("MTP" in n for n in sg.notes)
     vl = E.emit(spec, "vllm")
+    check_against_table(vl)
     pre, dec = (next(c for c in vl.commands if c.role == r) for r in ("prefill", "decode"))
     assert value(dec.argv, "--speculative-config") == '{"method":"mtp","num_speculative_tokens":2}'
     assert "--speculative-config" not in pre.argv

@@ -26,11 +26,10 @@ from click.testing import CliRunner
 from cost_models.specs import Precision
 from planner import emit as E
 from planner.cli import main
-from planner.emit.spec import _role
 from planner.inputs.reader import load_yaml
 from planner.inputs.scenario import parse_plan
 from tests.engine_parsers.schema_check import mindie_problems, schema, trtllm_problems
-from tests.test_emit import ASCEND_16, H200_16, disagg_spec, evaluated, value
+from tests.test_emit import ASCEND_16, H200_16, check_against_table, disagg_spec, evaluated, value
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERTS, MOE_LAYERS, LAYERS, DENSE = 256, 58, 61, 3  # DeepSeek-V3: 61 layers, the first 3 dense
@@ -47,6 +46,7 @@ def _with_placement(spec: E.LaunchSpec, slots: int = EXPERTS) -> E.LaunchSpec:
 
 def test_sglang_writes_the_placement_as_its_init_expert_location_file():
     plan = E.emit(_with_placement(disagg_spec()), "sglang")
+    check_against_table(plan)  # the flag and the file's key are in SGLang's source table
     dec = next(c for c in plan.commands if c.role == "decode")
     name = value(dec.argv, "--init-expert-location")
     table = json.loads(dec.files[name])["physical_to_logical_map"]
@@ -71,7 +71,9 @@ def test_trtllm_writes_the_placement_as_initial_global_assignments():
     sc, dims, res = evaluated(H200_16, "attn_dp=16,moe_ep=16,redundant_experts=16")
     spec = dataclasses.replace(_with_placement(E.spec_from_evaluation(sc, dims, res), EXPERTS + 16),
                                weight_precision=Precision.FP4)
-    cmd = E.emit(spec, "trtllm").commands[0]
+    plan = E.emit(spec, "trtllm")
+    check_against_table(plan)
+    cmd = plan.commands[0]
     balancer = load_yaml(next(iter(cmd.files.values())))["moe_config"]["load_balancer"]
     assignments = balancer["initial_global_assignments"]
     assert balancer["num_slots"] == 272 and sorted(assignments) == list(range(DENSE, LAYERS))  # MoE layer_idx
@@ -118,7 +120,9 @@ def test_evaluate_emit_converts_the_placement_of_the_scenario_router_counts(tmp_
 def test_mindie_writes_the_placement_as_its_static_load_balancer_table():
     sc, dims, res = evaluated(ASCEND_16, "attn_dp=16,moe_ep=16,redundant_experts=16")
     spec = _with_placement(E.spec_from_evaluation(sc, dims, res), EXPERTS + 16)
-    cmd = E.emit(spec, "mindie").commands[0]
+    plan = E.emit(spec, "mindie")
+    check_against_table(plan)
+    cmd = plan.commands[0]
     table = json.loads(cmd.files["mindie_aggregated_expert_map.json"])
     atb = json.loads(cmd.files["atb_models_aggregated_0.json"])
     assert atb == {"models": {"deepseekv2": {"eplb": {"level": 1, "expert_map_file":

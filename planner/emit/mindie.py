@@ -51,8 +51,9 @@ SOURCE = EngineSource(
         "BackendConfig.ModelDeployConfig.ModelConfig.models.deepseekv2.ep_level": "ep",
         **{f"BackendConfig.ScheduleConfig.{k}": "params" for k in (
             "maxBatchSize", "maxPrefillTokens", "maxIterTimes")},
-        "atb_models.models.deepseekv2.eplb.level": "eplb", "atb_models.models.deepseekv2.eplb.expert_map_file": "eplb",
-        **{f"expert_map.{k}": "elb" for k in ("moe_layer_count", "layer_list")},
+        "models.deepseekv2.eplb.level": "eplb", "models.deepseekv2.eplb.expert_map_file": "eplb",
+        **{k: "elb" for k in ("moe_layer_count", "layer_list.layer_id", "layer_list.device_count",
+                              "layer_list.device_list.device_id", "layer_list.device_list.device_expert")},
     },
     env_vars={"MIES_CONFIG_JSON_PATH": "env", "NPU_MEMORY_FRACTION": "env", "MIES_CONTAINER_IP": "env",
               "RANK_TABLE_FILE": "ranktable", "MASTER_IP": "ranktable", "MASTER_PORT": "ranktable"},

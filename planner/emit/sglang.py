@@ -56,6 +56,7 @@ SOURCE = EngineSource(
     | {"--worker-urls": "router", "--init-expert-location": "eplb"}
     | {f: "mtp" for f in ("--speculative-algorithm", "--speculative-num-steps", "--speculative-eagle-topk",
                           "--speculative-num-draft-tokens")},
+    config_keys={"physical_to_logical_map": "eplb"},
     env_vars={"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK": "deepep"},
 )
 _LL_DEFAULT_TOKENS = 128
