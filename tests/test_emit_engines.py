@@ -19,7 +19,7 @@ from planner.emit.spec import _role
 from planner.inputs.scenario import load_scenario, parse_plan
 from planner.search.engines import capability, engine_workload
 from planner.search.plan import run_plan
-from tests.test_emit import H200_16, disagg_spec, evaluated, value
+from tests.test_emit import H200_16, check_against_table, disagg_spec, evaluated, value
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB, GIB = 2.0**20, 2.0**30
@@ -75,8 +75,9 @@ def test_engine_workload_carries_the_reserve_and_drops_mtp_the_lines_do_not_enab
     wl = dataclasses.replace(sc.workload, mtp_tokens=1, mtp_acceptance=0.8)
     d = parse_plan("attn_dp=8,moe_ep=8")
     out = engine_workload(SGLANG, sc.cluster, wl, d)
-    assert out.runtime_reserve_bytes == RUNTIME_RESERVE_BYTES and out.mtp_tokens == 0
+    assert out.runtime_reserve_bytes == RUNTIME_RESERVE_BYTES and out.mtp_tokens == 1  # SGLang emits EAGLE MTP
     assert engine_workload(ENGINES["trtllm"], sc.cluster, wl, d).mtp_tokens == 1  # trtllm emits MTP
+    assert engine_workload(ENGINES["mindie"], sc.cluster, wl, d).mtp_tokens == 0  # MindIE's lines do not
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm", "trtllm"])
@@ -180,3 +181,37 @@ def test_plan_without_engine_lists_the_engines_per_deployment():
     doc = json.loads(res.stdout)
     for d in doc["top"]:
         assert set(d["engines"]) <= {"sglang", "vllm", "trtllm"}  # mindie needs an Ascend NPU
+
+
+def test_mtp_is_emitted_for_sglang_and_vllm_when_the_checkpoint_has_mtp_layers():
+    spec = dataclasses.replace(disagg_spec(), mtp_tokens=2)  # DeepSeek-V3: one MTP layer, chained for k = 2
+    sg = E.emit(spec, "sglang")
+    check_against_table(sg)
+    pre, dec = (next(c for c in sg.commands if c.role == r) for r in ("prefill", "decode"))
+    for c in (pre, dec):  # EAGLE on both pools: the prefill server hands the draft state to decode
+        assert value(c.argv, "--speculative-algorithm") == "EAGLE" and value(c.argv, "--speculative-num-steps") == "2"
+        assert value(c.argv, "--speculative-eagle-topk") == "1" and value(c.argv, "--speculative-num-draft-tokens") == "3"
+    assert not any("MTP" in n for n in sg.notes)
+    vl = E.emit(spec, "vllm")
+    check_against_table(vl)
+    pre, dec = (next(c for c in vl.commands if c.role == r) for r in ("prefill", "decode"))
+    assert value(dec.argv, "--speculative-config") == '{"method":"mtp","num_speculative_tokens":2}'
+    assert "--speculative-config" not in pre.argv
+
+
+def test_mtp_for_a_checkpoint_without_mtp_layers_is_a_note():
+    sc, dims, res = evaluated(ROOT / "scenarios" / "mixtral_8x7b_a100_8.yaml", "attn_tp=8,moe_tp=8")
+    spec = dataclasses.replace(E.spec_from_evaluation(sc, dims, res), mtp_tokens=1)
+    for engine in ("sglang", "vllm"):
+        plan = E.emit(spec, engine)
+        assert any("MTP (1 speculative tokens) is not emitted" in n for n in plan.notes), plan.notes
+        assert not any("speculative" in a for c in plan.commands for a in c.argv)
+
+
+def test_plan_says_afd_deployments_have_no_launch_form_and_why():
+    res = CliRunner().invoke(main, ["plan", str(ROOT / "scenarios" / "step3_h800_48_afd.yaml"), "--modes", "afd",
+                                    "--top", "2"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "No launch form for the AFD deployments (#1, #2): no deployment string and no --emit lines" in text
+    assert "2507.19427" in text and "afd-plugin" in text  # where AFD runs instead (plan.AFD_ENGINES)

@@ -1,5 +1,7 @@
 """Issue 11 acceptance: for every shipped scenario and each engine, ``plan --engine E --emit E`` exits 0 with launch
-lines the engine accepts, or exits 1 saying why no layout that engine can run fits.
+lines the engine accepts, or exits 1 saying why no layout that engine can run fits. The plans are
+``plan --emit E`` (tests/_engine_plans.py, shared with tests/test_emit_headroom.py, which checks that it gives the
+same output as ``plan --engine E --emit E``).
 
 SGLang 0.5.5 and vLLM 0.11.0: every emitted server line (every role, replica and node rank) goes through the
 engine's own argument parser and config checks (tests/engine_parsers/check_lines.py), with the real wheels
@@ -20,7 +22,6 @@ Skipped (with the reason) when .venv/engines is missing, unless MOEPLAN_REQUIRE_
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -29,17 +30,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from planner.catalog.models import HF_CONFIG_DIR, model_entry
-from planner.cli import main
 from planner.emit.spec import HF_REPOS
 from planner.inputs.scenario import load_scenario
+from tests._engine_plans import ROOT, SCENARIOS, emitted_plans
 
-ROOT = Path(__file__).resolve().parents[1]
 ENGINES_DIR = Path(os.environ.get("MOEPLAN_ENGINES_DIR", ROOT / ".venv" / "engines"))
 HARNESS = ROOT / "tests" / "engine_parsers"
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
 PARSED = ("sglang", "vllm")
 
 if not (ENGINES_DIR / ".installed").exists():
@@ -48,16 +46,7 @@ if not (ENGINES_DIR / ".installed").exists():
     pytest.skip(f"engine wheels not installed in {ENGINES_DIR} (run `make engines`)", allow_module_level=True)
 
 
-def _plan(path: Path, engine: str) -> tuple[int, dict | None, str]:
-    res = CliRunner().invoke(main, ["plan", str(path), "--engine", engine, "--emit", engine, "--json"])
-    doc = json.loads(res.stdout) if res.exit_code == 0 else None
-    return res.exit_code, doc, res.stderr if res.exit_code else ""
-
-
-@functools.cache
-def _plans(engine: str) -> dict[str, tuple[int, dict | None, str]]:
-    """``plan --engine E --emit E --json`` of every shipped scenario (each engine planned once per session)."""
-    return {p.stem: _plan(p, engine) for p in SCENARIOS}
+_plans = emitted_plans
 
 
 def _model_dir(tmp: Path, model_id: str, engine: str = "") -> Path:
@@ -154,3 +143,48 @@ def test_the_parser_rejects_what_the_issue_reported(engine: str, tmp_path) -> No
         want = "VLLM_ALL2ALL_BACKEND"
     out = _run_parser(engine, [{"id": "broken", "argv": argv, "env": {}}])
     assert want in out["broken"], out
+
+
+def test_sglang_accepts_the_init_expert_location_line(tmp_path):
+    """The line with an expert placement (tests/test_emit_placement.py) through SGLang's own parser and checks,
+    the file written where the line names it."""
+    import dataclasses
+
+    from planner import emit as E
+    from tests.test_emit import disagg_spec
+    from tests.test_emit_placement import _with_placement
+    spec = _with_placement(dataclasses.replace(disagg_spec(), hf_repo=None))
+    model_dir = _model_dir(tmp_path, "deepseek-v3")
+    lines = []
+    for i, c in enumerate(E.emit(spec, "sglang").commands):
+        if c.role == "router":
+            continue
+        for name, text in c.files.items():
+            (tmp_path / name).write_text(text)
+        argv = [str(tmp_path / a) if a in c.files else str(model_dir) if a == "${MODEL_PATH}" else a
+                for a in c.argv]
+        lines.append({"id": f"#{i} {c.role}", "argv": argv, "env": dict(c.env) | {"MOEPLAN_STANDIN_DEVICES": "8"}})
+    assert any("--init-expert-location" in ln["argv"] for ln in lines)
+    results = _run_parser("sglang", lines)
+    assert set(results.values()) == {"ok"}, results
+
+
+@pytest.mark.parametrize("engine", PARSED)
+def test_mtp_lines_pass_the_engines_own_checks(engine, tmp_path):
+    """A plan with one MTP token (DeepSeek-V3 has one MTP layer) on every role of a disaggregated deployment:
+    SGLang's speculative flags (EAGLE over the MTP layer) and vLLM's --speculative-config through each engine's
+    parser and config checks (vLLM builds its draft model config from the same checkpoint folder)."""
+    import dataclasses
+
+    from planner import emit as E
+    from tests.test_emit import disagg_spec
+    spec = dataclasses.replace(disagg_spec(), mtp_tokens=1, hf_repo=None)
+    model_dir = _model_dir(tmp_path, "deepseek-v3", engine)
+    lines = [{"id": f"#{i} {c.role}", "argv": [str(model_dir) if a == "${MODEL_PATH}" else _HOST.sub("192.0.2.10", a)
+                                                for a in c.argv],
+              "env": dict(c.env) | {"MOEPLAN_STANDIN_DEVICES": "8"}}
+             for i, c in enumerate(E.emit(spec, engine).commands) if c.role != "router"]
+    flag = "--speculative-algorithm" if engine == "sglang" else "--speculative-config"
+    assert any(flag in ln["argv"] for ln in lines if "decode" in ln["id"])
+    results = _run_parser(engine, lines)
+    assert set(results.values()) == {"ok"}, results

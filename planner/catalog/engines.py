@@ -81,7 +81,7 @@ class EngineCapability:
 SGLANG = EngineCapability(
     engine="sglang", version="0.5.5", vendors=("nvidia", "amd", "huawei"),
     overlaps=frozenset(OverlapPolicy), ep_covers_unit=True, attn_tp_with_dp=True, dense_tp_rule="1_or_unit",
-    multi_node_needs_dp=False, redundant_experts=True, disaggregation=True, mtp=False, deepep_dispatch_cap=True,
+    multi_node_needs_dp=False, redundant_experts=True, disaggregation=True, mtp=True, deepep_dispatch_cap=True,
     dp_attention_moe_only=True, kv_precisions=("bf16", "fp8"),
     sources={
         "ep_covers_unit": f"{_SGL} _handle_a2a_moe: moe_a2a_backend=deepep sets ep_size = tp_size (the cost model "
@@ -91,11 +91,12 @@ SGLANG = EngineCapability(
         "pp": f"{_SGL} _handle_pipeline_parallelism; docs/advanced_features/server_arguments.md (pp for TP only)",
         "reserve": f"{_SGL} _handle_gpu_memory_settings (reserved_mem heuristic)",
         "disaggregation": f"{_SGL} _handle_disaggregation (decode dp > 1 needs --prefill-round-robin-balance)",
+        "mtp": f"{_SGL} _handle_speculative_decoding (EAGLE over DeepSeek's MTP layers)",
     })
 VLLM = EngineCapability(
     engine="vllm", version="0.11.0", vendors=("nvidia", "amd"),
     overlaps=frozenset({OverlapPolicy.NONE, OverlapPolicy.TWO_BATCH}), ep_covers_unit=True, attn_tp_with_dp=True,
-    dense_tp_rule="attn_tp", multi_node_needs_dp=True, redundant_experts=True, disaggregation=True, mtp=False,
+    dense_tp_rule="attn_tp", multi_node_needs_dp=True, redundant_experts=True, disaggregation=True, mtp=True,
     deepep_dispatch_cap=True, overlap_needs_dp=True, kv_precisions=("bf16", "fp8"),
     sources={
         "ep_covers_unit": f"{_VLLM} vllm/config/parallel.py: --enable-expert-parallel makes EP = TP x DP",
@@ -104,6 +105,7 @@ VLLM = EngineCapability(
         "dense_tp_rule": f"{_VLLM} vllm/model_executor/models/deepseek_v2.py (dense MLP over the TP group)",
         "multi_node": f"{_VLLM} docs/serving/data_parallel_deployment.md (--data-parallel-size-local, --headless)",
         "reserve": f"{_VLLM} vllm/config/cache.py gpu_memory_utilization",
+        "mtp": f"{_VLLM} vllm/config/speculative.py (--speculative-config method mtp)",
     })
 TRTLLM = EngineCapability(
     engine="trtllm", version="1.0", vendors=("nvidia",), overlaps=frozenset({OverlapPolicy.NONE}),

@@ -281,15 +281,28 @@ def scenario_and_deployment(path: str, plan_text: str | None) -> tuple[Scenario,
 
 
 def deployment_or_abort(path: str, plan_text: str | None, overlap_model: str, *,
-                        measure_imbalance: bool = True):  # noqa: ANN201
+                        measure_imbalance: bool = True, engine: Any = None,
+                        refuse: bool = True):  # noqa: ANN201
     """Load, check the deployment and cost every pool (exit 2 / 1 on bad input / a pool that does not fit): a
     :class:`~planner.analysis.deployment.DeploymentEvaluation`. ``measure_imbalance``: replace the assumed
     expert imbalance by the CP-SAT placement's on the scenario's router counts (``place`` skips it: it places
-    them itself and uses nothing from here but the fit check)."""
+    them itself and uses nothing from here but the fit check). ``engine`` (an ``EngineCapability``): cost as
+    ``plan --engine`` does (planner/search/engines.py); ``refuse``: exit 2 when that engine's capability table
+    refuses the deployment."""
     from planner.analysis.deployment import evaluate_deployment
     from planner.inputs.units import fmt_bytes
     sc, plan = scenario_and_deployment(path, plan_text)
-    dep = evaluate_deployment(sc, plan, overlap_model=overlap_model, measure_imbalance=measure_imbalance)
+    if engine is None:
+        dep = evaluate_deployment(sc, plan, overlap_model=overlap_model, measure_imbalance=measure_imbalance)
+    else:
+        from planner.inputs.deployment_text import deployment_text
+        from planner.search.engines import evaluate_for_engine, plan_refusal
+        why = plan_refusal(engine, sc, plan) if refuse else None
+        if why is not None:
+            abort(EXIT_BAD_INPUT, f"--plan: got {deployment_text(plan)!r}; accepted: a deployment "
+                  f"{engine.engine} {engine.version} launches ({why})")
+        dep = evaluate_for_engine(engine, sc, plan, overlap_model=overlap_model,
+                                  measure_imbalance=measure_imbalance)
     for pool in dep.pools:
         over = pool.over_capacity()
         if over:

@@ -20,9 +20,15 @@ from planner.cli import app
               "max(compute, communication) + SM share that plan's search uses.")
 @click.option("--export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP + " One scenario only.")
 @app.force_option
-@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " One scenario only.")
+@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " One scenario only; a serving "
+              "engine's memory reserve is costed (the lines keep its headroom); what it cannot express exits 2.")
+@click.option("--engine", type=app.EMIT_ENGINES, help="Cost every pool as `plan --engine` does: with this serving "
+              "engine's memory reserve (and without MTP where its lines do not enable it); exit 2 when it cannot "
+              "launch the plan (README 'Engine-aware planning').")
+@click.option("--engine-version", help="The engine release (sglang 0.5.5, vllm 0.11.0, trtllm 1.0, mindie 3.1.0).")
 def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, verbose: bool,
-             overlap_model: str, export: str | None, emit_engine: str | None) -> None:
+             overlap_model: str, export: str | None, emit_engine: str | None, engine: str | None,
+             engine_version: str | None) -> None:
     """Predict memory, step time, throughput and latency of one plan for each SCENARIO.
 
     With several scenarios (e.g. the same model on 16 and on 64 cards) a side-by-side table with ratios follows."""
@@ -31,10 +37,18 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
     app.check_export_path(export)
     from planner.cli import training
     if any(training.is_training(path) for path in scenarios):
+        if engine or engine_version:
+            app.abort(app.EXIT_BAD_INPUT, f"--engine: got {engine or engine_version!r} for a training scenario; "
+                      "accepted: none (training lines: --emit megatron|mindspeed)")
         training.evaluate(scenarios, plan_text, as_json, verbose, export, emit_engine)
         return
+    from planner.cli.plan import resolve_engine
+    cap = resolve_engine(engine, engine_version, emit_engine)
     loaded = [app.load(path) for path in scenarios]
     if any(sc.afd is not None for sc in loaded):
+        if cap is not None and not emit_engine:
+            app.abort(app.EXIT_BAD_INPUT, f"--engine: got {cap.engine!r} for an afd: scenario; accepted: none (no "
+                      "engine moeplan emits for launches attention-FFN disaggregation)")
         _evaluate_afd(loaded, plan_text=plan_text, as_json=as_json, verbose=verbose, export=export,
                       emit_engine=emit_engine)
         return
@@ -46,10 +60,12 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
                       as_json) as tick:
         deps = []
         for i, path in enumerate(scenarios):
-            deps.append(app.deployment_or_abort(path, plan_text, overlap_model))
+            deps.append(app.deployment_or_abort(path, plan_text, overlap_model, engine=cap, refuse=bool(engine)))
             tick(i + 1, len(scenarios))
     first = deps[0]
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(first.scenario, as_solution(first)))
+    from planner.cli.plan import placement_of
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(
+        first.scenario, as_solution(first), placement_of(first.scenario)))
     if as_json or export:
         from planner.analysis.deployment import with_pool_solver_results
         from planner.documents.evaluate import deployment_evaluation_document

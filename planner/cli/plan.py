@@ -11,8 +11,13 @@ from planner.cli import app
 from planner.cpsat.deployment_instance import OBJECTIVES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cost_models.parallel import ParallelDims
     from planner.analysis.afd import AfdEvaluation
+    from planner.catalog.engines import EngineCapability
     from planner.cpsat.deployment_instance import Deployment
+    from planner.cpsat.placement_result import PlacementResult
     from planner.inputs.scenario import Scenario
 
 AFD_ENGINES = (
@@ -38,6 +43,34 @@ def parse_modes(ctx: click.Context, param: click.Parameter, value: str | None) -
     return tuple(m for m in MODES if m in modes)
 
 
+def resolve_engine(engine: str | None, engine_version: str | None, emit_engine: str | None) -> EngineCapability | None:
+    """The engine a serving command plans / costs for: ``--engine``, else the serving engine ``--emit`` names
+    (emitted lines then keep that engine's headroom), else None (the workload's own reserve). Exit 2 when
+    ``--emit`` names another serving engine than ``--engine``, or ``--engine-version`` comes without an engine."""
+    from planner.search.engines import capability
+    emitted = emit_engine if emit_engine in app.SERVING_ENGINES else None
+    if engine and emitted and emitted != engine:
+        app.abort(app.EXIT_BAD_INPUT, f"--emit: got {emitted!r} with --engine {engine}; accepted: {engine} (the "
+                  f"engine the plan is costed for), or --emit {emitted} alone (it implies --engine {emitted})")
+    engine = engine or emitted
+    if engine_version is not None and engine is None:
+        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
+                  "--engine ENGINE --engine-version VERSION")
+    try:
+        return capability(engine, engine_version) if engine else None
+    except ValueError as e:
+        app.abort(app.EXIT_BAD_INPUT, str(e))
+
+
+def placement_of(sc: Scenario) -> Callable[[ParallelDims], PlacementResult | None] | None:
+    """With router counts (``workload.expert_load``): a layout's CP-SAT expert placement, as ``place`` and
+    ``evaluate`` compute it, for the emitters to convert into what each engine loads; else None."""
+    if sc.expert_loads is None or sc.model.moe is None:
+        return None
+    from planner.analysis.imbalance import layout_placement_cpsat
+    return lambda dims: layout_placement_cpsat(sc.model, dims, sc.expert_loads, sc.cluster.devices_per_node)
+
+
 DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_v3_h200_16.yaml"
 """The bundled default scenario: package data, so an installed wheel plans without a source checkout
 (``scenarios/deepseek_v3_h200_16.yaml`` in the repository is a link to this file)."""
@@ -57,7 +90,8 @@ DEFAULT_SCENARIO = resources.files("planner") / "scenarios_bundled" / "deepseek_
 @click.option("--export", "export", type=app.SafePath(dir_okay=False), help=app.EXPORT_HELP)
 @app.force_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show the Pareto front and the chosen plan's breakdowns.")
-@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment.")
+@click.option("--emit", "emit_engine", type=app.EMIT_ENGINES, help=app.EMIT_HELP + " For the chosen deployment; a "
+              "serving engine implies --engine (the search keeps that engine's layouts and headroom).")
 @click.option("--pick", type=click.IntRange(min=1), default=1, show_default=True,
               help="Choose deployment K of the top list (the table's #): it is exported, emitted and broken down.")
 @click.option("--engine", "engine", type=app.EMIT_ENGINES,
@@ -83,7 +117,6 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     from planner.documents.limits import solve_limits
     from planner.documents.plan import REPORT_SCHEDULE_TIME_LIMIT_S, plan_document
     from planner.inputs.deployment_text import deployment_text
-    from planner.search.engines import capability
     from planner.search.plan import NoFeasiblePlan, run_plan
     app.check_export_path(export)
     if pick > top_k:
@@ -96,13 +129,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         objective = {"throughput": "throughput", "latency": "time"}.get(objective, objective)
         training.plan(scenario, objective, top_k, as_json, verbose, export, emit_engine)  # type: ignore[arg-type]
         return
-    if engine_version is not None and engine is None:
-        app.abort(app.EXIT_BAD_INPUT, f"--engine-version: got {engine_version!r} without --engine; accepted: "
-                  "--engine ENGINE --engine-version VERSION")
-    try:
-        cap = capability(engine, engine_version) if engine else None
-    except ValueError as e:
-        app.abort(app.EXIT_BAD_INPUT, str(e))
+    cap = resolve_engine(engine, engine_version, emit_engine)
     if scenario is None:
         with resources.as_file(DEFAULT_SCENARIO) as path:
             sc = app.load(str(path))
@@ -116,8 +143,8 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         from planner.search.afd import DEFAULT_MODES
         searched = modes or sc.modes or DEFAULT_MODES
         if cap is not None and searched == ("afd",):
-            app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine {engine}; accepted: aggregated and/or "
-                      f"disaggregated with --engine ({AFD_ENGINES})")
+            app.abort(app.EXIT_BAD_INPUT, f"--modes: got afd with --engine / --emit {cap.engine}; accepted: "
+                      f"aggregated and/or disaggregated with --engine or --emit ({AFD_ENGINES})")
         kw = dict(objective=objective, top_k=top_k, seed=seed, overlap_model=overlap_model, engine=cap,
                   modes=searched)
         with budget.using(spend), app.progress("costing layouts", as_json) as tick:
@@ -140,7 +167,7 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
     texts = [None if d.mode == "afd" else deployment_text(plan_of(d)) for d in res.deployments]
     wl = sc.workload
     why = tie_reasons(res.recosts, objective, input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
-    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked))
+    launch = app.launch_plan(emit_engine, lambda emit: emit.spec_from_deployment(sc, picked, placement_of(sc)))
     from planner.analysis.error_bands import deployment_bands
     bands = [deployment_bands(sc, d) for d in res.deployments]
     if as_json or export:  # the document's chosen-deployment breakdown; the terminal view does not show it
@@ -158,6 +185,10 @@ def plan(scenario: str | None, objective: str, top_k: int, time_limit: float | N
         from planner.render.plan_view import render_plan
         render_plan(app.out, res, chosen and with_bands(chosen), picked=pick - 1, verbose=verbose, texts=texts, why=why,
                     bands=bands, limits=solve_limits(spend))
+        afd = [i + 1 for i, d in enumerate(res.deployments) if d.mode == "afd"]
+        if afd:
+            app.out.print(f"No launch form for the AFD deployments ({', '.join(f'#{i}' for i in afd)}): no "
+                          f"deployment string and no --emit lines, because {AFD_ENGINES}.", highlight=False)
         if launch:
             app.echo_launch(launch)
 

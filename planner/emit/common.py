@@ -127,3 +127,22 @@ def local_devices_env(var: str, inst: Instance, devices_per_node: int) -> dict[s
     if inst.devices_per_node >= devices_per_node:
         return {}
     return {var: ",".join(str(i) for i in inst.local_devices)}
+
+
+def moe_layer_ids(spec: LaunchSpec) -> range:
+    """Model layer indices of the MoE layers (the dense layers come first: DeepSeek's first_k_dense_replace)."""
+    return range(spec.model.num_dense_layers, spec.model.num_layers)
+
+
+def placement_rows(engine: str, spec: LaunchSpec, role: RoleSpec) -> tuple[tuple[int, ...], ...]:
+    """The role's expert placement, one slot map per MoE layer, each over experts + redundant slots; EmitError when
+    the router counts do not cover every MoE layer of the model (they were measured on another model)."""
+    moe = spec.model.moe
+    if not role.placement or moe is None:
+        return ()
+    slots = moe.num_routed_experts + role.dims.redundant_experts
+    if len(role.placement) != spec.model.num_moe_layers or any(len(r) != slots for r in role.placement):
+        raise EmitError(engine, "workload.expert_load", f"{len(role.placement)} layers x "
+                        f"{len(role.placement[0])} slots", f"router counts of all {spec.model.num_moe_layers} MoE "
+                        f"layers, placed on {slots} slots (experts + redundant_experts)")
+    return role.placement

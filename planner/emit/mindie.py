@@ -29,6 +29,12 @@ SOURCE = EngineSource(
                   "(example with \"moe_tp\")",
         "env": f"{_DOCS}/user_manual/environment_variable.md",
         "ranktable": f"{_DOCS}/user_manual/rank_table_file_configuration.md",
+        "eplb": f"{_DOCS}/feature/expert_parallelism_load_balancer.md (static load balancing: "
+                "models.deepseekv2.eplb.level 1 + expert_map_file in atb-models/atb_llm/conf/config.json; "
+                "ep_level 2 only)",
+        "elb": "Ascend/msit@893d6128 msit/components/expert_load_balancing/elb/load_balancing.py "
+               "(save_matrix_to_json: the deployment table msit elb writes, moe_layer_count + layer_list of "
+               "layer_id / device_count / device_list[device_id, device_expert])",
     },
     flags={},
     config_keys={
@@ -45,6 +51,9 @@ SOURCE = EngineSource(
         "BackendConfig.ModelDeployConfig.ModelConfig.models.deepseekv2.ep_level": "ep",
         **{f"BackendConfig.ScheduleConfig.{k}": "params" for k in (
             "maxBatchSize", "maxPrefillTokens", "maxIterTimes")},
+        "models.deepseekv2.eplb.level": "eplb", "models.deepseekv2.eplb.expert_map_file": "eplb",
+        **{k: "elb" for k in ("moe_layer_count", "layer_list.layer_id", "layer_list.device_count",
+                              "layer_list.device_list.device_id", "layer_list.device_list.device_expert")},
     },
     env_vars={"MIES_CONFIG_JSON_PATH": "env", "NPU_MEMORY_FRACTION": "env", "MIES_CONTAINER_IP": "env",
               "RANK_TABLE_FILE": "ranktable", "MASTER_IP": "ranktable", "MASTER_PORT": "ranktable"},
@@ -60,10 +69,10 @@ def _check(spec: LaunchSpec, inst: Instance) -> None:
         raise EmitError("mindie", "plan.moe_ep", d.moe_ep,
                         f"1 for {spec.model.id} (MindIE LLM documents expert parallelism for DeepSeek-V2/V3/R1 "
                         "only; other MoE models run experts tensor-parallel)")
-    if d.redundant_experts:
+    if d.redundant_experts and not inst.spec.placement:
         raise EmitError("mindie", "plan.redundant_experts", d.redundant_experts,
-                        "0 (MindIE places redundant experts only from an expert_map_file that msit elb builds "
-                        "from measured expert hot spots, set in the atb-models config, not config.json)")
+                        "0, or router counts (workload.expert_load): MindIE places redundant experts only from an "
+                        "expert deployment table (expert_map_file), which moeplan writes from the placement")
 
 
 def _fragment(spec: LaunchSpec, inst: Instance) -> dict[str, object]:
@@ -90,6 +99,25 @@ def _fragment(spec: LaunchSpec, inst: Instance) -> dict[str, object]:
                                "maxIterTimes": spec.output_tokens}}}
 
 
+def expert_map(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
+    """The static load balancer's files of an all-to-all EP instance with an expert placement: the deployment
+    table (msit elb's format: per MoE layer, each EP rank's experts) and the atb-models config fragment that
+    points ``models.deepseekv2.eplb`` at it (level 1, static); empty without a placement."""
+    rows = common.placement_rows("mindie", spec, inst.spec)
+    ep = inst.dims.moe_ep
+    if not rows or ep == 1:
+        return {}
+    per = len(rows[0]) // ep
+    table = {"moe_layer_count": len(rows), "layer_list": [
+        {"layer_id": i, "device_count": ep,
+         "device_list": [{"device_id": j, "device_expert": list(r[j * per:(j + 1) * per])} for j in range(ep)]}
+        for i, r in enumerate(rows)]}
+    name = f"mindie_{inst.role}_expert_map.json"
+    atb = {"models": {"deepseekv2": {"eplb": {"level": 1, "expert_map_file": f"{common.ref('PWD')}/{name}"}}}}
+    return {name: json.dumps(table, separators=(",", ":")) + "\n",
+            f"atb_models_{inst.role}_{inst.replica}.json": json.dumps(atb, indent=2) + "\n"}
+
+
 def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
     name = f"mindie_{inst.role}_{inst.replica}.json"
     text = json.dumps(_fragment(spec, inst), indent=2) + "\n"
@@ -101,8 +129,12 @@ def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
                 "MASTER_IP": common.ref(inst.head_var), "MASTER_PORT": _MASTER_PORT}
     note = ("config.json fragment: merge it into a copy of the installed conf/config.json at this path "
             "(keys not listed keep their defaults)",)
+    balancer = expert_map(spec, inst)
+    if balancer:
+        note += ("atb_models_*.json fragment: merge it into {ATB}/atb-models/atb_llm/conf/config.json (the static "
+                 "load balancer reads the expert deployment table it names)",)
     return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node,
-                          argv=("mindie_llm_server",), env=env, files={name: text}, notes=note)
+                          argv=("mindie_llm_server",), env=env, files={name: text} | balancer, notes=note)
             for rank, node in enumerate(inst.nodes)]
 
 
@@ -116,6 +148,8 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
     for inst in instances:
         _check(spec, inst)
     notes = list(common.not_expressed(spec, "mindie", two_batch_ok=False, dense_tp_ok=False, mtp_ok=False))
+    notes += [f"{r.role}: the expert placement is not loaded (MindIE's static load balancer runs with the all-to-all "
+              "EP, ep_level 2, only)" for r in spec.roles if r.placement and r.dims.moe_ep == 1]
     notes.append("MindIE is configured by config.json, not command-line flags: each line writes the fragment "
                  "the plan sets and starts mindie_llm_server on it")
     if any(r.role != "prefill" and r.dims.attn_dp > 1 for r in spec.roles):

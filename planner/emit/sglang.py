@@ -15,6 +15,8 @@ per rank (default 128, at most 1,024): set to cover the planned decode step.
 
 from __future__ import annotations
 
+import json
+
 from planner.catalog.engines import DEEPEP_LL_MAX_DISPATCH_TOKENS, SGLANG_CUDA_GRAPH_MAX_BS
 from planner.emit import common
 from planner.emit.spec import place
@@ -34,6 +36,13 @@ SOURCE = EngineSource(
         "deepep": "sgl-project/sglang@v0.5.5 python/sglang/srt/layers/moe/token_dispatcher/deepep.py "
                   "(SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK, default 128, <= 1024)",
         "router": "sgl-project/sglang@v0.5.5 sgl-router/README.md (--worker-urls, --pd-disaggregation)",
+        "mtp": "sgl-project/sglang@v0.5.5 python/sglang/srt/server_args.py _handle_speculative_decoding (EAGLE on "
+               "DeepseekV3ForCausalLM drafts with the checkpoint's own MTP layers; topk 1 needs draft tokens = "
+               "steps + 1) and srt/disaggregation/prefill.py (a prefill server running EAGLE hands the draft state "
+               "to the decode server, so both pools run it)",
+        "eplb": "sgl-project/sglang@v0.5.5 python/sglang/srt/eplb/expert_location.py "
+                "(compute_initial_expert_location_metadata: a .json file with physical_to_logical_map "
+                "[num_hidden_layers][experts + ep_num_redundant_experts] -> ExpertLocationMetadata.init_by_mapping)",
     },
     flags={f: "args" for f in (
         "-m", "--model-path", "--tp-size", "--pp-size", "--dp-size", "--enable-dp-attention", "--ep-size",
@@ -44,7 +53,10 @@ SOURCE = EngineSource(
         "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port")}
     | {"--pd-disaggregation": "pd", "--prefill": "pd", "--decode": "pd", "--enable-single-batch-overlap": "sbo"}
     | {f: "v055" for f in ("--cuda-graph-max-bs", "--load-balance-method", "--prefill-round-robin-balance")}
-    | {"--worker-urls": "router"},
+    | {"--worker-urls": "router", "--init-expert-location": "eplb"}
+    | {f: "mtp" for f in ("--speculative-algorithm", "--speculative-num-steps", "--speculative-eagle-topk",
+                          "--speculative-num-draft-tokens")},
+    config_keys={"physical_to_logical_map": "eplb"},
     env_vars={"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK": "deepep"},
 )
 _LL_DEFAULT_TOKENS = 128
@@ -90,6 +102,20 @@ def _env(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
     return {}
 
 
+def mtp_emitted(spec: LaunchSpec) -> bool:
+    """The plan uses MTP and SGLang 0.5.5 drafts with the checkpoint's own MTP layers (DeepSeek-V3/R1 here)."""
+    return bool(spec.mtp_tokens and spec.model.num_mtp_layers and spec.model.id.startswith("deepseek"))
+
+
+def _mtp_args(spec: LaunchSpec) -> list[str]:
+    """EAGLE over the MTP layers, one draft chain (topk 1): steps = the plan's speculative tokens."""
+    if not mtp_emitted(spec):
+        return []
+    k = spec.mtp_tokens
+    return ["--speculative-algorithm", "EAGLE", "--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+            "--speculative-num-draft-tokens", str(k + 1)]
+
+
 def _trusts_remote_code(spec: LaunchSpec) -> bool:
     return spec.model.id.startswith(("deepseek", "kimi"))
 
@@ -127,6 +153,7 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
              "--mem-fraction-static", f"{common.engine_pool_fraction(role.memory):.2f}"]
     if spec.kv_precision.label == "fp8":
         argv += ["--kv-cache-dtype", "fp8_e4m3"]
+    argv += _mtp_args(spec)
     if role.role != "prefill":
         # instance-wide: SGLang divides it by --dp-size under DP attention
         argv += ["--max-running-requests", str(common.seqs_per_rank(role) * d.attn_dp),
@@ -153,13 +180,36 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
     return argv
 
 
+def expert_location(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
+    """The ``--init-expert-location`` file of a DeepEP role with an expert placement (name -> JSON): one row per
+    model layer, the placement's slot map on MoE layers and SGLang's trivial map (slot % experts, as its
+    ``init_trivial``) on the dense ones; empty when there is no placement."""
+    rows = common.placement_rows("sglang", spec, inst.spec)
+    if not rows or not _deepep(spec, inst):
+        return {}
+    moe = spec.model.moe
+    assert moe is not None
+    slots = len(rows[0])
+    trivial = [s % moe.num_routed_experts for s in range(slots)]
+    by_layer = dict(zip(common.moe_layer_ids(spec), rows, strict=True))
+    table = [list(by_layer.get(i, trivial)) for i in range(spec.model.num_layers)]
+    return {f"sglang_{inst.role}_expert_location.json": json.dumps({"physical_to_logical_map": table},
+                                                                    separators=(",", ":")) + "\n"}
+
+
+def _deepep(spec: LaunchSpec, inst: Instance) -> bool:
+    d = inst.dims
+    return bool(spec.model.moe) and d.moe_ep > 1 and d.moe_ep == d.unit_devices
+
+
 def _commands(spec: LaunchSpec, inst: Instance) -> list[LaunchCommand]:
-    base = _base(spec, inst)
+    files = expert_location(spec, inst)
+    base = _base(spec, inst) + [a for name in files for a in ("--init-expert-location", name)]
     env = _env(spec, inst)
     if inst.num_nodes == 1:
         return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=0, node=inst.nodes[0],
-                              argv=tuple(base), env=env)]
-    return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node, env=env,
+                              argv=tuple(base), env=env, files=files)]
+    return [LaunchCommand(role=inst.role, replica=inst.replica, node_rank=rank, node=node, env=env, files=files,
                           argv=tuple(base + ["--dist-init-addr", f"{common.ref(inst.head_var)}:{_DIST_PORT}",
                                              "--nnodes", str(inst.num_nodes), "--node-rank", str(rank)]))
             for rank, node in enumerate(inst.nodes)]
@@ -184,14 +234,20 @@ def _router(instances: tuple[Instance, ...]) -> LaunchCommand:
     return LaunchCommand(role="router", replica=0, node_rank=0, node=first.nodes[0], argv=tuple(argv), notes=notes)
 
 
+def _placement_notes(spec: LaunchSpec) -> tuple[str, ...]:
+    return tuple(f"{r.role}: the expert placement is not loaded (SGLang loads one only on the DeepEP path, EP over "
+                 "the whole instance)" for r in spec.roles
+                 if r.placement and not (r.dims.moe_ep > 1 and r.dims.moe_ep == r.dims.unit_devices))
+
+
 def emit(spec: LaunchSpec) -> LaunchPlan:
     common.require_vendor("sglang", spec, ("nvidia", "amd", "huawei"), "an NVIDIA or AMD GPU or an Ascend NPU")
     instances = place(spec, "sglang")
     for inst in instances:
         _check(spec, inst)
     deepep_roles = {r.role for r in spec.roles if r.dims.moe_ep > 1 and r.dims.moe_ep == r.dims.unit_devices}
-    notes = common.not_expressed(spec, "sglang", two_batch_ok=all(
-        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=False,
+    notes = _placement_notes(spec) + common.not_expressed(spec, "sglang", two_batch_ok=all(
+        r.role in deepep_roles for r in spec.roles if common.two_batch(r)), dense_tp_ok=True, mtp_ok=mtp_emitted(spec),
         single_batch_ok=all(r.role in deepep_roles for r in spec.roles if common.single_batch(r)))
     commands = [c for inst in instances for c in _commands(spec, inst)]
     if spec.disaggregated:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cost_models.parallel import ParallelDims
@@ -11,6 +12,7 @@ from planner.emit.types import EmitError, Instance, LaunchSpec, RoleSpec
 
 if TYPE_CHECKING:
     from planner.cpsat.deployment import Deployment
+    from planner.cpsat.placement_result import PlacementResult
     from planner.inputs.scenario import Scenario
 
 HF_REPOS = {
@@ -40,11 +42,26 @@ def _memory_of(result: ServingResult, role: str):  # noqa: ANN202
     return max(result.prefill.memory, result.decode.memory, key=lambda m: m.used_bytes)
 
 
-def _role(role: str, dims: ParallelDims, replicas: int, result: ServingResult) -> RoleSpec:
-    return RoleSpec(role=role, dims=dataclasses.replace(dims, dp=1), replicas=replicas,
+PlacementOf = Callable[[ParallelDims], "PlacementResult | None"]
+"""A replica layout -> the expert placement ``place`` computes for it from the scenario's router counts
+(``workload.expert_load``), or None (no counts, or EP 1)."""
+
+
+def slot_maps(result: PlacementResult | None) -> tuple[tuple[int, ...], ...]:
+    """Per layer, the CP-SAT placement's slot -> logical expert map (empty for None)."""
+    if result is None:
+        return ()
+    return tuple(layer.cpsat.placement.physical_to_logical for layer in result.layers)
+
+
+def _role(role: str, dims: ParallelDims, replicas: int, result: ServingResult,
+          placement_of: PlacementOf | None = None) -> RoleSpec:
+    one = dataclasses.replace(dims, dp=1)
+    return RoleSpec(role=role, dims=one, replicas=replicas,
                     decode_batch_per_device=0.0 if role == "prefill" else result.decode_batch_per_device,
                     prefill_tokens_per_device=result.prefill.tokens_per_device_per_step,
-                    memory=_memory_of(result, role))
+                    memory=_memory_of(result, role),
+                    placement=slot_maps(placement_of(one)) if placement_of else ())
 
 
 def _spec(sc: Scenario, roles: tuple[RoleSpec, ...]) -> LaunchSpec:
@@ -56,18 +73,20 @@ def _spec(sc: Scenario, roles: tuple[RoleSpec, ...]) -> LaunchSpec:
                       mtp_tokens=wl.mtp_tokens, roles=roles)
 
 
-def spec_from_evaluation(sc: Scenario, dims: ParallelDims, result: ServingResult) -> LaunchSpec:
+def spec_from_evaluation(sc: Scenario, dims: ParallelDims, result: ServingResult,
+                         placement_of: PlacementOf | None = None) -> LaunchSpec:
     """``moeplan evaluate``: one aggregated pool of ``dims.dp`` replicas."""
-    return _spec(sc, (_role("aggregated", dims, dims.dp, result),))
+    return _spec(sc, (_role("aggregated", dims, dims.dp, result, placement_of),))
 
 
-def spec_from_deployment(sc: Scenario, d: Deployment) -> LaunchSpec:
-    """``moeplan plan``: the chosen deployment's pools (prefill first, then decode)."""
+def spec_from_deployment(sc: Scenario, d: Deployment, placement_of: PlacementOf | None = None) -> LaunchSpec:
+    """``moeplan plan`` / ``evaluate``: the deployment's pools (prefill first, then decode); ``placement_of``:
+    the expert placement of each pool's layout, converted by each emitter to what its engine loads."""
     if d.mode == "aggregated":
-        return _spec(sc, (_role("aggregated", d.decode.dims, d.decode_replicas, d.decode.result),))
+        return _spec(sc, (_role("aggregated", d.decode.dims, d.decode_replicas, d.decode.result, placement_of),))
     assert d.prefill is not None
-    return _spec(sc, (_role("prefill", d.prefill.dims, d.prefill_replicas, d.prefill.result),
-                      _role("decode", d.decode.dims, d.decode_replicas, d.decode.result)))
+    return _spec(sc, (_role("prefill", d.prefill.dims, d.prefill_replicas, d.prefill.result, placement_of),
+                      _role("decode", d.decode.dims, d.decode_replicas, d.decode.result, placement_of)))
 
 
 def place(spec: LaunchSpec, engine: str) -> tuple[Instance, ...]:

@@ -25,6 +25,9 @@ SOURCE = EngineSource(
         "multinode": "NVIDIA/TensorRT-LLM@0434755f docs/source/commands/trtllm-serve/trtllm-serve.rst "
                      "(Multi-node Serving with Slurm)",
         "disagg": "NVIDIA/TensorRT-LLM@0434b982 docs/source/features/disagg-serving.md",
+        "eplb": "tensorrt_llm/_torch/model_config.py MoeLoadBalancerConfig (num_slots, initial_global_assignments: "
+                "MoE layer index -> [num_slots] logical experts, slots rank-major; fork lfr-0531/TensorRT-LLM@0866388a "
+                "of the 1.0/1.1 line)",
     },
     flags={f: "serve" for f in (
         "--host", "--port", "--backend", "--tp_size", "--pp_size", "--ep_size", "--max_batch_size",
@@ -34,7 +37,8 @@ SOURCE = EngineSource(
        "-c": "disagg"},
     config_keys={
         "enable_attention_dp": "recipe", "kv_cache_config.dtype": "recipe", "moe_config.backend": "recipe",
-        "moe_config.load_balancer.num_slots": "recipe", "speculative_config.decoding_type": "recipe",
+        "moe_config.load_balancer.num_slots": "recipe",
+        "moe_config.load_balancer.initial_global_assignments": "eplb", "speculative_config.decoding_type": "recipe",
         "speculative_config.num_nextn_predict_layers": "recipe", "enable_chunked_prefill": "serve",
         "disable_overlap_scheduler": "disagg", "cache_transceiver_config.backend": "disagg",
         "cache_transceiver_config.max_tokens_in_buffer": "disagg", "hostname": "disagg", "port": "disagg",
@@ -61,7 +65,8 @@ def _check(spec: LaunchSpec, inst: Instance) -> None:
 
 
 def _yaml(obj: object, indent: int = 0) -> list[str]:
-    """A tiny YAML writer for nested dicts of scalars and string lists (JSON scalars are valid YAML)."""
+    """A tiny YAML writer for nested dicts of scalars, integer lists (flow style) and string lists (JSON scalars
+    are valid YAML; integer keys stay integers)."""
     pad = "  " * indent
     lines: list[str] = []
     assert isinstance(obj, dict)
@@ -69,6 +74,8 @@ def _yaml(obj: object, indent: int = 0) -> list[str]:
         if isinstance(v, dict):
             lines.append(f"{pad}{k}:")
             lines += _yaml(v, indent + 1)
+        elif isinstance(v, list) and all(isinstance(x, int) for x in v):
+            lines.append(f"{pad}{k}: {json.dumps(v)}")  # a flow sequence (a slot map has hundreds of ids)
         elif isinstance(v, list):
             lines.append(f"{pad}{k}:")
             lines += [f"{pad}  - {json.dumps(x)}" for x in v]
@@ -84,7 +91,12 @@ def _options(spec: LaunchSpec, inst: Instance) -> dict[str, object]:
         opts["kv_cache_config"] = {"dtype": "fp8"}
     if d.redundant_experts and spec.model.moe:
         slots = spec.model.moe.num_routed_experts + d.redundant_experts
-        opts["moe_config"] = {"backend": "WIDEEP", "load_balancer": {"num_slots": slots}}
+        balancer: dict[str, object] = {"num_slots": slots}
+        rows = common.placement_rows("trtllm", spec, role)
+        if rows:  # the placement as the WIDEEP balancer's start (it then rebalances online)
+            balancer["initial_global_assignments"] = {i: list(r) for i, r in
+                                                      zip(common.moe_layer_ids(spec), rows, strict=True)}
+        opts["moe_config"] = {"backend": "WIDEEP", "load_balancer": balancer}
     if role.role != "decode" and common.prefill_tokens_per_rank(role) < spec.input_tokens:
         opts["enable_chunked_prefill"] = True
     if spec.mtp_tokens and spec.model.num_mtp_layers:
@@ -158,6 +170,9 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
         _check(spec, inst)
     notes = common.not_expressed(spec, "trtllm", two_batch_ok=False, dense_tp_ok=False,
                                  mtp_ok=bool(spec.model.num_mtp_layers))
+    notes += tuple(f"{r.role}: the expert placement is not loaded (TensorRT-LLM takes one only as the WIDEEP load "
+                   "balancer's initial_global_assignments, which needs redundant experts on NVFP4 weights)"
+                   for r in spec.roles if r.placement and not r.dims.redundant_experts)
     commands = [_command(spec, inst) for inst in instances]
     if spec.disaggregated:
         commands.append(_router(spec, instances))

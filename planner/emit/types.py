@@ -60,6 +60,9 @@ class RoleSpec:
     """Prompt tokens per device in one prefill step (the chunk)."""
     memory: MemoryBreakdown
     """Predicted bytes on the busiest device of the role's busiest phase."""
+    placement: tuple[tuple[int, ...], ...] = ()
+    """Expert placement over the replica's EP group, per MoE layer (model order): the logical expert each physical
+    slot holds, slots rank-major (slot ``s`` on EP rank ``s // slots_per_rank``); empty without router counts."""
 
     @property
     def replica_devices(self) -> int:

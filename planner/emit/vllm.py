@@ -31,6 +31,8 @@ SOURCE = EngineSource(
               "(https://docs.vllm.ai/en/v0.12.0/serving/expert_parallel_deployment/)",
         "envs": "vllm-project/vllm@v0.11.0 vllm/envs.py (VLLM_ALL2ALL_BACKEND, VLLM_MOE_DP_CHUNK_SIZE) and "
                 "vllm/config/vllm.py (enable_dbo needs deepep_low_latency or deepep_high_throughput)",
+        "mtp": "vllm-project/vllm@v0.11.0 vllm/config/speculative.py (method mtp: the draft is the target model's "
+               "own MTP layers, deepseek_v3 -> DeepSeekMTPModel; num_speculative_tokens)",
         "proxy": "vllm-project/vllm@030ea52e tests/v1/kv_connector/nixl_integration/toy_proxy_server.py "
                  "(docs/features/nixl_connector_usage.md)",
     },
@@ -40,9 +42,11 @@ SOURCE = EngineSource(
         "--enable-expert-parallel", "--enable-eplb", "--eplb-config", "--enable-dbo", "--gpu-memory-utilization",
         "--max-num-seqs", "--max-num-batched-tokens", "--enable-chunked-prefill", "--max-model-len",
         "--kv-cache-dtype", "--kv-transfer-config")} | {"--headless": "dp", "--port": "dp"}
+    | {"--speculative-config": "mtp"}
     | {f: "proxy" for f in ("--host", "--prefiller-hosts", "--prefiller-ports", "--decoder-hosts",
                             "--decoder-ports")},
-    config_keys={"eplb-config.num_redundant_experts": "ep", "kv-transfer-config.kv_connector": "ep",
+    config_keys={"eplb-config.num_redundant_experts": "ep", "speculative-config.method": "mtp",
+                 "speculative-config.num_speculative_tokens": "mtp", "kv-transfer-config.kv_connector": "ep",
                  "kv-transfer-config.kv_role": "ep"},
     env_vars={"CUDA_VISIBLE_DEVICES": "dp", "VLLM_ALL2ALL_BACKEND": "envs", "VLLM_MOE_DP_CHUNK_SIZE": "envs"},
 )
@@ -97,6 +101,9 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
              "--gpu-memory-utilization", f"{common.engine_fraction(role.memory):.2f}"]
     if spec.kv_precision.label == "fp8":
         argv += ["--kv-cache-dtype", "fp8"]
+    if mtp_emitted(spec) and role.role != "prefill":  # the prefill pool computes one token per request
+        argv += ["--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": spec.mtp_tokens},
+                                                    separators=(",", ":"))]
     batched = common.decode_tokens_per_rank(spec, role)
     if role.role != "prefill":
         argv += ["--max-num-seqs", str(common.seqs_per_rank(role))]
@@ -112,6 +119,11 @@ def _base(spec: LaunchSpec, inst: Instance) -> list[str]:
     if inst.slot:
         argv += ["--port", str(8000 + inst.slot)]
     return argv
+
+
+def mtp_emitted(spec: LaunchSpec) -> bool:
+    """The plan uses MTP and the checkpoint has MTP layers vLLM 0.11.0 drafts with (method ``mtp``)."""
+    return bool(spec.mtp_tokens and spec.model.num_mtp_layers)
 
 
 def _all2all_env(spec: LaunchSpec, inst: Instance) -> dict[str, str]:
@@ -156,9 +168,12 @@ def emit(spec: LaunchSpec) -> LaunchPlan:
     instances = place(spec, "vllm")
     for inst in instances:
         _check(spec, inst)
-    notes = list(common.not_expressed(spec, "vllm", two_batch_ok=all(
+    notes = [f"{r.role}: the expert placement is not loaded: vLLM 0.11.0 takes no initial placement (its EPLB "
+             "config has window_size, step_interval, num_redundant_experts, log_balancedness; vllm/config/parallel.py"
+             "), --enable-eplb rebalances from the expert loads it records" for r in spec.roles if r.placement]
+    notes += list(common.not_expressed(spec, "vllm", two_batch_ok=all(
         r.dims.attn_dp > 1 and r.dims.moe_ep > 1 for r in spec.roles if common.two_batch(r)),
-        dense_tp_ok=True, mtp_ok=False))
+        dense_tp_ok=True, mtp_ok=mtp_emitted(spec)))
     commands = [c for inst in instances for c in _commands(spec, inst)]
     if spec.disaggregated:
         commands.append(_proxy(instances))

@@ -84,7 +84,8 @@ def render_plan(console: Console, res: PlanResult, chosen: DeploymentEvaluation 
     else:
         console.print(f"[b]Chosen[/b] (#{picked + 1}, {chosen.mode.value}): {chosen.text}", highlight=False)
         console.print(f"[dim]same figures: moeplan evaluate {shlex.quote(sc.path)} --plan {shlex.quote(chosen.text)} "
-                      f"--overlap-model {res.overlap_model}[/dim]", highlight=False)
+                      f"--overlap-model {res.overlap_model}"
+                      f"{f' --engine {res.engine.engine}' if res.engine else ''}[/dim]", highlight=False)
         render_deployment(console, chosen, verbose=True, breakdowns=verbose)
     if not verbose:
         console.print(f"[dim]-v: the Pareto front ({len(res.pareto)} layouts) and each pool's breakdowns[/dim]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
@@ -17,6 +18,11 @@ from planner.catalog.engines import (
     reserve_bytes,
     workload_refusal,
 )
+
+if TYPE_CHECKING:
+    from planner.analysis.deployment import DeploymentEvaluation
+    from planner.inputs.deployment_text import DeploymentPlan
+    from planner.inputs.scenario import Scenario
 
 ENGINE_REJECTION = "engine"
 """The constraint name layouts an engine cannot launch are counted under."""
@@ -53,6 +59,38 @@ def engine_workload(cap: EngineCapability | None, cluster: ClusterSpec, wl: Serv
     if cap is not None and not cap.mtp and wl.mtp_tokens:
         changes |= {"mtp_tokens": 0, "mtp_acceptance": 0.0, "mtp_position_acceptance": ()}
     return dataclasses.replace(wl, **changes)
+
+
+def engine_scenario(cap: EngineCapability | None, sc: Scenario, dims: ParallelDims) -> Scenario:
+    """``sc`` with the workload ``cap`` runs ``dims`` under (:func:`engine_workload`)."""
+    return dataclasses.replace(sc, workload=engine_workload(cap, sc.cluster, sc.workload, dims))
+
+
+def plan_refusal(cap: EngineCapability, sc: Scenario, plan: DeploymentPlan) -> str | None:
+    """Why ``cap`` cannot launch a deployment (its first pool ``cap`` refuses, or the mode), or None."""
+    if len(plan.pools) > 1 and not cap.disaggregation:
+        return f"{cap.engine} {cap.version} has no disaggregated prefill/decode deployment"
+    why = workload_refusal(cap, sc.workload.kv_precision.label)
+    if why is not None:
+        return why
+    refuse = refusal_of(cap, sc.model, sc.cluster, sc.workload)
+    for pool in plan.pools:
+        why = refuse(pool.dims)
+        if why is not None:
+            return f"{pool.role.value} pool: {why}"
+    return None
+
+
+def evaluate_for_engine(cap: EngineCapability, sc: Scenario, plan: DeploymentPlan, *, overlap_model: str,
+                        measure_imbalance: bool = True) -> DeploymentEvaluation:
+    """Every pool of ``plan`` costed as ``plan --engine`` costs it: with the engine's reserve for that pool's
+    layout, and without MTP where the engine's lines do not enable it (``evaluate --engine``)."""
+    from planner.analysis import evaluate as single
+    from planner.analysis.deployment import DeploymentEvaluation, PoolEvaluation
+    pools = tuple(PoolEvaluation(pool=p, evaluation=single.evaluate_scenario(
+        engine_scenario(cap, sc, p.dims), p.pool_dims, overlap_model=overlap_model,
+        measure_imbalance=measure_imbalance)) for p in plan.pools)
+    return DeploymentEvaluation(scenario=sc, plan=plan, pools=pools)
 
 
 def decode_tokens_per_rank(dims: ParallelDims, batch_per_device: float, mtp_tokens: int) -> float:

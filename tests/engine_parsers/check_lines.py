@@ -57,7 +57,8 @@ def sglang_checker():  # noqa: ANN201
             assert cap <= 1024, f"SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK={cap} > 1024 (deepep.py assert)"
             if sa.max_running_requests is not None:
                 per_rank = -(-sa.max_running_requests // (sa.dp_size if sa.enable_dp_attention else 1))
-                spec = 1 + (sa.speculative_num_draft_tokens or 0) if sa.speculative_algorithm else 1
+                # EAGLE's verify step runs speculative_num_draft_tokens (= steps + 1 at topk 1) per sequence
+                spec = sa.speculative_num_draft_tokens if sa.speculative_algorithm else 1
                 assert per_rank * spec <= cap, (
                     f"{per_rank} sequences x {spec} tokens per DP rank exceed the DeepEP low-latency dispatch "
                     f"cap of {cap} tokens per rank")
