@@ -25,7 +25,8 @@ RANK = {"planner.catalog": 1, "planner.inputs": 2, "planner.cpsat": 3, "planner.
 SOLVER_FREE_CPSAT = {"planner.cpsat.schedule_result", "planner.cpsat.placement_result", "planner.cpsat.stats",
                      "planner.cpsat.placement_greedy", "planner.cpsat.deployment_instance", "planner.cpsat.quantize",
                      "planner.cpsat.pipeline_result", "planner.cpsat.pipeline_families", "planner.cpsat.budget",
-                     "planner.cpsat.schedule_bound", "planner.cpsat.schedule_exact"}
+                     "planner.cpsat.schedule_bound", "planner.cpsat.schedule_exact",
+                     "planner.cpsat.schedule_modes"}
 """The planner.cpsat modules that import no solver: results, instances and the greedy baselines."""
 
 
