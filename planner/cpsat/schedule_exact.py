@@ -144,12 +144,11 @@ def _add(d: list[list[int]], x: int, y: int, w: int) -> bool:
         return True
     if w + d[y][x] > 0:
         return False
-    dy = d[y]
+    dy = d[y]  # row y itself cannot grow: d[y][x] + w <= 0
     for i in range(len(d)):
-        a = d[i][x]
-        if a > NEG // 2:
-            a += w
-            d[i] = [max(p, a + q) for p, q in zip(d[i], dy, strict=True)]
+        a = d[i][x] + w
+        if a > d[i][y]:  # otherwise d[i][j] >= d[i][y] + d[y][j] >= a + d[y][j] already (d is closed)
+            d[i] = [p if p >= r else r for p, r in zip(d[i], [a + q for q in dy], strict=True)]
     return True
 
 
