@@ -25,7 +25,8 @@ RANK = {"planner.catalog": 1, "planner.inputs": 2, "planner.cpsat": 3, "planner.
 SOLVER_FREE_CPSAT = {"planner.cpsat.schedule_result", "planner.cpsat.placement_result", "planner.cpsat.stats",
                      "planner.cpsat.placement_greedy", "planner.cpsat.deployment_instance", "planner.cpsat.quantize",
                      "planner.cpsat.pipeline_result", "planner.cpsat.pipeline_families", "planner.cpsat.budget",
-                     "planner.cpsat.schedule_bound"}
+                     "planner.cpsat.schedule_bound", "planner.cpsat.schedule_exact",
+                     "planner.cpsat.schedule_modes"}
 """The planner.cpsat modules that import no solver: results, instances and the greedy baselines."""
 
 
@@ -107,6 +108,17 @@ def test_help_catalog_and_cost_do_not_import_the_solver():
             "    r = CliRunner().invoke(main, args)\n"
             "    assert r.exit_code == 0, (args, r.output)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ortools', 'numpy', 'pandas')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:500]
+
+
+def test_evaluate_of_the_default_scenario_does_not_import_the_solver():
+    # every overlap schedule behind it (prefill with comm kernels on SMs, the decode batch probes, the decode
+    # schedules the document shows) is solved to a proven optimum by planner/cpsat/schedule_exact.py
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
+            "r = CliRunner().invoke(main, ['evaluate', 'scenarios/deepseek_v3_h200_16.yaml', '--json'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ortools'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout[:500]
 

@@ -55,6 +55,16 @@ class LayerSchedule:
     stats: SolveStats
 
 
+@dataclass(frozen=True, kw_only=True)
+class IntSolution:
+    """A layer schedule in solver units (ticks): start and launch mode per micro-batch, per block."""
+
+    start_ticks: tuple[tuple[int, ...], ...]
+    shared: tuple[tuple[bool, ...], ...]
+    period_ticks: int
+    stats: SolveStats
+
+
 def fold(start: float, end: float, period: float) -> list[tuple[float, float]]:
     """An interval of a periodic schedule as pieces of ``[0, period)``."""
     if end - start <= _TOL_S:
