@@ -32,7 +32,7 @@ from cost_models import aux_kernels, comm, compute
 from cost_models.expert_load import busiest_device_load_factor
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
+from cost_models.specs import AttentionKind, ClusterSpec, DeviceSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +72,12 @@ class PhaseShape:
 def gemm_math(cluster: ClusterSpec, fmt: WeightFormat) -> Precision:
     """Tensor-core precision of a GEMM over ``fmt`` weights: their element type where the device supports it,
     else BF16 (weight-only de-quantisation)."""
-    return fmt.element if cluster.device.supports(fmt.element) else Precision.BF16
+    return _gemm_math(cluster.device, fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _gemm_math(device: DeviceSpec, fmt: WeightFormat) -> Precision:
+    return fmt.element if device.supports(fmt.element) else Precision.BF16
 
 
 def attention_math(cluster: ClusterSpec, precision: Precision) -> Precision:
@@ -100,6 +105,13 @@ def activation_quant_bytes_per_element(cluster: ClusterSpec, fmt: WeightFormat) 
     return aux_kernels.quantized_input_bytes_per_element(gemm_math(cluster, fmt), fmt)
 
 
+@functools.lru_cache(maxsize=256)
+def _activation_quant_bytes(device: DeviceSpec, fmt: WeightFormat) -> float:
+    """:func:`activation_quant_bytes_per_element` by device (memoised: it is asked before every GEMM)."""
+    math_p = fmt.element if device.supports(fmt.element) else Precision.BF16
+    return aux_kernels.quantized_input_bytes_per_element(math_p, fmt)
+
+
 def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: float, k: int
                          ) -> tuple[OpCost, ...]:
     """The dynamic quantization pass in front of a GEMM that runs at a narrow precision (``name.quant``): a GEMM
@@ -109,7 +121,7 @@ def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, 
     block-FP8 GEMM, python/sglang/srt/layers/quantization/fp8_utils.py; vLLM's ``fp8_utils.py`` the same).
     Bytes ``m x k x (2 + quantized bytes per element)``, timed as a memory-bound kernel. None (empty) when the
     GEMM runs in BF16, including weight-only FP4 / FP8 on a device without those tensor cores."""
-    quant = activation_quant_bytes_per_element(cluster, fmt)
+    quant = _activation_quant_bytes(cluster.device, fmt)
     if quant == 0.0:
         return ()
     rows = max(1, math.ceil(m))
@@ -126,12 +138,12 @@ def _quantized_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: in
 
 def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
     return OpCost(name=name, kind=OpKind.COMPUTE, seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
-                  bound=cost.bound, detail=dict(cost.detail))
+                  bound=cost.bound, detail=cost.detail)  # read-only (a MappingProxyType): shared, not copied
 
 
 def _collective(name: str, cost: comm.CommCost) -> OpCost:
     return OpCost(name=name, kind=OpKind.COMM, seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
-                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail),
+                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=cost.detail,
                   algorithm=cost.algorithm)
 
 
