@@ -396,13 +396,31 @@ def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_he
         }))
 
 
+_HELD_DEVICES: dict[int, DeviceSpec] = {}
+"""Every device a memo below was keyed by, held so that its ``id`` stays its own."""
+
+
+def device_key(device: DeviceSpec) -> int:
+    """A memo key for ``device`` that costs no hashing of its fields: its ``id``, valid because the device is held
+    in :data:`_HELD_DEVICES` (an id is only reused after its object is freed). The few devices a process costs
+    stay held."""
+    key = id(device)
+    if _HELD_DEVICES.get(key) is not device:
+        _HELD_DEVICES[key] = device
+    return key
+
+
 def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:
     """:func:`_memory_bound_cost`, memoised (pure; a plan search asks for the same norm and copy sizes across
     many layouts)."""
-    return _memory_bound_cost(device, bytes)
+    return _memory_bound_cost_cached(device_key(device), bytes)
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def _memory_bound_cost_cached(device_id: int, bytes: float) -> KernelCost:
+    return _memory_bound_cost(_HELD_DEVICES[device_id], bytes)
+
+
 def _memory_bound_cost(device: DeviceSpec, bytes: float) -> KernelCost:
     """An element-wise / norm / copy kernel moving ``bytes`` (reads + writes) at the read+write stream rate.
 

@@ -32,7 +32,7 @@ from cost_models import aux_kernels, comm, compute
 from cost_models.expert_load import busiest_device_load_factor
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ClusterSpec, DeviceSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,12 +72,17 @@ class PhaseShape:
 def gemm_math(cluster: ClusterSpec, fmt: WeightFormat) -> Precision:
     """Tensor-core precision of a GEMM over ``fmt`` weights: their element type where the device supports it,
     else BF16 (weight-only de-quantisation)."""
-    return _gemm_math(cluster.device, fmt)
+    key = (compute.device_key(cluster.device), id(fmt))  # enum members live as long as the process
+    found = _GEMM_MATH.get(key)
+    if found is None:
+        found = _GEMM_MATH[key] = fmt.element if cluster.device.supports(fmt.element) else Precision.BF16
+    return found
 
 
-@functools.lru_cache(maxsize=256)
-def _gemm_math(device: DeviceSpec, fmt: WeightFormat) -> Precision:
-    return fmt.element if device.supports(fmt.element) else Precision.BF16
+_GEMM_MATH: dict[tuple[int, int], Precision] = {}
+"""Memo of :func:`gemm_math` by (device, format) identity: it is asked before every GEMM of a plan search."""
+_QUANT_BYTES: dict[tuple[int, int], float] = {}
+"""Memo of :func:`activation_quant_bytes_per_element` by (device, format) identity."""
 
 
 def attention_math(cluster: ClusterSpec, precision: Precision) -> Precision:
@@ -105,13 +110,6 @@ def activation_quant_bytes_per_element(cluster: ClusterSpec, fmt: WeightFormat) 
     return aux_kernels.quantized_input_bytes_per_element(gemm_math(cluster, fmt), fmt)
 
 
-@functools.lru_cache(maxsize=256)
-def _activation_quant_bytes(device: DeviceSpec, fmt: WeightFormat) -> float:
-    """:func:`activation_quant_bytes_per_element` by device (memoised: it is asked before every GEMM)."""
-    math_p = fmt.element if device.supports(fmt.element) else Precision.BF16
-    return aux_kernels.quantized_input_bytes_per_element(math_p, fmt)
-
-
 def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: float, k: int
                          ) -> tuple[OpCost, ...]:
     """The dynamic quantization pass in front of a GEMM that runs at a narrow precision (``name.quant``): a GEMM
@@ -121,7 +119,10 @@ def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, 
     block-FP8 GEMM, python/sglang/srt/layers/quantization/fp8_utils.py; vLLM's ``fp8_utils.py`` the same).
     Bytes ``m x k x (2 + quantized bytes per element)``, timed as a memory-bound kernel. None (empty) when the
     GEMM runs in BF16, including weight-only FP4 / FP8 on a device without those tensor cores."""
-    quant = _activation_quant_bytes(cluster.device, fmt)
+    key = (compute.device_key(cluster.device), id(fmt))
+    quant = _QUANT_BYTES.get(key)
+    if quant is None:
+        quant = _QUANT_BYTES[key] = activation_quant_bytes_per_element(cluster, fmt)
     if quant == 0.0:
         return ()
     rows = max(1, math.ceil(m))
