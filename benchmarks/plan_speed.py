@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _clear_caches() -> None:
     for fn in (ops.attention_ops, ops.mfa_attention_ops, ops.moe_ops, ops.dense_ffn_ops, ops.head_ops,
-               step._layer, compute._grouped_matmul_cached):
+               step._layer, compute._grouped_matmul_cached, compute._memory_bound_cost_cached):
         fn.cache_clear()
+    ops._GEMM_MATH.clear()
+    ops._QUANT_BYTES.clear()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -146,9 +146,44 @@ def _launch_on(units: int, stream: float, ctas: int, cta_compute_s: float, cta_b
                    n_waves, ctas / (n_waves * slots))
 
 
+def _launch_seconds(units: int, stream: float, ctas: int, cta_compute_s: float, cta_bytes: float, ctas_per_cu: int,
+                    spill_bytes: float, combine_s: float, clock_ratio: float) -> float:
+    """``_launch_on(...).seconds`` alone, for the tile / split-K choice (it compares only the times): the same
+    float operations in the same order, without the other fields and the nested calls (a plan search evaluates
+    every tile shape of tens of thousands of GEMM shapes; tests/test_compute_speedups.py checks equality)."""
+    unit_cap = eff.SM_STREAM_SHARE * stream / units
+    slots = units * ctas_per_cu
+    full, rem = divmod(ctas, slots)
+    compute = 0.0
+    if full:
+        c_full, m_full = ctas_per_cu * cta_compute_s, slots * cta_bytes / min(stream, units * unit_cap)
+        compute = full * c_full
+    if rem:
+        c = math.ceil(rem / units) * cta_compute_s
+        tail = eff.TAIL_EXPOSED_FRACTION
+        c_tail = tail * c + (1.0 - tail) * c * rem / slots
+        m_tail = rem * cta_bytes / min(stream, min(rem, units) * unit_cap)
+        compute = compute + c_tail
+    scale = _boosted(compute, clock_ratio) / compute if compute > 0.0 else 1.0
+    p = eff.OVERLAP_SHARPNESS
+    body = 0.0
+    if full:
+        a, b = c_full * scale, m_full
+        hi, lo = (a, b) if a >= b else (b, a)
+        body = full * (eff.TILE_OVERHEAD_S + (hi if lo <= 0.0 else hi * (1.0 + (lo / hi) ** p) ** (1.0 / p)))
+    if rem:
+        a, b = c_tail * scale, m_tail
+        hi, lo = (a, b) if a >= b else (b, a)
+        body += eff.TILE_OVERHEAD_S + (hi if lo <= 0.0 else hi * (1.0 + (lo / hi) ** p) ** (1.0 / p))
+    return eff.KERNEL_LAUNCH_S + combine_s + body + spill_bytes / stream
+
+
 def _bound(compute_s: float, memory_s: float, overhead_s: float) -> Bound:
-    terms = {Bound.COMPUTE: compute_s, Bound.MEMORY: memory_s, Bound.OVERHEAD: overhead_s}
-    return max(terms, key=terms.__getitem__)
+    """The largest term (the first of equals, in the order compute, memory, overhead)."""
+    bound, largest = Bound.COMPUTE, compute_s
+    if memory_s > largest:
+        bound, largest = Bound.MEMORY, memory_s
+    return Bound.OVERHEAD if overhead_s > largest else bound
 
 
 def _matmul_unit_flop_per_s(device: DeviceSpec, precision: Precision) -> float:
@@ -205,7 +240,7 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
     units, stream = device.compute_units, _stream_bytes_per_s(device)
     clock_ratio = sustained_clock_ratio(device)
     slice_splits = int(k * bpe // eff.SPLIT_K_MIN_SLICE_BYTES)
-    best: tuple[_Launch, eff.TileShape, int, int] | None = None
+    best: tuple[float, eff.TileShape, int, int, float, float] | None = None
     for tile in eff.GEMM_TILES:
         col_tiles = math.ceil(n / tile.cols)
         tiles = sum(g * math.ceil(m / tile.rows) for m, g in groups) * col_tiles
@@ -215,12 +250,15 @@ def _grouped_matmul_cached(device: DeviceSpec, groups: tuple[tuple[int, int], ..
             # split > 1: fp32 partials and a reduction; split 1 has none (_split_spill_bytes(device, 0.0) == 0.0)
             spill, combine = ((_split_spill_bytes(device, tokens * n * PARTIAL_BYTES_PER_ELEMENT * split),
                                eff.SPLIT_K_REDUCE_S) if split > 1 else (0.0, 0.0))
-            run = _launch_on(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
-                             min_bytes / ctas, tile.ctas_per_cu, spill, combine, clock_ratio)
-            if best is None or run.seconds < best[0].seconds:
-                best = (run, tile, split, tiles)
+            seconds = _launch_seconds(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate,
+                                      min_bytes / ctas, tile.ctas_per_cu, spill, combine, clock_ratio)
+            if best is None or seconds < best[0]:
+                best = (seconds, tile, split, tiles, spill, combine)
     assert best is not None
-    run, tile, split, tiles = best
+    _, tile, split, tiles, spill, combine = best
+    ctas = tiles * split  # the winner's full launch (every field), the same arithmetic as its seconds above
+    run = _launch_on(units, stream, ctas, 2.0 * tile.rows * tile.cols * (k / split) / unit_rate, min_bytes / ctas,
+                     tile.ctas_per_cu, spill, combine, clock_ratio)
     return KernelCost(
         seconds=run.seconds, flops=flops, bytes=min_bytes, bound=_bound(run.compute_s, run.memory_s, run.overhead_s),
         detail=MappingProxyType({
@@ -367,7 +405,32 @@ def attention_decode_cost(device: DeviceSpec, *, batch: int, q_heads: int, kv_he
         }))
 
 
+_HELD_DEVICES: dict[int, DeviceSpec] = {}
+"""Every device a memo below was keyed by, held so that its ``id`` stays its own."""
+
+
+def device_key(device: DeviceSpec) -> int:
+    """A memo key for ``device`` that costs no hashing of its fields: its ``id``, valid because the device is held
+    in :data:`_HELD_DEVICES` (an id is only reused after its object is freed). The few devices a process costs
+    stay held."""
+    key = id(device)
+    if _HELD_DEVICES.get(key) is not device:
+        _HELD_DEVICES[key] = device
+    return key
+
+
 def memory_bound_cost(device: DeviceSpec, *, bytes: float) -> KernelCost:
+    """:func:`_memory_bound_cost`, memoised (pure; a plan search asks for the same norm and copy sizes across
+    many layouts)."""
+    return _memory_bound_cost_cached(device_key(device), bytes)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _memory_bound_cost_cached(device_id: int, bytes: float) -> KernelCost:
+    return _memory_bound_cost(_HELD_DEVICES[device_id], bytes)
+
+
+def _memory_bound_cost(device: DeviceSpec, bytes: float) -> KernelCost:
     """An element-wise / norm / copy kernel moving ``bytes`` (reads + writes) at the read+write stream rate.
 
     ``seconds = KERNEL_LAUNCH_S + bytes / (HBM_COPY_FRACTION x hbm_bytes_per_s)``; the fraction is measured on

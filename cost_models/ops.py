@@ -72,7 +72,17 @@ class PhaseShape:
 def gemm_math(cluster: ClusterSpec, fmt: WeightFormat) -> Precision:
     """Tensor-core precision of a GEMM over ``fmt`` weights: their element type where the device supports it,
     else BF16 (weight-only de-quantisation)."""
-    return fmt.element if cluster.device.supports(fmt.element) else Precision.BF16
+    key = (compute.device_key(cluster.device), id(fmt))  # enum members live as long as the process
+    found = _GEMM_MATH.get(key)
+    if found is None:
+        found = _GEMM_MATH[key] = fmt.element if cluster.device.supports(fmt.element) else Precision.BF16
+    return found
+
+
+_GEMM_MATH: dict[tuple[int, int], Precision] = {}
+"""Memo of :func:`gemm_math` by (device, format) identity: it is asked before every GEMM of a plan search."""
+_QUANT_BYTES: dict[tuple[int, int], float] = {}
+"""Memo of :func:`activation_quant_bytes_per_element` by (device, format) identity."""
 
 
 def attention_math(cluster: ClusterSpec, precision: Precision) -> Precision:
@@ -109,7 +119,10 @@ def activation_quant_ops(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, 
     block-FP8 GEMM, python/sglang/srt/layers/quantization/fp8_utils.py; vLLM's ``fp8_utils.py`` the same).
     Bytes ``m x k x (2 + quantized bytes per element)``, timed as a memory-bound kernel. None (empty) when the
     GEMM runs in BF16, including weight-only FP4 / FP8 on a device without those tensor cores."""
-    quant = activation_quant_bytes_per_element(cluster, fmt)
+    key = (compute.device_key(cluster.device), id(fmt))
+    quant = _QUANT_BYTES.get(key)
+    if quant is None:
+        quant = _QUANT_BYTES[key] = activation_quant_bytes_per_element(cluster, fmt)
     if quant == 0.0:
         return ()
     rows = max(1, math.ceil(m))
@@ -126,12 +139,12 @@ def _quantized_gemm(cluster: ClusterSpec, name: str, fmt: WeightFormat, *, m: in
 
 def _kernel(name: str, cost: compute.KernelCost) -> OpCost:
     return OpCost(name=name, kind=OpKind.COMPUTE, seconds=cost.seconds, flops=cost.flops, hbm_bytes=cost.bytes,
-                  bound=cost.bound, detail=dict(cost.detail))
+                  bound=cost.bound, detail=cost.detail)  # read-only (a MappingProxyType): shared, not copied
 
 
 def _collective(name: str, cost: comm.CommCost) -> OpCost:
     return OpCost(name=name, kind=OpKind.COMM, seconds=cost.seconds, scale_up_bytes=cost.bytes_scale_up,
-                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=dict(cost.detail),
+                  scale_out_bytes=cost.bytes_scale_out, bound=cost.bound, detail=cost.detail,
                   algorithm=cost.algorithm)
 
 

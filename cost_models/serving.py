@@ -26,7 +26,7 @@ from cost_models.kinds import Phase
 from cost_models.ops import PhaseShape
 from cost_models.parallel import ParallelDims
 from cost_models.specs import ClusterSpec, ModelSpec, ServingWorkload
-from cost_models.step import OverlapModel, StepCost, step_cost
+from cost_models.step import OverlapModel, StepCost, step_cost, step_latency_s
 
 
 class DecodeBatchLimit(enum.StrEnum):
@@ -125,6 +125,24 @@ def _decode_step(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl:
         imbalance=wl.expert_imbalance, overlap_model=overlap_model))
 
 
+def _decode_latency_s(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
+                      seqs_per_device: float, overlap_model: OverlapModel | None = None) -> float:
+    """``_decode_step(...).latency_s`` alone (:func:`cost_models.step.step_latency_s` plus the draft layers, in the
+    same float order as :func:`cost_models.mtp.with_draft`): one probe of the TPOT batch search."""
+    q = 1 + wl.mtp_tokens
+    rank_seqs = seqs_per_device * dims.attn_tp
+    shape = PhaseShape(phase=Phase.DECODE, rank_tokens=rank_seqs * q, sequences_per_rank=rank_seqs,
+                       context_tokens=decode_context(wl), query_tokens_per_sequence=q)
+    latency_s = step_latency_s(model, cluster, dims, shape, weight_precision=wl.weight_precision,
+                               kv_precision=wl.kv_precision, dispatch_precision=wl.dispatch_precision,
+                               imbalance=wl.expert_imbalance, overlap_model=overlap_model, precisions=wl.precisions)
+    draft = mtp.decode_draft_layers(
+        model, cluster, dims, draft_tokens=wl.mtp_tokens, sequences_per_rank=rank_seqs,
+        context_tokens=decode_context(wl), precisions=wl.precisions, dispatch_precision=wl.dispatch_precision,
+        imbalance=wl.expert_imbalance, overlap_model=overlap_model)
+    return latency_s + sum(layer.total_s for layer in draft) if draft else latency_s
+
+
 def _decode_at(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
                seqs_per_device: float, overlap_model: OverlapModel | None = None,
                step: StepCost | None = None) -> PhaseResult:
@@ -204,12 +222,12 @@ def decode_batch_search(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDi
     if cap_rank < 1:
         return DecodeBatch(batch_per_device=0.0, limit=DecodeBatchLimit.MEMORY, step=None, probes=0)
     accepted = accepted_tokens_per_step(wl)
-    steps: dict[int, StepCost] = {}
+    latencies: dict[int, float] = {}  # each probe costs the latency only; the step at the answer is built after
 
     def tpot(b: int) -> float:
-        if b not in steps:
-            steps[b] = _decode_step(model, cluster, dims, wl, b / dims.attn_tp, overlap_model)
-        return steps[b].latency_s / accepted
+        if b not in latencies:
+            latencies[b] = _decode_latency_s(model, cluster, dims, wl, b / dims.attn_tp, overlap_model)
+        return latencies[b] / accepted
 
     slo = wl.tpot_slo_s
     if slo is None:
@@ -217,7 +235,8 @@ def decode_batch_search(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDi
     else:
         rank, memory_bound = largest_rank_batch_within(tpot, cap_rank, slo, hint_rank)
         limit = DecodeBatchLimit.MEMORY if memory_bound else DecodeBatchLimit.TPOT_SLO
-    return DecodeBatch(batch_per_device=rank / dims.attn_tp, limit=limit, step=steps.get(rank), probes=len(steps))
+    step = _decode_step(model, cluster, dims, wl, rank / dims.attn_tp, overlap_model) if rank in latencies else None
+    return DecodeBatch(batch_per_device=rank / dims.attn_tp, limit=limit, step=step, probes=len(latencies))
 
 
 def largest_rank_batch_within(tpot: Callable[[int], float], cap_rank: int, slo_s: float,

@@ -242,16 +242,55 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
     stage's embedding lookup, well under 0.1 % of a stage, is counted with the head). ``step_s`` is the slowest
     stage (it sets the pipeline's interval); ``latency_s`` is every stage once plus the hand-offs.
     ``precisions`` gives each op class its own precision; None = ``weight_precision`` / ``kv_precision`` for all."""
+    stages, dense, moe, head = _stage_layers(model, cluster, dims, shape, weight_precision, kv_precision,
+                                             dispatch_precision, imbalance, overlap_model, precisions)
+
+    def stage_layers(st: StageLayers) -> list[LayerCost]:
+        out = [dataclasses.replace(layer, count=n) for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers))
+               if layer is not None and n]
+        return out + [head] if st.holds_head else out
+
+    timed = [(_stage_s(st, dense, moe, head), st) for st in stages]
+    slowest_s, slowest = max(timed, key=lambda t: t[0])  # the first of equals: deterministic
+    layers = stage_layers(slowest)
+    handoff = _handoff_s(model, cluster, dims, shape)
+    return StepCost(phase=shape.phase, layers=tuple(layers), step_s=slowest_s + handoff,
+                    latency_s=sum(t for t, _ in timed) + (dims.pp - 1) * handoff, rank_tokens=shape.rank_tokens,
+                    overlap=dims.overlap.value, by_resource=_by_resource(layers), stage=slowest)
+
+
+def step_latency_s(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape, *,
+                   weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
+                   imbalance: float = 1.0, overlap_model: OverlapModel | None = None,
+                   precisions: OpPrecisions | None = None) -> float:
+    """``step_cost(...).latency_s`` alone (the same floats, summed in the same order), without the breakdown:
+    what the decode batch search compares against the TPOT SLO at every batch it probes."""
+    stages, dense, moe, head = _stage_layers(model, cluster, dims, shape, weight_precision, kv_precision,
+                                             dispatch_precision, imbalance, overlap_model, precisions)
+    return (sum(_stage_s(st, dense, moe, head) for st in stages)
+            + (dims.pp - 1) * _handoff_s(model, cluster, dims, shape))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _sub_dims(dims: ParallelDims) -> tuple[ParallelDims, ParallelDims, ParallelDims]:
+    """The degrees each layer builder sees (attention; dense FFN; MoE): layouts that differ elsewhere (pp, dp,
+    overlap, the other sub-layer's degrees) share memoised op costs."""
+    return (ParallelDims(attn_tp=dims.attn_tp), ParallelDims(attn_tp=dims.attn_tp, dense_tp=dims.dense_tp),
+            ParallelDims(attn_tp=dims.attn_tp, attn_dp=dims.attn_dp, moe_ep=dims.moe_ep, moe_tp=dims.moe_tp,
+                         redundant_experts=dims.redundant_experts))
+
+
+def _stage_layers(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape,
+                  weight_precision: Precision, kv_precision: Precision, dispatch_precision: Precision,
+                  imbalance: float, overlap_model: OverlapModel | None, precisions: OpPrecisions | None
+                  ) -> tuple[tuple[StageLayers, ...], LayerCost | None, LayerCost | None, LayerCost]:
+    """The pipeline stages and the per-layer costs (dense, MoE, head; count 1) they are composed of."""
     prec = precisions or OpPrecisions.uniform(weight_precision, kv_precision)
     stages = dims.pipeline_stages(model)
-
     # each builder sees only the degrees it depends on, so layouts that differ elsewhere (pp, dp, overlap, the
     # other sub-layer's degrees) share memoised op costs, and layouts that differ only outside a layer's own
     # degrees and overlap (dense_tp for the MoE layer, the MoE degrees for the dense one, pp) its composed cost
-    att_dims = ParallelDims(attn_tp=dims.attn_tp)
-    ffn_dims = ParallelDims(attn_tp=dims.attn_tp, dense_tp=dims.dense_tp)
-    moe_dims = ParallelDims(attn_tp=dims.attn_tp, attn_dp=dims.attn_dp, moe_ep=dims.moe_ep, moe_tp=dims.moe_tp,
-                            redundant_experts=dims.redundant_experts)
+    att_dims, ffn_dims, moe_dims = _sub_dims(dims)
     dense = moe = None
     if any(st.dense_layers for st in stages):
         dense = _layer("dense", model, cluster, att_dims, ffn_dims, shape, dims.overlap, prec, dispatch_precision,
@@ -261,30 +300,25 @@ def step_cost(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape:
                      imbalance, overlap_model)
     head = _layer("head", model, cluster, att_dims, att_dims, shape, OverlapPolicy.NONE, prec, dispatch_precision,
                   imbalance, None)
+    return stages, dense, moe, head
 
-    def stage_s(st: StageLayers) -> float:  # sum(layer.total_s for layer in stage_layers(st)), same float order
-        t = 0
-        for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers)):
-            if layer is not None and n:
-                t += layer.layer_s * n
-        return t + head.layer_s if st.holds_head else t
 
-    def stage_layers(st: StageLayers) -> list[LayerCost]:
-        out = [dataclasses.replace(layer, count=n) for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers))
-               if layer is not None and n]
-        return out + [head] if st.holds_head else out
+def _stage_s(st: StageLayers, dense: LayerCost | None, moe: LayerCost | None, head: LayerCost) -> float:
+    """One stage's time: ``sum(layer.total_s for layer in its layers)``, in the same float order."""
+    t = 0
+    for layer, n in ((dense, st.dense_layers), (moe, st.moe_layers)):
+        if layer is not None and n:
+            t += layer.layer_s * n
+    return t + head.layer_s if st.holds_head else t
 
-    timed = [(stage_s(st), st) for st in stages]
-    slowest_s, slowest = max(timed, key=lambda t: t[0])  # the first of equals: deterministic
-    layers = stage_layers(slowest)
-    handoff = 0.0
-    if dims.pp > 1:
-        from cost_models import comm
-        handoff = comm.point_to_point(cluster, bytes=shape.rank_tokens * model.hidden_size * 2,
-                                      crosses_nodes=dims.unit_devices >= cluster.devices_per_node).seconds
-    return StepCost(phase=shape.phase, layers=tuple(layers), step_s=slowest_s + handoff,
-                    latency_s=sum(t for t, _ in timed) + (dims.pp - 1) * handoff, rank_tokens=shape.rank_tokens,
-                    overlap=dims.overlap.value, by_resource=_by_resource(layers), stage=slowest)
+
+def _handoff_s(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, shape: opmod.PhaseShape) -> float:
+    """The activations' hand-off between two pipeline stages (0 without a pipeline)."""
+    if dims.pp == 1:
+        return 0.0
+    from cost_models import comm
+    return comm.point_to_point(cluster, bytes=shape.rank_tokens * model.hidden_size * 2,
+                               crosses_nodes=dims.unit_devices >= cluster.devices_per_node).seconds
 
 
 def _by_resource(layers: list[LayerCost]) -> dict[str, float]:

@@ -120,12 +120,12 @@ def test_search_space_decode_probes_stay_few(monkeypatch):
     quantization, KV-cache write) changed which layouts the search keeps)."""
     sc = load_scenario(DEFAULT)
     calls = Counter()
-    real = serving._decode_step
+    real = serving._decode_latency_s  # every probe of the batch search (the step at the answer is built after)
 
     def counting(*a, **k):
         calls["step"] += 1
         return real(*a, **k)
-    monkeypatch.setattr(serving, "_decode_step", counting)
+    monkeypatch.setattr(serving, "_decode_latency_s", counting)
     space = search_space(sc.model, sc.cluster, sc.workload)
     assert len(space.candidates) == 322
     assert calls["step"] <= 4.5 * 322
