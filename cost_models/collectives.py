@@ -5,7 +5,9 @@ Every NCCL algorithm is a fixed kernel cost :data:`NCCL_BASE_S` plus ``steps x s
 device / achievable rate per tier; each ring or tree runs under one of NCCL's protocols (NVIDIA/nccl@5067397
 src/graph/tuning.cc): **LL** (8-byte stores carrying 4 data bytes and a flag: no set-up, at
 :data:`LL_BANDWIDTH_FRACTION` of the rate) or **Simple** (full rate after a set-up of :data:`SIMPLE_FIXED_S`);
-a step costs the tier's ``latency_s`` under either.  The op runs the fastest candidate for its size and
+a step costs the tier's ``latency_s`` under either.  NCCL's third protocol, LL128, was tried against the measured
+curves (a set-up of 2-10 us at 0.6-0.92 of the rate) and improved none, and NCCL's tree inside one node is a
+chain of the ring's ``2(n-1)`` steps at a lower rate (tuning.cc), never faster here: neither is a candidate.  The op runs the fastest candidate for its size and
 topology; NCCL's tuner picks by its own model of the same terms, so "the fastest under ours" is the simplification.
 Serving engines replace NCCL for small all-reduces inside one node with their own kernels (vLLM
 ``custom_all_reduce``, SGLang's copy of it, TensorRT-LLM's one-shot / two-shot kernels).

@@ -86,6 +86,24 @@ def test_ll_protocol_floor_hand_derived_on_the_catalog_h200():
     assert c.seconds == pytest.approx(16.432745e-6, rel=1e-5)
 
 
+def test_all_gather_and_reduce_scatter_hand_derived_on_the_catalog_h200():
+    # h200_sxm, 8 GPUs, 1 MiB gathered (131,072 B per rank) / 1 MiB reduce-scatter input; each device moves
+    # 7/8 MiB = 917,504 B over NVLink in 7 steps
+    #   ring LL: 4.8 + 7 x 0.83 = 10.61 us + 917,504 B / (370e9 x 0.38 = 140.6e9) = 6.52564 us -> 17.13564 us
+    #   ring Simple: 4.8 + 15 + 5.81 = 25.61 us + 917,504 / 370e9 = 2.47974 us -> 28.08974 us
+    #   NVLS: 4.8 + 25 = 29.8 us + 1,048,576 B / 308.7e9 = 3.39675 us -> 33.19675 us
+    # measured (tests/data/nccl_perf_aiconfigurator.csv): all_gather 17.0 us, reduce_scatter 14.4 us
+    cl = _catalog("h200_sxm", 8)
+    ag = comm.all_gather(cl, bytes_per_rank=MIB / 8, group_size=8, group_devices_per_node=8)
+    rs = comm.reduce_scatter(cl, bytes=MIB, group_size=8, group_devices_per_node=8)
+    for c in (ag, rs):
+        assert c.algorithm == "ring_ll" and c.seconds == pytest.approx(17.13564e-6, rel=1e-5)
+    assert comm.all_gather(cl, bytes_per_rank=MIB / 8, group_size=8, group_devices_per_node=8,
+                           algorithm="nvls").seconds == pytest.approx(33.19675e-6, rel=1e-5)
+    assert comm.reduce_scatter(cl, bytes=MIB, group_size=8, group_devices_per_node=8,
+                               algorithm="ring_simple").seconds == pytest.approx(28.08974e-6, rel=1e-5)
+
+
 def test_nvls_all_reduce_hand_derived():
     # H100-like, 8 GPUs, 1 GiB: B (1 + 1/8) = 1,207,959,552 B at 450e9 x 0.686 = 308.7e9 -> 3.913053 ms
     # + 4.8 us base + 25 us NVLS latency = 3.942853 ms; busBW = 2^30 / 3.942853 ms x 1.75 = 476.6 GB/s
