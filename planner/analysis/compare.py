@@ -15,66 +15,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cost_models import metrics
-from cost_models.kinds import DeploymentMode
-from cost_models.parallel import ParallelDims
-from cost_models.serving import ServingResult
 from cost_models.step import StepCost
-from planner.inputs.scenario import Scenario
 
 if TYPE_CHECKING:
     from planner.analysis.deployment import DeploymentEvaluation
 
 
 @dataclass(frozen=True, kw_only=True)
-class Pool:
-    """One layout serving one role, costed as ``evaluate`` costs a plan (a :class:`cost_models.metrics.Pool`)."""
-
-    dims: ParallelDims
-    result: ServingResult
-    pool_devices: int
-    """Devices of this pool (all replicas)."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class Side:
-    """One deployment: where it came from and its pools (the same pool twice when aggregated)."""
+    """One compared deployment: how the user named it, and the deployment as ``evaluate`` costs it (the one
+    deployment type, :class:`planner.analysis.deployment.DeploymentEvaluation`)."""
 
     label: str
     """How the user named it (``baseline`` / ``candidate`` and the plan or file)."""
-    scenario: Scenario
-    mode: DeploymentMode
-    prefill: Pool
-    decode: Pool
-
-    @property
-    def deployment_devices(self) -> int:
-        return metrics.deployment_devices(self.mode, self.prefill, self.decode)
-
-    @property
-    def output_tok_per_s(self) -> float:
-        """Output tokens per second of the whole deployment (:func:`cost_models.metrics.output_tok_per_s`)."""
-        wl = self.scenario.workload
-        return metrics.output_tok_per_s(self.mode, self.prefill, self.decode, input_tokens=wl.input_tokens,
-                                        output_tokens=wl.output_tokens)
-
-    @classmethod
-    def aggregated(cls, label: str, scenario: Scenario, dims: ParallelDims, result: ServingResult) -> Side:
-        """One pool of ``dims`` (all its ``dp`` replicas) serving both phases."""
-        pool = Pool(dims=dims, result=result, pool_devices=dims.world_devices)
-        return cls(label=label, scenario=scenario, mode=DeploymentMode.AGGREGATED, prefill=pool, decode=pool)
-
-    @classmethod
-    def of_deployment(cls, label: str, dep: DeploymentEvaluation) -> Side:
-        """A whole evaluated deployment (:mod:`planner.analysis.deployment`): its pools, each as one plan with
-        ``dp`` = its replicas."""
-        pools = [Pool(dims=p.pool.pool_dims, result=p.result, pool_devices=p.pool_devices) for p in dep.pools]
-        return cls(label=label, scenario=dep.scenario, mode=dep.mode, prefill=pools[0], decode=pools[-1])
-
-    @classmethod
-    def disaggregated(cls, label: str, scenario: Scenario, prefill: Pool, decode: Pool) -> Side:
-        return cls(label=label, scenario=scenario, mode=DeploymentMode.DISAGGREGATED, prefill=prefill,
-                   decode=decode)
-
+    deployment: DeploymentEvaluation
 
 @dataclass(frozen=True, kw_only=True)
 class Metric:
@@ -115,41 +69,37 @@ def _scale_out_bytes_per_token(step: StepCost, tokens_per_device: float) -> floa
     return total / tokens_per_device if tokens_per_device else 0.0
 
 
-def _dec(s: Side):  # noqa: ANN202
-    return s.decode.result.decode
+def _dec(d: DeploymentEvaluation):  # noqa: ANN202
+    return d.decode.result.decode
 
 
-def _pre(s: Side):  # noqa: ANN202
-    return s.prefill.result.prefill
+def _pre(d: DeploymentEvaluation):  # noqa: ANN202
+    return d.prefill.result.prefill
 
 
-def _static_bytes(s: Side) -> float:
-    return metrics.static_bytes_per_device(s.mode, s.prefill, s.decode)
+def _static_bytes(d: DeploymentEvaluation) -> float:
+    return metrics.static_bytes_per_device(d.mode, d.prefill, d.decode)
 
 
-def _weight_bytes(s: Side) -> float:
-    return metrics.weight_bytes_per_device(s.mode, s.prefill, s.decode)
+def _weight_bytes(d: DeploymentEvaluation) -> float:
+    return metrics.weight_bytes_per_device(d.mode, d.prefill, d.decode)
 
 
-def _tpot_s(s: Side) -> float:
-    return metrics.effective_tpot_s(s.mode, s.decode.result)
-
-
-def _e2e_s(s: Side) -> float:
-    return metrics.deployment_end_to_end_s(s.mode, s.prefill, s.decode, s.scenario.workload.output_tokens)
+def _e2e_s(d: DeploymentEvaluation) -> float:
+    return metrics.deployment_end_to_end_s(d.mode, d.prefill, d.decode, d.scenario.workload.output_tokens)
 
 
 @dataclass(frozen=True, kw_only=True)
 class MetricRow:
-    """How one compare metric is read off a side."""
+    """How one compare metric is read off a deployment."""
 
     name: str
     unit: str
     better: str
-    get: Callable[[Side], float]
+    get: Callable[[DeploymentEvaluation], float]
 
 
-def _row(name: str, unit: str, better: str, get: Callable[[Side], float]) -> MetricRow:
+def _row(name: str, unit: str, better: str, get: Callable[[DeploymentEvaluation], float]) -> MetricRow:
     return MetricRow(name=name, unit=unit, better=better, get=get)
 
 
@@ -166,26 +116,26 @@ E2E = "end-to-end latency (TTFT + output x effective TPOT)"
 DECODE_DENSITY = "expert compute density, decode (tokens per local expert per step)"
 
 ROWS: tuple[MetricRow, ...] = (
-    _row(DEVICES, "devices", "none", lambda s: float(s.deployment_devices)),
+    _row(DEVICES, "devices", "none", lambda d: float(d.devices)),
     _row(STATIC, "bytes", "lower", _static_bytes),
     _row("weights per device", "bytes", "lower", _weight_bytes),
-    _row(THROUGHPUT, "tok/s", "higher", lambda s: s.output_tok_per_s),
-    _row(THROUGHPUT_PER_DEVICE, "tok/s", "higher", lambda s: s.output_tok_per_s / s.deployment_devices),
-    _row(DECODE_PER_DEVICE, "tok/s", "higher", lambda s: _dec(s).throughput_tok_per_s_per_device),
-    _row(PREFILL_PER_DEVICE, "tok/s", "higher", lambda s: _pre(s).throughput_tok_per_s_per_device),
-    _row(TTFT, "s", "lower", lambda s: _pre(s).latency_s),
-    _row(TPOT, "s", "lower", _tpot_s),
-    _row(DECODE_TPOT, "s", "lower", lambda s: _dec(s).latency_s),
+    _row(THROUGHPUT, "tok/s", "higher", lambda d: d.output_tok_per_s),
+    _row(THROUGHPUT_PER_DEVICE, "tok/s", "higher", lambda d: d.output_tok_per_s / d.devices),
+    _row(DECODE_PER_DEVICE, "tok/s", "higher", lambda d: _dec(d).throughput_tok_per_s_per_device),
+    _row(PREFILL_PER_DEVICE, "tok/s", "higher", lambda d: _pre(d).throughput_tok_per_s_per_device),
+    _row(TTFT, "s", "lower", lambda d: _pre(d).latency_s),
+    _row(TPOT, "s", "lower", lambda d: d.tpot_s),
+    _row(DECODE_TPOT, "s", "lower", lambda d: _dec(d).latency_s),
     _row(E2E, "s", "lower", _e2e_s),
-    _row(DECODE_DENSITY, "tokens", "higher", lambda s: _dec(s).expert_tokens_per_local_expert),
-    _row("expert compute density, prefill", "tokens", "higher", lambda s: _pre(s).expert_tokens_per_local_expert),
+    _row(DECODE_DENSITY, "tokens", "higher", lambda d: _dec(d).expert_tokens_per_local_expert),
+    _row("expert compute density, prefill", "tokens", "higher", lambda d: _pre(d).expert_tokens_per_local_expert),
     _row("all-to-all time per decode step (dispatch + combine)", "s", "lower",
-         lambda s: _comm_seconds(_dec(s).step, "moe.dispatch") + _comm_seconds(_dec(s).step, "moe.combine")),
-    _row("exposed communication per decode step", "s", "lower", lambda s: _exposed_comm_s(_dec(s).step)),
+         lambda d: _comm_seconds(_dec(d).step, "moe.dispatch") + _comm_seconds(_dec(d).step, "moe.combine")),
+    _row("exposed communication per decode step", "s", "lower", lambda d: _exposed_comm_s(_dec(d).step)),
     _row("cross-node traffic per decode token", "bytes/token", "lower",
-         lambda s: _scale_out_bytes_per_token(_dec(s).step, _dec(s).tokens_per_device_per_step)),
+         lambda d: _scale_out_bytes_per_token(_dec(d).step, _dec(d).tokens_per_device_per_step)),
     _row("cross-node traffic per prefill token", "bytes/token", "lower",
-         lambda s: _scale_out_bytes_per_token(_pre(s).step, _pre(s).tokens_per_device_per_step)),
+         lambda d: _scale_out_bytes_per_token(_pre(d).step, _pre(d).tokens_per_device_per_step)),
 )
 """Every compare metric; ``evaluate``'s side-by-side table shows a subset of these same rows."""
 
@@ -198,8 +148,8 @@ def rows_named(names: tuple[str, ...]) -> tuple[MetricRow, ...]:
 
 def compare(baseline: Side, candidate: Side) -> list[Metric]:
     """Every metric of :data:`ROWS` for both sides."""
-    return [Metric(name=r.name, unit=r.unit, baseline=r.get(baseline), candidate=r.get(candidate), better=r.better)
-            for r in ROWS]
+    return [Metric(name=r.name, unit=r.unit, baseline=r.get(baseline.deployment),
+                   candidate=r.get(candidate.deployment), better=r.better) for r in ROWS]
 
 
 SIDE_BY_SIDE = (STATIC, THROUGHPUT, THROUGHPUT_PER_DEVICE, DECODE_PER_DEVICE, TPOT, DECODE_TPOT, TTFT, E2E,
@@ -216,9 +166,9 @@ class MetricSeries:
     values: tuple[float, ...]
 
 
-def side_by_side(sides: list[Side]) -> list[MetricSeries]:
-    """The :data:`SIDE_BY_SIDE` rows of every side."""
-    return [MetricSeries(name=r.name, unit=r.unit, values=tuple(r.get(s) for s in sides))
+def side_by_side(deployments: list[DeploymentEvaluation]) -> list[MetricSeries]:
+    """The :data:`SIDE_BY_SIDE` rows of every deployment."""
+    return [MetricSeries(name=r.name, unit=r.unit, values=tuple(r.get(d) for d in deployments))
             for r in rows_named(SIDE_BY_SIDE)]
 
 

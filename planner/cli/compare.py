@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from planner.cli import app
@@ -23,7 +21,6 @@ from planner.cli import app
 def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, as_json: bool, export: str | None,
                 verbose: bool) -> None:
     """Two deployments side by side: memory, throughput, latency, expert density, all-to-all, cross-node traffic."""
-    from cost_models.kinds import DeploymentMode
     from planner.analysis import compare as cmp
     from planner.render import terminal
 
@@ -35,21 +32,20 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
 
     def side(label: str, spec: str) -> cmp.Side:
         path, plan_text = cmp.parse_side(spec)
-        return cmp.Side.of_deployment(f"{label}: {spec}", app.deployment_or_abort(path or scenario, plan_text,
-                                                                                   "schedule"))
+        return cmp.Side(label=f"{label}: {spec}", deployment=app.deployment_or_abort(path or scenario, plan_text,
+                                                                                      "schedule"))
 
     with app.progress("costing both sides", as_json):
         base = side("baseline", baseline_spec)
         cand = side("candidate", candidate_spec) if candidate_spec else _best_deployment_side(scenario)
     metrics = cmp.compare(base, cand)
     if as_json or export:
-        from planner.analysis.evaluate import Evaluation, with_solver_results
+        from planner.analysis.evaluate import with_solver_results
         from planner.documents.compare import compare_document
         from planner.documents.evaluate import evaluation_document
 
-        def pool_doc(s: cmp.Side, p: cmp.Pool):  # noqa: ANN202 (an EvaluateDocument)
-            return evaluation_document(with_solver_results(Evaluation(scenario=s.scenario, dims=p.dims,
-                                                                      result=p.result)))
+        def pool_doc(p):  # noqa: ANN001, ANN202 (a PoolEvaluation -> an EvaluateDocument)
+            return evaluation_document(with_solver_results(p.evaluation))
         doc = compare_document(base, cand, metrics, pool_doc)
         app.export_document(export, doc)
         if as_json:
@@ -57,34 +53,23 @@ def compare_cmd(scenario: str, baseline_spec: str, candidate_spec: str | None, a
             return
     if verbose:
         for s in (base, cand):
-            for pool in (s.decode,) if s.mode is DeploymentMode.AGGREGATED else (s.prefill, s.decode):
-                terminal.render_evaluate(app.out, s.scenario, pool.dims, pool.result, verbose=True)
+            for pool in s.deployment.pools:
+                terminal.render_evaluate(app.out, pool.evaluation.scenario, pool.evaluation.dims, pool.result,
+                                         verbose=True)
     app.out.print(terminal.compare_table(base, cand, metrics))
 
 
 def _best_deployment_side(scenario: str):  # noqa: ANN202
-    """``plan``'s best deployment on SCENARIO as a compare side: one pool (DP replicas folded into the plan)
-    when aggregated, else its prefill and decode pools; each pool re-costed with the CP-SAT overlap schedule,
-    as the baseline is, so the two sides differ only in the plan."""
-    from cost_models.kinds import DeploymentMode
-    from cost_models.serving import evaluate as evaluate_plan
+    """``plan``'s best deployment on SCENARIO as a compare side, costed as the baseline is (every pool with the
+    CP-SAT overlap schedule, :func:`planner.analysis.deployment.evaluate_deployment`), so that the two sides
+    differ only in the plan."""
     from planner.analysis import compare as cmp
-    from planner.analysis.evaluate import overlap_hook
+    from planner.analysis.deployment import evaluate_deployment, plan_of
     from planner.search.plan import NoFeasiblePlan, run_plan
     sc = app.load(scenario)
     try:
         d = run_plan(sc, top_k=1).deployments[0]
     except NoFeasiblePlan as e:
         app.abort(app.EXIT_INFEASIBLE, f"--candidate: no plan to default to ({e.constraint}: {e.detail}); pass one")
-    hook = overlap_hook("schedule")
-
-    def pool(c, replicas: int) -> cmp.Pool:  # noqa: ANN001
-        r = evaluate_plan(sc.model, sc.cluster, c.dims, sc.workload, overlap_model=hook)
-        return cmp.Pool(dims=dataclasses.replace(c.dims, dp=c.dims.dp * replicas), result=r,
-                        pool_devices=c.devices_per_replica * replicas)
-
-    label = f"candidate: plan's best ({d.mode})"
-    dec = pool(d.decode, d.decode_replicas)
-    if d.mode is DeploymentMode.AGGREGATED:
-        return cmp.Side.aggregated(label, sc, dec.dims, dec.result)
-    return cmp.Side.disaggregated(label, sc, pool(d.prefill, d.prefill_replicas), dec)
+    return cmp.Side(label=f"candidate: plan's best ({d.mode})",
+                    deployment=evaluate_deployment(sc, plan_of(d), overlap_model="schedule"))

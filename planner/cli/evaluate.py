@@ -66,8 +66,7 @@ def evaluate(scenarios: tuple[str, ...], plan_text: str | None, as_json: bool, v
         render_deployment(app.out, with_bands(dep), verbose=verbose)
     if len(deps) > 1:
         from planner.analysis import compare as cmp
-        sides = [cmp.Side.of_deployment(dep.scenario.name, dep) for dep in deps]
-        app.out.print(terminal.side_by_side(sides, cmp.side_by_side(sides)))
+        app.out.print(terminal.side_by_side(deps, cmp.side_by_side(deps)))
     if launch:
         app.echo_launch(launch)
 

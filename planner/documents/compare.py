@@ -22,7 +22,8 @@ from planner.documents.evaluate import EvaluateDocument
 from planner.documents.parts import ParallelPlan, parallel_plan
 
 if TYPE_CHECKING:
-    from planner.analysis.compare import Metric, Pool, Side
+    from planner.analysis.compare import Metric, Side
+    from planner.analysis.deployment import PoolEvaluation
 
 COMPARE_SCHEMA = "moeplan.compare/2"
 
@@ -36,7 +37,7 @@ class ComparePool(Document):
 
 
 class CompareSide(Document):
-    """One deployment of the comparison (planner.analysis.compare.Side)."""
+    """One deployment of the comparison (planner.analysis.compare.Side: a labelled DeploymentEvaluation)."""
 
     label: str = field("How the user named it: `baseline: SPEC`, `candidate: SPEC`, or `candidate: plan's best "
                        "(MODE)`.")
@@ -78,18 +79,20 @@ class CompareDocument(Document):
     metrics: list[MetricRow] = field("The metric rows, in a fixed order.")
 
 
-EvaluateOf = Callable[["Side", "Pool"], EvaluateDocument]
-"""Builds the evaluate document of one pool of one side (the caller adds the solver results)."""
+EvaluateOf = Callable[["PoolEvaluation"], EvaluateDocument]
+"""Builds the evaluate document of one pool (the caller adds the solver results)."""
 
 
 def _side(s: Side, evaluate_of: EvaluateOf) -> CompareSide:
-    aggregated = s.mode == "aggregated"
-    pools = [("aggregated", s.decode)] if aggregated else [("prefill", s.prefill), ("decode", s.decode)]
+    d = s.deployment
+    aggregated = d.mode == "aggregated"
+    sc = d.scenario
     return CompareSide(
-        label=s.label, scenario=s.scenario.name, path=s.scenario.path, mode=s.mode, devices=s.deployment_devices,
-        device=s.scenario.cluster.device.id, output_tok_per_s=s.output_tok_per_s, plan=parallel_plan(s.decode.dims),
-        pools=[ComparePool(role=role, plan=parallel_plan(p.dims), devices=p.pool_devices) for role, p in pools],
-        evaluate=evaluate_of(s, s.decode), prefill_evaluate=None if aggregated else evaluate_of(s, s.prefill))
+        label=s.label, scenario=sc.name, path=sc.path, mode=d.mode, devices=d.devices, device=sc.cluster.device.id,
+        output_tok_per_s=d.output_tok_per_s, plan=parallel_plan(d.decode.pool.pool_dims),
+        pools=[ComparePool(role=p.role, plan=parallel_plan(p.pool.pool_dims), devices=p.pool_devices)
+               for p in d.pools],
+        evaluate=evaluate_of(d.decode), prefill_evaluate=None if aggregated else evaluate_of(d.prefill))
 
 
 def _metric(m: Metric) -> MetricRow:

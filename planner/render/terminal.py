@@ -18,6 +18,7 @@ from planner.render.bands import band_text
 
 if TYPE_CHECKING:
     from planner.analysis.compare import Metric, MetricSeries, Side
+    from planner.analysis.deployment import DeploymentEvaluation
     from planner.analysis.error_bands import FigureBands
 
 _MEMORY_KEYS = ("attention_weight_bytes", "dense_ffn_weight_bytes", "shared_expert_weight_bytes",
@@ -118,14 +119,14 @@ def _slo(value: float, slo: float | None) -> str:
     return f" [green](<= {fmt_seconds(slo)})[/green]" if value <= slo else f" [red](SLO {fmt_seconds(slo)} missed)[/red]"
 
 
-def side_by_side(sides: list[Side], rows: list[MetricSeries]) -> Table:
+def side_by_side(deployments: list[DeploymentEvaluation], rows: list[MetricSeries]) -> Table:
     """Key metrics of several evaluated scenarios in columns (:func:`planner.analysis.compare.side_by_side`),
     with each one's ratio to the first."""
     t = Table(title="Side by side (ratio to the first scenario in brackets)")
     t.add_column("metric")
-    for s in sides:
-        sc = s.scenario
-        t.add_column(f"{sc.name}\n({s.deployment_devices} x {sc.cluster.device.id}, {s.mode})", justify="right")
+    for d in deployments:
+        sc = d.scenario
+        t.add_column(f"{sc.name}\n({d.devices} x {sc.cluster.device.id}, {d.mode})", justify="right")
     for row in rows:
         base = row.values[0]
         t.add_row(row.name, *(f"{fmt_metric(v, row.unit)} (x{v / base if base else float('nan'):.2f})"
@@ -151,8 +152,8 @@ def compare_table(base: Side, cand: Side, rows: list[Metric]) -> Table:
     t = Table(title="Compare (ratio = candidate / baseline)")
     t.add_column("metric")
     for s in (base, cand):
-        t.add_column(f"{s.label}\n{s.mode}, {s.deployment_devices} x {s.scenario.cluster.device.id}",
-                     justify="right")
+        d = s.deployment
+        t.add_column(f"{s.label}\n{d.mode}, {d.devices} x {d.scenario.cluster.device.id}", justify="right")
     t.add_column("ratio", justify="right")
     for m in rows:
         ratio = "-" if m.ratio is None else f"x{m.ratio:.2f}"
