@@ -14,7 +14,7 @@ MIB = 2**20
 
 H800_SCALE_UP = LinkSpec(
     bytes_per_s=200e9,  # NVLink 4 on H800, 400 GB/s bidirectional (NVIDIA/nccl#1374, SOURCES.md e [S])
-    latency_s=3e-6,  # estimated: one NVLink + NVSwitch collective step at small sizes (catalog NVLINK_LATENCY)
+    latency_s=3e-6,  # estimated: one NVLink + NVSwitch step (the catalog fits 0.83 us on H200 now; fixtures keep 3 us)
     achievable_fraction=0.8,  # DeepSeek / DeepEP README: "~160 GB/s NVLink maximum" = 160 / 200
 )
 

@@ -134,5 +134,6 @@ def test_evaluate_side_by_side_and_compare_agree(monkeypatch):
     # the figures the issue found apart: static memory (max of the phases) and the deployment's output rate
     assert side[cmp.STATIC] == ["46.5 GiB", "17.9 GiB"]
     # 1,926 -> 3,077 before the collective-algorithm model; 1,970 -> 3,082 before the auxiliary kernels (activation
-    # quantization passes, KV-cache write); 1,873 -> 2,917 before the expert GEMMs on the busiest EP device
-    assert side[cmp.THROUGHPUT] == ["1,860", "2,908"]
+    # quantization passes, KV-cache write); 1,873 -> 2,917 before the expert GEMMs on the busiest EP device;
+    # 1,860 -> 2,908 before the NCCL protocol model (collectives.py: LL / Simple, kernel base, fitted NVLink steps)
+    assert side[cmp.THROUGHPUT] == ["1,841", "2,902"]

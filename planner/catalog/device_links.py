@@ -1,9 +1,11 @@
 """Network tiers shared by several catalog devices (per device, per direction, SI units).
 
-Latencies are this catalog's estimates for one collective step at small message size; NCCL/HCCL do not publish
-them as constants. The NVIDIA planner (aiconfigurator ``p2p_latency``) uses a flat 10 us "nonofficial" figure for
-every tier; published NCCL small-message all-reduce times on one HGX node are a few microseconds per step, and an
-InfiniBand hop adds a few more.
+``latency_s`` is one collective step at small message size (an NCCL LL-protocol step; cost_models/collectives.py
+adds the kernel's fixed cost ``NCCL_BASE_S`` and the protocol's step factor).  NVLink tiers: fitted on one-node
+nccl-tests all_reduce times (ai-dynamo/aiconfigurator@095f58a51c4c systems/data/<system>/comm/nccl/<version>/
+nccl_perf.parquet, copied into tests/data/nccl_perf_aiconfigurator.csv): the 8-GPU rows at 1-8 KiB (14 ring
+steps) less ``NCCL_BASE_S`` = 4.8 us, over 14.  The other tiers stay this catalog's estimates: no one-node
+small-message table was found for them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,19 @@ from planner.catalog.sourced import GB_PER_S, US, Sourced, datasheet, derived, e
 
 SRC = "SOURCES.md"  # ids of planner/catalog/SOURCES.md
 
-NVLINK_LATENCY = estimated(3 * US, "moeplan estimate", "NVLink + NVSwitch collective step ~2-3 us at small sizes")
+_AIC_NCCL = "ai-dynamo/aiconfigurator@095f58a51c4c {}/comm/nccl/{}/nccl_perf.parquet (fitted)"
+NVLINK4_LATENCY = measured(
+    0.83 * US, _AIC_NCCL.format("h200_sxm", "2.29.2"),
+    "8 x H200 all_reduce 1-8 KiB mean 16.36 us: (16.36 - 4.8) / 14 steps = 0.826 us; the 2-GPU rows give the "
+    "same slope ((16.36 - 6.43) / 12 = 0.828); H100 rows (checked, not fitted): 0.79 us")
+NVLINK3_LATENCY = measured(
+    1.2 * US, _AIC_NCCL.format("a100_sxm", "2.27.3"),
+    "8 x A100 all_reduce 1-8 KiB mean 21.50 us: (21.50 - 4.8) / 14 = 1.19 us; the 2-GPU rows (10.3 us) sit "
+    "3 us above base + 2 steps: A100's kernel fixed cost is larger than Hopper's")
+NVLINK5_LATENCY = measured(
+    1.5 * US, _AIC_NCCL.format("b200_sxm", "2.29.2"),
+    "8 x B200 all_reduce 1-8 KiB mean 25.71 us: (25.71 - 4.8) / 14 = 1.49 us; the 2-GPU rows (10.3 us) sit "
+    "2.5 us above base + 2 steps")
 IB_LATENCY = estimated(8 * US, "moeplan estimate", "InfiniBand/RoCE step ~5-10 us incl. NIC and proxy overhead")
 HCCS_LATENCY = estimated(5 * US, "moeplan estimate", "HCCS/UB collective step; no published HCCL step latency found")
 UB_SUPERNODE_LATENCY = estimated(
@@ -30,14 +44,14 @@ NVLS_BLACKWELL = derived(1, "coreweave/nccl-tests PR #43 [S]", "NVLink 5 switche
 NVLINK3_A100 = LinkSources(
     bytes_per_s=datasheet(300 * GB_PER_S, f"{SRC} A100 SXM (a,t: aiconfigurator a100_sxm.yaml)",
                           "NVLink 3, 12 links x 25 GB/s per direction"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=NVLINK3_LATENCY,
     achievable_fraction=measured(230 / 300, f"{SRC}; NVIDIA/nccl-tests#149 maintainer (w)",
                                  "~230 GB/s effective of 300 line rate"),
 )
 
 NVLINK4_H100 = LinkSources(
     bytes_per_s=datasheet(450 * GB_PER_S, f"{SRC} H100 SXM (a,u,v)", "NVLink 4, 18 links x 25 GB/s"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=NVLINK4_LATENCY,
     achievable_fraction=measured(370 / 450, f"{SRC}; NVIDIA/nccl-tests#212 maintainer (v)",
                                  "~370 GB/s effective of 450 line rate (ring / non-allreduce); "
                                  "aiconfigurator nccl_perf 8-GPU all_gather busBW 335 (H100) / 337 (H200) at 512 MiB"),
@@ -47,7 +61,7 @@ NVLINK4_H100 = LinkSources(
 NVLINK4_H800 = LinkSources(
     bytes_per_s=datasheet(200 * GB_PER_S, f"{SRC} H800 (e) [S]; aiconfigurator h800_sxm.yaml intra_node_bw",
                           "NVLink capped at 400 GB/s bidirectional"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=derived(0.83 * US, NVLINK4_LATENCY.source, "NVLink 4 / NVSwitch 3 as H100 / H200"),
     achievable_fraction=measured(160 / 200, f"{SRC} H800; deepseek-ai/DeepEP docs/legacy.md (x)",
                                  "DeepSeek: '~160 GB/s NVLink maximum'; DeepEP intranode EP8 153/158 GB/s"),
     multicast_reduction=derived(1, "NVIDIA/nccl#1374 [S]: 8 x H800 all_reduce busBW 215 GB/s", "above the ring ceiling 0.8 x 200 = 160 GB/s: only NVLS reaches it"),
@@ -55,7 +69,7 @@ NVLINK4_H800 = LinkSources(
 
 NVLINK4_H20 = LinkSources(
     bytes_per_s=datasheet(450 * GB_PER_S, f"{SRC} H20 (h,y) [S]; aiconfigurator h20_sxm.yaml intra_node_bw"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=derived(0.83 * US, NVLINK4_LATENCY.source, "NVLink 4 / NVSwitch 3 as H100 / H200"),
     achievable_fraction=derived(370 / 450, f"{SRC} (v)", "H100 NVLink 4 measurement applied to H20"),
     multicast_reduction=NVLS_HOPPER_DERIVED,
 )
@@ -63,7 +77,7 @@ NVLINK4_H20 = LinkSources(
 _NVLINK5_FRACTION_NOTE = "DeepEP V2 SM100 EP8 726/740 GB/s NVLink: ~733/900"
 NVLINK5_B200 = LinkSources(
     bytes_per_s=datasheet(900 * GB_PER_S, f"{SRC} B200 (a,i)", "NVLink 5, 18 links x 50 GB/s"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=NVLINK5_LATENCY,
     achievable_fraction=measured(733 / 900, f"{SRC} DeepEP V2 README (x2)", _NVLINK5_FRACTION_NOTE),
     multicast_reduction=NVLS_BLACKWELL,
 )
@@ -71,7 +85,7 @@ NVLINK5_B200 = LinkSources(
 NVLINK5_NVL72 = LinkSources(
     bytes_per_s=datasheet(900 * GB_PER_S, f"{SRC} GB200 NVL72 (a,j,u)",
                           "18 links x 50 GB/s through NVLink Switch trays; health check expects 53,125 MB/s/link"),
-    latency_s=NVLINK_LATENCY,
+    latency_s=derived(1.5 * US, NVLINK5_LATENCY.source, "NVLink 5 as B200 HGX"),
     achievable_fraction=derived(733 / 900, f"{SRC} DeepEP V2 README (x2), measured on B200 HGX",
                                 _NVLINK5_FRACTION_NOTE + "; 72-GPU all_reduce busBW 835-847 GB/s uses NVLS "
                                 "(coreweave/nccl-tests PR #43) [S]"),
