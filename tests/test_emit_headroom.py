@@ -2,8 +2,11 @@
 the chosen deployment is one E launches and every pool is costed with E's own reserve
 (planner/catalog/engines.py ``reserve_bytes``: SGLang 0.5.5's ``_handle_gpu_memory_settings`` formula, at least
 3 GiB; vLLM's ``gpu_memory_utilization`` and TensorRT-LLM's ``free_gpu_memory_fraction`` defaults 0.9, MindIE the
-same 10 %). Over every shipped scenario and the four engines: no planned pool above capacity with that reserve
-inside it, and no emitted memory fraction reaching into it; the deployment ``plan`` printed evaluates with
+same 10 %), or, where the scenario states the engine's static pool (``workload.mem_fraction_static``, as the
+SGL-GB200 rows do from their launch commands), the share outside that pool
+(:func:`cost_models.memory_pool.outside_pool_reserve_bytes`: what the user ran overrides the engine default).
+Over every shipped scenario and the four engines: no planned pool above capacity with that reserve inside it, and
+no emitted memory fraction reaching into it; the deployment ``plan`` printed evaluates with
 ``evaluate --engine E`` to the same figures."""
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from cost_models.memory_pool import outside_pool_reserve_bytes
 from planner.catalog.engines import ENGINES, SGLANG_CUDA_GRAPH_MAX_BS, reserve_bytes
 from planner.cli import main
 from planner.emit.common import fraction
 from planner.inputs.deployment_text import parse_deployment
+from planner.inputs.scenario import load_scenario
 from tests._engine_plans import ROOT, SCENARIOS, SERVING_ENGINES, emitted_plans, plan_json
 
 H200_16 = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
@@ -32,6 +37,11 @@ def _phases(doc: dict) -> dict[str, list[dict]]:
     if cb.get("prefill_pool"):
         return {"prefill": [cb["prefill_pool"]["prefill"]["memory_bytes"]], "decode": [cb["decode"]["memory_bytes"]]}
     return {"aggregated": [cb["prefill"]["memory_bytes"], cb["decode"]["memory_bytes"]]}
+
+
+def _stated_static_fraction(path) -> float | None:  # noqa: ANN001
+    """The scenario's ``workload.mem_fraction_static`` (None when it leaves the engine's default)."""
+    return load_scenario(path).workload.static_memory_fraction
 
 
 def _memory_fraction(engine: str, command: dict) -> float:
@@ -52,9 +62,13 @@ def test_every_emitted_pool_keeps_its_engine_headroom(engine):
             continue
         plan = parse_deployment(doc["top"][doc["chosen"]]["deployment"])
         phases = _phases(doc)
+        stated = _stated_static_fraction(path)
         for pool in plan.pools:
             for m in phases[pool.role.value]:
-                want = reserve_bytes(cap, pool.dims, m["capacity_bytes"], SGLANG_CUDA_GRAPH_MAX_BS)
+                want = (reserve_bytes(cap, pool.dims, m["capacity_bytes"], SGLANG_CUDA_GRAPH_MAX_BS) if stated is None
+                        else outside_pool_reserve_bytes(device_bytes=m["capacity_bytes"], mem_fraction_static=stated,
+                                                        activation_bytes=m["activation_bytes"],
+                                                        comm_buffer_bytes=m["comm_buffer_bytes"]))
                 assert m["runtime_reserve_bytes"] == pytest.approx(want), (path.stem, pool.role)
                 assert m["used_bytes"] <= m["capacity_bytes"], (path.stem, pool.role)  # the reserve inside
             usable = fraction((m["capacity_bytes"] - want) / m["capacity_bytes"])
