@@ -11,7 +11,7 @@ from planner.cli import app
 def is_training(path: str | None) -> bool:
     if path is None:
         return False
-    from planner.inputs.training import is_training_scenario
+    from planner.inputs.scenario import is_training_scenario
     return is_training_scenario(path)
 
 

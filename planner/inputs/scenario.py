@@ -415,6 +415,17 @@ def _is_training(raw: dict[str, Any]) -> bool:
     return isinstance(wl, dict) and wl.get("kind") == "training"
 
 
+def is_training_scenario(path: str | Path) -> bool:
+    """Whether ``path`` reads as a training scenario (``workload.kind: training``); False for anything else,
+    including files that do not read (the serving reader then reports the problem).  Here, beside the serving
+    reader, so that a serving command's kind check does not import the training reader."""
+    try:
+        raw = reader.load_yaml(reader.read_text(Path(path)))
+    except reader.InputFileError:
+        return False
+    return isinstance(raw, dict) and _is_training(raw)
+
+
 def _afd(sf: ScenarioFile, wl: ServingWorkload) -> AfdLayout | None:
     """The ``afd:`` layout; an AFD scenario names its batch (``workload.concurrency``) and no ``plan:``."""
     if sf.afd is None:

@@ -401,16 +401,6 @@ def training_scenario(raw: dict[str, Any], path: Path) -> TrainingScenario:
                             expect=tuple(sf.expect), device_sources=effective_sources(sf.cluster, dev, dpn))
 
 
-def is_training_scenario(path: str | Path) -> bool:
-    """Whether ``path`` reads as a training scenario (``workload.kind: training``); False for anything else,
-    including files that do not read (the serving reader then reports the problem)."""
-    try:
-        raw = reader.load_yaml(reader.read_text(Path(path)))
-    except reader.InputFileError:
-        return False
-    return isinstance(raw, dict) and _is_training(raw)
-
-
 def load_training(path: str | Path) -> Any:
     """Read and check a training scenario (:class:`planner.inputs.training.TrainingScenario`)."""
     p = Path(path)
