@@ -125,6 +125,18 @@ def test_evaluate_of_the_default_scenario_does_not_import_the_solver():
     assert out.stdout.strip() == "[]", out.stdout[:500]
 
 
+def test_plan_json_of_a_scenario_without_router_counts_does_not_import_numpy_or_the_solver():
+    # numpy serves only synthetic router counts (planner.inputs.loads.synth_loads) and placement; its import
+    # (with its BLAS threads) cost plan --json about 0.3 s of CPU on the 2-core machine; the default scenario's
+    # deployment split is exact enumeration and its decode schedules are proved by schedule_exact
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
+            "r = CliRunner().invoke(main, ['plan', 'scenarios/deepseek_v3_h200_16.yaml', '--json'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ortools', 'numpy', 'pandas')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:500]
+
+
 def test_yaml_is_read_only_in_scenario_module():
     # reader.py holds the bounded loader (no aliases, no duplicate keys, depth cap); scenario.py the dumper
     users = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "planner").rglob("*.py")

@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cost_models.specs import ModelSpec
 from planner.inputs.limits import MAX_LOAD_EXPERTS, MAX_LOAD_LAYERS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class LoadFileError(ValueError):
@@ -247,6 +248,7 @@ def synth_loads(experts: int = 256, layers: int = 58, top_k: int = 8, skew: floa
     hot = max(1, experts // 64) if hot_experts is None else hot_experts
     if not 0 <= hot <= experts:
         raise ValueError(f"hot_experts must be in [0, experts={experts}], got {hot_experts}")
+    import numpy as np  # here, not at module level: reading a scenario (every plan / evaluate) needs no numpy
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(layers):
@@ -263,6 +265,7 @@ def synth_loads(experts: int = 256, layers: int = 58, top_k: int = 8, skew: floa
 
 def _capped_probabilities(p: np.ndarray, top_k: int) -> np.ndarray:
     """``q = min(1, lam * p)`` with ``sum(q) = top_k``: raise lam, capping experts that reach 1, until it sums."""
+    import numpy as np
     q = np.zeros_like(p)
     capped = np.zeros(p.shape, dtype=bool)
     for _ in range(len(p)):
