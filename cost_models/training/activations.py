@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cost_models.specs import AttentionKind, ModelSpec
+from cost_models.training import op_sac
 from cost_models.training.dims import TrainingDims
 from cost_models.training.specs import Recompute, RecomputeModule, TrainingWorkload
 
@@ -149,7 +150,23 @@ def layer_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
     if workload.recompute.full:
         t = tokens_per_device(dims, workload)
         return {"layer_input": t * ACT_BYTES * model.hidden_size / _sp(dims)}
+    if workload.recompute.op_sac:
+        return op_sac_layer_bytes(model, dims, workload, moe_layer=moe_layer)
     return {**attention_bytes(model, dims, workload), **layer_ffn_bytes(model, dims, workload, moe_layer=moe_layer)}
+
+
+def op_sac_layer_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *, moe_layer: bool
+                       ) -> dict[str, float]:
+    """Saved bytes of one layer under torchtitan's op-level selective checkpointing (:mod:`.op_sac`): the block
+    input, the saved (odd-numbered) matmul outputs and the SDPA output with its log-sum-exp, all bf16 but the
+    fp32 log-sum-exp; the unfused attention's scores are not an SDPA output and rerun."""
+    t, a = tokens_per_device(dims, workload), model.attention
+    q_heads = a.num_q_heads / dims.tp
+    out = {"layer_input": t * ACT_BYTES * model.hidden_size / _sp(dims),
+           "saved_mm_outputs": t * ACT_BYTES * op_sac.saved_mm_elements_per_token(model, dims, moe_layer=moe_layer)}
+    if workload.flash_attention:
+        out["sdpa_output"] = t * (ACT_BYTES * q_heads * a.v_head_dim + LSE_BYTES * q_heads)
+    return out
 
 
 def layer_ffn_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload, *, moe_layer: bool

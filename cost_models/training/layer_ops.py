@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from cost_models import compute
 from cost_models.specs import AttentionKind, DeviceSpec, ModelSpec, Precision
+from cost_models.training import op_sac
 from cost_models.training.activations import routed_copies_per_device, tokens_per_device
 from cost_models.training.dims import Dispatcher, TrainingDims
 from cost_models.training.specs import RecomputeModule, TrainingWorkload
@@ -202,6 +203,9 @@ def layer_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, work
     wgrad: dict[str, float] = {}
     redo: dict[str, float] = {}
     flops = 0.0
+    # op-level SAC: the share of each counted matmul that reruns; a Linear it does not count (the routed experts'
+    # grouped GEMMs) reruns whole, as does every memory-bound pass below
+    sac = op_sac.recomputed_share(model, dims, moe_layer=moe_layer) if rec.op_sac else None
     for lin in attention_linears(model, dims, t) + ffn_linears(model, dims, workload, t, moe_layer=moe_layer):
         p = _precision(device, workload, lin)
         f = _gemm(device, lin.m, lin.k, lin.n, lin.batch, p)
@@ -209,18 +213,21 @@ def layer_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, work
         flops += f.flops
         dgrad[lin.name] = _gemm(device, lin.m, lin.n, lin.k, lin.batch, p).seconds
         wgrad[lin.name] = _gemm(device, lin.k, lin.m, lin.n, lin.batch, p).seconds
-        if rec.full or (lin.module is not None and rec.drops(lin.module)):
+        if sac is not None:
+            if sac.get(lin.name, 1.0):
+                redo[lin.name] = sac.get(lin.name, 1.0) * f.seconds
+        elif rec.full or (lin.module is not None and rec.drops(lin.module)):
             redo[lin.name] = f.seconds
     core_f, core_b, core_flops = _attention_core(device, model, dims, workload)
     fwd["core_attention"], dgrad["core_attention"] = core_f, core_b
     flops += core_flops
-    if rec.drops(RecomputeModule.CORE_ATTENTION):
-        redo["core_attention"] = core_f
+    if rec.drops(RecomputeModule.CORE_ATTENTION) or (rec.op_sac and not workload.flash_attention):
+        redo["core_attention"] = core_f  # op-level SAC keeps an SDPA kernel's output, not unfused scores
     for name, (nbytes, module) in _elementwise_bytes(model, dims, workload, t, moe_layer=moe_layer).items():
         k = compute.memory_bound_cost(device, bytes=nbytes)
         fwd[name] = k.seconds
         dgrad[name] = ELEMENTWISE_BACKWARD_RATIO * k.seconds
-        if rec.full or (module is not None and rec.drops(module)):
+        if rec.reruns_layer or (module is not None and rec.drops(module)):
             redo[name] = k.seconds
     return LayerCompute(forward_s=fwd, input_grad_s=dgrad, weight_grad_s=wgrad, recompute_s=redo, flops=flops)
 

@@ -277,7 +277,7 @@ def _activations(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkloa
             out[name] = out.get(name, 0.0) + v * n / chunks * in_flight
     if holds_last(model, dims, rank):
         out["head_logits"] = act.head_bytes(model, dims, workload)
-    if workload.recompute.full:
+    if workload.recompute.reruns_layer:
         out["recompute_working_set"] = act.full_layer_bytes(model, dims, workload, moe_layer=p.moe_layers > 0)
     return out
 

@@ -112,9 +112,18 @@ class Recompute:
     """Keep only the input of every layer; rerun the whole layer forward before its backward."""
     modules: frozenset[RecomputeModule] = field(default_factory=frozenset)
     """Modules recomputed when ``full`` is False (empty = no recompute)."""
+    op_sac: bool = False
+    """torchtitan's per-op selective checkpointing (:mod:`cost_models.training.op_sac`): keep the block input, the
+    SDPA output and every other matmul output; rerun everything else (expert GEMMs, norms, activations)."""
 
     def drops(self, module: RecomputeModule) -> bool:
         return self.full or module in self.modules
+
+    @property
+    def reruns_layer(self) -> bool:
+        """Whether a layer's backward rebuilds most of its forward first (full recompute, op-level SAC): its whole
+        set of activations is alive once, during that layer's backward."""
+        return self.full or self.op_sac
 
     @classmethod
     def none(cls) -> Recompute:
@@ -127,6 +136,10 @@ class Recompute:
     @classmethod
     def full_layers(cls) -> Recompute:
         return cls(full=True)
+
+    @classmethod
+    def op_selective(cls) -> Recompute:
+        return cls(op_sac=True)
 
 
 @dataclass(frozen=True, kw_only=True)

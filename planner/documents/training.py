@@ -52,7 +52,8 @@ class TrainingPlanDoc(Document):
     edp: Positive = field("Expert data parallelism, tp x cp x dp / (ep x etp); a count.")
     sharding: Literal["none", "zero1", "zero2", "zero3"] = field("What is sharded over data-parallel ranks.")
     micro_batch: Positive = field("Sequences per micro-batch per data-parallel rank; a count.")
-    recompute: str | list[str] = field("`none`, `full`, or the recomputed modules.")
+    recompute: str | list[str] = field("`none`, `full`, `op_sac` (torchtitan's per-op selective checkpointing), or "
+                                       "the recomputed modules.")
     a2a_overlap: bool = field("EP all-to-all overlapped with another micro-batch's compute.")
     dispatcher: Literal["deepep", "alltoall"] = field("EP token dispatcher: DeepEP, or the all-to-all dispatcher.")
     overlap_grad_reduce: bool = field("Gradient reduction overlapped with the backward, bucket by bucket.")

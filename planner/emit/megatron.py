@@ -171,6 +171,9 @@ def recompute_args(engine: str, model: ModelSpec, workload: TrainingWorkload) ->
     r = workload.recompute
     if r.full:
         return ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
+    if r.op_sac:
+        raise EmitError(engine, "workload.recompute", "op_sac", "none, full or recompute modules (op_sac is torchtitan's "
+                        "per-op checkpointing; Megatron-LM and MindSpeed have no such policy)")
     if not r.modules:
         return []
     if RecomputeModule.ACTIVATION in r.modules and model.moe is None:

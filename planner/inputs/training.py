@@ -156,7 +156,7 @@ class TrainingPlanSection(_Strict):
     sharding: Literal["none", "zero1", "zero2", "zero3"] = "zero1"
     micro_batch: int = Field(default=1, ge=1, le=lim.MAX_MICRO_BATCHES)
     """Sequences per micro-batch per data-parallel rank."""
-    recompute: Literal["none", "full"] | list[str] = "none"
+    recompute: Literal["none", "full", "op_sac"] | list[str] = "none"
     """none, full, or a list of modules: core_attn, layernorm, moe_act, mla_up_proj."""
     a2a_overlap: bool = False
     """Overlap EP all-to-all with another micro-batch's compute (Megatron-Core 1F1B a2a overlap; DualPipe always)."""
@@ -261,13 +261,16 @@ def _optimizer(sec: OptimizerSection) -> Optimizer:
 
 
 def recompute_of(value: str | list[str], key: str = "plan.recompute") -> Recompute:
-    """'none' | 'full' | a list of module names -> Recompute."""
+    """'none' | 'full' | 'op_sac' (torchtitan's per-op selective checkpointing) | a list of module names ->
+    Recompute."""
     if value == "none":
         return Recompute.none()
     if value == "full":
         return Recompute.full_layers()
+    if value == "op_sac":
+        return Recompute.op_selective()
     if isinstance(value, str) or not value:
-        raise ScenarioError(key, value, "none, full, or a non-empty list of: " + ", ".join(RECOMPUTE_MODULES))
+        raise ScenarioError(key, value, "none, full, op_sac, or a non-empty list of: " + ", ".join(RECOMPUTE_MODULES))
     bad = [v for v in value if v not in RECOMPUTE_MODULES]
     if bad:
         raise ScenarioError(key, bad[0], "one of " + ", ".join(RECOMPUTE_MODULES))
@@ -278,6 +281,8 @@ def recompute_label(r: Recompute) -> str | list[str]:
     """Inverse of :func:`recompute_of`."""
     if r.full:
         return "full"
+    if r.op_sac:
+        return "op_sac"
     return sorted(m.value for m in r.modules) if r.modules else "none"
 
 
@@ -366,7 +371,7 @@ def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tupl
         name, sep, value = (x.strip() for x in item.partition("="))
         if not sep or name in raw:
             raise ScenarioError(f"{key}.{name}", value, "each name=value pair once, e.g. 'tp=2,pp=8'")
-        raw[name] = value.split("+") if name == "recompute" and value not in ("none", "full") else value
+        raw[name] = value.split("+") if name == "recompute" and value not in ("none", "full", "op_sac") else value
     try:
         sec = TrainingPlanSection.model_validate(raw, strict=False)
     except ValidationError as e:
