@@ -273,7 +273,7 @@ def recompute_of(value: str | list[str], key: str = "plan.recompute") -> Recompu
         raise ScenarioError(key, value, "none, full, op_sac, or a non-empty list of: " + ", ".join(RECOMPUTE_MODULES))
     bad = [v for v in value if v not in RECOMPUTE_MODULES]
     if bad:
-        raise ScenarioError(key, bad[0], "one of " + ", ".join(RECOMPUTE_MODULES))
+        raise ScenarioError(key, bad[0], "none, full, op_sac, or a list of: " + ", ".join(RECOMPUTE_MODULES))
     return Recompute(modules=frozenset(RECOMPUTE_MODULES[v] for v in value))
 
 

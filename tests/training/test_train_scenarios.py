@@ -120,6 +120,15 @@ def test_plan_string_and_mapping_agree(tmp_path: Path):
     assert dims.dp == 16 // (2 * 2) and dims.edp == 2 * 4 // 4  # dp = devices / (tp pp); edp = tp dp / ep
 
 
+def test_op_sac_in_the_plan_string_and_mapping(tmp_path: Path):
+    sc = load_training(_write(tmp_path, BASE % ("", "plan: {tp: 2, pp: 2, ep: 4, recompute: op_sac}")))
+    dims, rec = parse_training_plan("tp=2,pp=2,ep=4,recompute=op_sac", 16)
+    assert rec == sc.workload.recompute and rec.op_sac and not rec.full and not rec.modules
+    with pytest.raises(ScenarioError) as e:
+        parse_training_plan("tp=2,recompute=op_sak", 16)
+    assert e.value.path == "--plan.recompute" and "op_sac" in e.value.accepted
+
+
 def test_durations():
     assert parse_duration("d", "30 days") == 30 * 86400
     assert parse_duration("d", "12 h") == 12 * 3600
