@@ -5,11 +5,13 @@ torchtitan wraps each TransformerBlock in a checkpoint whose policy (pytorch/tor
 torchtitan/distributed/activation_checkpoint.py ``_get_custom_policy``) saves the outputs of the ops in the model's
 ``_op_sac_save_list`` and recomputes every other op; among them ``aten.mm`` is counted per block forward and only
 the odd-numbered ones (1st, 3rd, ...) are saved.  Qwen3's list (torchtitan/models/qwen3/infra/parallelize.py at
-the same commit; Llama 3's and DeepSeek-V3's alike) holds ``aten.mm``, the flash / efficient SDPA kernels,
-``reduce_scatter_tensor`` and ``aten.max``: the routed experts' ``torch._grouped_mm`` (torchtitan/models/moe/moe.py
+the same commit) holds ``aten.mm``, the flash / efficient SDPA kernels, ``reduce_scatter_tensor``, ``aten.max`` and
+flex attention: the routed experts' ``torch._grouped_mm`` (torchtitan/models/moe/moe.py
 ``_run_experts_grouped_mm``) is not in it and not counted, so the expert GEMMs, norms, activations, RoPE and
 permutes all rerun before the backward.  Kept per layer: the block input, the saved mm outputs and the SDPA
-output with its log-sum-exp.
+output with its log-sum-exp.  Not modelled: collectives the policy reruns (Qwen3's list has no
+``all_to_all_single``, Llama 4's has; sequence-parallel all-gathers): the step model reruns no communication under
+this policy, which is exact for the row it prices (EP 1, TP 1).
 
 The mm order is the modules' forward order in torchtitan: attention ``wq, wk, wv, wo`` (MLA: ``wq_a, wq_b`` or
 ``wq``, then ``wkv_a, wkv_b, wo``), then a dense FFN's ``w1, w3, w2`` (``w1, w2`` ungated) or a MoE block's router
@@ -77,7 +79,7 @@ def _order(model: ModelSpec, dims: TrainingDims, *, moe_layer: bool) -> list[tup
 
 
 def mm_parts(model: ModelSpec, dims: TrainingDims, *, moe_layer: bool) -> tuple[MmPart, ...]:
-    """The block's mms in torchtitan's order, odd-numbered ones saved (:data:`module docstring <op_sac>`)."""
+    """The block's mms in torchtitan's order, odd-numbered ones saved (module docstring)."""
     return tuple(MmPart(linear=name, share=share, out_elements_per_token=n, saved=i % 2 == 1)
                  for i, (name, share, n) in enumerate(_order(model, dims, moe_layer=moe_layer), start=1))
 
