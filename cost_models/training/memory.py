@@ -320,6 +320,8 @@ def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWork
     else:
         param_b, grad_b, opt_b = _finetune_state_bytes(finetune_elements(model, dims, workload, rank),
                                                        workload.optimizer, dims)
+    if workload.fp32_params and dims.sharding is OptimizerSharding.ZERO3:
+        param_b = 0.0  # the fp32 shard is the master, counted in optimizer_bytes; bf16 exists only once gathered
     by_tensor = _activations(model, dims, workload, rank, p)
     buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0
     unsharded = fsdp_pipeline_unsharded_bytes(p, workload.optimizer, dims)

@@ -249,13 +249,14 @@ def rank_passes_per_step(dims: TrainingDims, micro_batches: int) -> float:
 def _optimizer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWorkload, dense: float, expert: float
                  ) -> float:
     """Memory-bound optimizer step over this device's shard: read/write master and moments, read the gradient,
-    write the bf16 parameter."""
+    write the bf16 parameter (none with ``workload.fp32_params``)."""
     o = workload.optimizer
     if dims.sharding is OptimizerSharding.NONE:
         elements = dense + expert
     else:
         elements = dense / (dims.dp * dims.cp) + expert / dims.edp
-    nbytes = elements * (2 * o.master_bytes + 2 * o.state_bytes + o.grad_bytes + o.param_bytes)
+    param_write = 0.0 if workload.fp32_params and dims.sharding is OptimizerSharding.ZERO3 else o.param_bytes  # fp32 parameters are the master itself
+    nbytes = elements * (2 * o.master_bytes + 2 * o.state_bytes + o.grad_bytes + param_write)
     return compute.memory_bound_cost(cluster.device, bytes=nbytes).seconds
 
 

@@ -128,6 +128,9 @@ class TrainingWorkloadSection(_Strict):
     """Chunks the LM head and cross-entropy run in along the tokens (a chunked loss); 1 = all logits at once."""
     loss_fp32_upcast: bool = False
     """PyTorch cross-entropy on an fp32 copy of the logits (torchtitan); false = Megatron's fused one."""
+    fp32_params: bool = False
+    """Under FSDP (zero3) the fp32 parameter shards are the optimizer's master, cast to bf16 at the all-gather
+    (PyTorch FSDP2 mixed precision, torchtitan); false = a bf16 shard beside an fp32 master (Megatron)."""
     token_budget: int | None = Field(default=None, ge=1, le=lim.MAX_TOKEN_BUDGET)
     """Tokens to train on (for ``plan --objective time`` and ``--objective devices``)."""
     deadline: str | None = None
@@ -328,7 +331,7 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
                             recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
                             flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks,
-                            loss_fp32_upcast=sec.loss_fp32_upcast,
+                            loss_fp32_upcast=sec.loss_fp32_upcast, fp32_params=sec.fp32_params,
                             finetune=_finetune(sec.finetune))
 
 

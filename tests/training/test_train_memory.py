@@ -187,3 +187,22 @@ def test_a_chunked_loss_keeps_one_chunk_of_logits():
     chunked = TrainingWorkload(seq_tokens=8192, global_batch_sequences=64, loss_chunks=8)
     assert act.head_bytes(model, d, whole) == pytest.approx(8192 * (8192 + 911_616))
     assert act.head_bytes(model, d, chunked) == pytest.approx(8192 * (8192 + 113_952))
+
+
+def test_fsdp2_fp32_parameters_are_the_master():
+    # torchtitan's FSDP2 keeps fp32 parameter shards that the optimizer updates in place: fp32 param (the master)
+    # + fp32 gradient + two fp32 moments = 16 B per parameter over the FSDP group, no bf16 shard beside them
+    from _train_rows import ROWS_BY_ID
+    r = ROWS_BY_ID["MEM-Q30-B200"]  # FSDP8, EP 1
+    cap = r.cluster.device.hbm_bytes
+    p = rank_parameters(r.model, r.dims, 0)
+    fsdp2 = training_memory(r.model, r.dims, replace(r.workload, fp32_params=True), rank=0, capacity_bytes=cap)
+    megatron = training_memory(r.model, r.dims, replace(r.workload, fp32_params=False), rank=0, capacity_bytes=cap)
+    assert fsdp2.parameter_bytes == 0.0
+    assert fsdp2.parameter_bytes + fsdp2.gradient_bytes + fsdp2.optimizer_bytes == pytest.approx(16 * p.total / 8)
+    assert megatron.parameter_bytes == pytest.approx(2 * p.total / 8)
+    assert megatron.state_bytes - fsdp2.state_bytes == pytest.approx(2 * p.total / 8)
+    # not under ZeRO-1: Megatron's distributed optimizer keeps its bf16 model copy
+    z1 = replace(r.dims, sharding=OptimizerSharding.ZERO1)
+    assert training_memory(r.model, z1, replace(r.workload, fp32_params=True), rank=0,
+                           capacity_bytes=cap).parameter_bytes == pytest.approx(2 * p.total)
