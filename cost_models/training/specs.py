@@ -173,9 +173,10 @@ class TrainingWorkload:
     fp32_params: bool = False
     """The sharded parameters are fp32 and are themselves the optimizer's master copy, cast to bf16 at each
     all-gather: PyTorch FSDP2 with ``MixedPrecisionPolicy(param_dtype=bf16)`` as torchtitan applies it (its model is
-    built in fp32; pytorch/torchtitan@92ed8b31 models/llama3/infra/parallelize.py ``apply_fsdp``, config
-    ``mixed_precision_param``). No separate bf16 shard is kept. Applies under ZeRO-3 (FSDP); other shardings are
-    costed as Megatron keeps them. False = a bf16 model copy beside an fp32 master (Megatron-Core, incl. its FSDP)."""
+    built in ``training.dtype``, default float32, train.py ``set_default_dtype``; pytorch/torchtitan@92ed8b31
+    models/llama3/infra/parallelize.py ``apply_fsdp``, config ``mixed_precision_param``). No separate bf16 shard is
+    kept. Applies under ZeRO-3 (FSDP); other shardings are costed as Megatron keeps them. False = a bf16 model copy
+    beside an fp32 master (Megatron-Core, incl. its FSDP)."""
     finetune: Finetune | None = None
     """Frozen parts and LoRA adapters (:mod:`cost_models.training.finetune`); None = every parameter trains."""
 
