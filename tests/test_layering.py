@@ -101,40 +101,41 @@ def test_solver_free_cpsat_modules_import_no_solver():
                 assert ".".join(name.split(".")[:3]) in SOLVER_FREE_CPSAT, f"{module} imports {name}"
 
 
-def test_help_catalog_and_cost_do_not_import_the_solver():
+def _modules_loaded_by(commands: list[list[str]], prefixes: tuple[str, ...]) -> str:
+    """The modules starting with one of ``prefixes`` that a fresh interpreter has loaded after running each
+    ``moeplan`` command (each must exit 0), as the printed sorted list."""
     code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
-            "for args in (['--help'], ['plan', '--help'], ['catalog', 'devices', '--json'], ['catalog', 'models'],\n"
-            "             ['cost', 'gemm', '--device', 'h200_sxm', '--m', '64', '--k', '7168', '--n', '4096']):\n"
+            f"for args in {commands!r}:\n"
             "    r = CliRunner().invoke(main, args)\n"
             "    assert r.exit_code == 0, (args, r.output)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ortools', 'numpy', 'pandas')))\n")
+            f"print(sorted(m for m in sys.modules if (m + '.').startswith({prefixes!r})))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]", out.stdout[:500]
+    return out.stdout.strip()
+
+
+def test_help_catalog_and_cost_do_not_import_the_solver():
+    loaded = _modules_loaded_by([["--help"], ["plan", "--help"], ["catalog", "devices", "--json"], ["catalog", "models"],
+                                 ["cost", "gemm", "--device", "h200_sxm", "--m", "64", "--k", "7168", "--n", "4096"]],
+                                ("ortools.", "numpy.", "pandas."))
+    assert loaded == "[]", loaded[:500]
 
 
 def test_evaluate_of_the_default_scenario_does_not_import_the_solver():
     # every overlap schedule behind it (prefill with comm kernels on SMs, the decode batch probes, the decode
     # schedules the document shows) is solved to a proven optimum by planner/cpsat/schedule_exact.py; the
     # serving/training kind check reads the file without the training reader (planner.inputs.training)
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
-            "r = CliRunner().invoke(main, ['evaluate', 'scenarios/deepseek_v3_h200_16.yaml', '--json'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ortools'\n"
-            "             or m.startswith(('planner.inputs.training', 'cost_models.training'))))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]", out.stdout[:500]
+    loaded = _modules_loaded_by([["evaluate", "scenarios/deepseek_v3_h200_16.yaml", "--json"]],
+                                ("ortools.", "planner.inputs.training.", "cost_models.training."))
+    assert loaded == "[]", loaded[:500]
 
 
 def test_plan_json_of_a_scenario_without_router_counts_does_not_import_numpy_or_the_solver():
     # numpy serves only synthetic router counts (planner.inputs.loads.synth_loads) and placement; its import
     # (with its BLAS threads) cost plan --json about 0.3 s of CPU on the 2-core machine; the default scenario's
     # deployment split is exact enumeration and its decode schedules are proved by schedule_exact
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom planner.cli import main\n"
-            "r = CliRunner().invoke(main, ['plan', 'scenarios/deepseek_v3_h200_16.yaml', '--json'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ortools', 'numpy', 'pandas')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]", out.stdout[:500]
+    loaded = _modules_loaded_by([["plan", "scenarios/deepseek_v3_h200_16.yaml", "--json"]],
+                                ("ortools.", "numpy.", "pandas."))
+    assert loaded == "[]", loaded[:500]
 
 
 def test_yaml_is_read_only_in_scenario_module():

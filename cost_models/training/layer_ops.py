@@ -214,10 +214,11 @@ def layer_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, work
         dgrad[lin.name] = _gemm(device, lin.m, lin.n, lin.k, lin.batch, p).seconds
         wgrad[lin.name] = _gemm(device, lin.k, lin.m, lin.n, lin.batch, p).seconds
         if sac is not None:
-            if sac.get(lin.name, 1.0):
-                redo[lin.name] = sac.get(lin.name, 1.0) * f.seconds
-        elif rec.full or (lin.module is not None and rec.drops(lin.module)):
-            redo[lin.name] = f.seconds
+            share = sac.get(lin.name, 1.0)  # absent: not a counted mm (grouped expert GEMMs), reruns whole
+        else:
+            share = 1.0 if rec.full or (lin.module is not None and rec.drops(lin.module)) else 0.0
+        if share:
+            redo[lin.name] = share * f.seconds
     core_f, core_b, core_flops = _attention_core(device, model, dims, workload)
     fwd["core_attention"], dgrad["core_attention"] = core_f, core_b
     flops += core_flops

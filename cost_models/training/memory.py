@@ -247,6 +247,12 @@ class TrainingMemory:
         return d
 
 
+def fp32_params_are_master(dims: TrainingDims, workload: TrainingWorkload) -> bool:
+    """FSDP2's fp32 parameter shards are the optimizer's master (``workload.fp32_params``, under ZeRO-3 only): no
+    bf16 shard is kept and the optimizer writes none."""
+    return workload.fp32_params and dims.sharding is OptimizerSharding.ZERO3
+
+
 def _state_bytes(p: RankParameters, optimizer: Optimizer, dims: TrainingDims) -> tuple[float, float, float]:
     """(param, grad, optimizer) bytes of a rank's parameters under the sharding."""
     dense_dp, expert_dp = dims.dp * dims.cp, dims.edp
@@ -320,7 +326,7 @@ def training_memory(model: ModelSpec, dims: TrainingDims, workload: TrainingWork
     else:
         param_b, grad_b, opt_b = _finetune_state_bytes(finetune_elements(model, dims, workload, rank),
                                                        workload.optimizer, dims)
-    if workload.fp32_params and dims.sharding is OptimizerSharding.ZERO3:
+    if fp32_params_are_master(dims, workload):
         param_b = 0.0  # the fp32 shard is the master, counted in optimizer_bytes; bf16 exists only once gathered
     by_tensor = _activations(model, dims, workload, rank, p)
     buffers = DEEPEP_BUFFER_BYTES if dims.ep > 1 else 0.0

@@ -47,7 +47,13 @@ from cost_models.training.dims import (
     TrainingDims,
 )
 from cost_models.training.flops import megatron_flops
-from cost_models.training.memory import finetune_elements, fsdp_stays_unsharded, holds_last, rank_parameters
+from cost_models.training.memory import (
+    finetune_elements,
+    fp32_params_are_master,
+    fsdp_stays_unsharded,
+    holds_last,
+    rank_parameters,
+)
 from cost_models.training.pipeline import (
     ChunkTimes,
     bubble_s,
@@ -255,7 +261,7 @@ def _optimizer_s(cluster: ClusterSpec, dims: TrainingDims, workload: TrainingWor
         elements = dense + expert
     else:
         elements = dense / (dims.dp * dims.cp) + expert / dims.edp
-    param_write = 0.0 if workload.fp32_params and dims.sharding is OptimizerSharding.ZERO3 else o.param_bytes  # fp32 parameters are the master itself
+    param_write = 0.0 if fp32_params_are_master(dims, workload) else o.param_bytes
     nbytes = elements * (2 * o.master_bytes + 2 * o.state_bytes + o.grad_bytes + param_write)
     return compute.memory_bound_cost(cluster.device, bytes=nbytes).seconds
 

@@ -43,6 +43,8 @@ from planner.inputs.scenario import (
 )
 
 RECOMPUTE_MODULES = {m.value: m for m in RecomputeModule}
+RECOMPUTE_POLICIES = ("none", "full", "op_sac")
+"""The whole-layer recompute values of ``plan.recompute`` (the alternative is a list of RECOMPUTE_MODULES)."""
 FLOP_COUNTINGS = ("megatron", "narayanan", "six_n")
 """How a published TFLOP/s figure counts FLOPs (cost_models.training.flops): Megatron's
 ``num_floating_point_operations``, Narayanan et al. 2021 eq. 3, or 6 x parameters plus causal attention."""
@@ -273,10 +275,11 @@ def recompute_of(value: str | list[str], key: str = "plan.recompute") -> Recompu
     if value == "op_sac":
         return Recompute.op_selective()
     if isinstance(value, str) or not value:
-        raise ScenarioError(key, value, "none, full, op_sac, or a non-empty list of: " + ", ".join(RECOMPUTE_MODULES))
+        raise ScenarioError(key, value, ", ".join(RECOMPUTE_POLICIES) + ", or a non-empty list of: "
+                            + ", ".join(RECOMPUTE_MODULES))
     bad = [v for v in value if v not in RECOMPUTE_MODULES]
     if bad:
-        raise ScenarioError(key, bad[0], "none, full, op_sac, or a list of: " + ", ".join(RECOMPUTE_MODULES))
+        raise ScenarioError(key, bad[0], ", ".join(RECOMPUTE_POLICIES) + ", or a list of: " + ", ".join(RECOMPUTE_MODULES))
     return Recompute(modules=frozenset(RECOMPUTE_MODULES[v] for v in value))
 
 
@@ -374,7 +377,7 @@ def parse_training_plan(text: str, devices: int, *, key: str = "--plan") -> tupl
         name, sep, value = (x.strip() for x in item.partition("="))
         if not sep or name in raw:
             raise ScenarioError(f"{key}.{name}", value, "each name=value pair once, e.g. 'tp=2,pp=8'")
-        raw[name] = value.split("+") if name == "recompute" and value not in ("none", "full", "op_sac") else value
+        raw[name] = value.split("+") if name == "recompute" and value not in RECOMPUTE_POLICIES else value
     try:
         sec = TrainingPlanSection.model_validate(raw, strict=False)
     except ValidationError as e:
