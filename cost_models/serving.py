@@ -334,12 +334,17 @@ def request_tok_per_s(wl: ServingWorkload, cycle_s: float) -> float:
 
 
 def evaluate(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: ServingWorkload,
-             overlap_model: OverlapModel | None = None, *, decode_hint_rank: int | None = None) -> ServingResult:
+             overlap_model: OverlapModel | None = None, *, decode_hint_rank: int | None = None,
+             decode_batch: DecodeBatch | None = None) -> ServingResult:
     """Prefill, decode and aggregated serving figures of ``dims`` for ``wl``. ``overlap_model`` replaces the
     closed-form two-batch overlap with an injected schedule (the CP-SAT interval model from the planner);
-    ``decode_hint_rank`` guides the TPOT batch search (:func:`decode_batch_search`) without changing its answer."""
+    ``decode_hint_rank`` guides the TPOT batch search (:func:`decode_batch_search`) without changing its answer;
+    ``decode_batch``: that search's answer for these arguments, found elsewhere (the planner's helper process), so
+    it is not searched again. Its step, when absent, is costed at the batch as the search would have costed it, so
+    the result is the same either way."""
     pre = prefill(model, cluster, dims, wl, overlap_model)
-    found = decode_batch_search(model, cluster, dims, wl, overlap_model, hint_rank=decode_hint_rank)
+    found = decode_batch if decode_batch is not None else decode_batch_search(
+        model, cluster, dims, wl, overlap_model, hint_rank=decode_hint_rank)
     batch, why = found.batch_per_device, found.limit
     dec = _decode_at(model, cluster, dims, wl, max(batch, 1.0 / dims.attn_tp), overlap_model, found.step)
     b = dec.sequences_per_device

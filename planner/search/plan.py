@@ -105,7 +105,7 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
     def engine_wl(d: ParallelDims, w: ServingWorkload) -> ServingWorkload:
         return eng.engine_workload(engine, sc.cluster, w, d)
     space = search_space(sc.model, sc.cluster, sc.workload, progress=progress, imbalance_of=imbalance_of,
-                         refusal=refusal, workload_of=engine_wl)
+                         refusal=refusal, workload_of=engine_wl, use_helper=True)
     if engine is not None:
         space = _within_dispatch_cap(engine, space, sc.workload)
         if not space.candidates:
