@@ -131,10 +131,10 @@ def _closure(n: int, edges: Sequence[tuple[int, int, int]]) -> list[list[int]] |
         d[x][y] = max(d[x][y], w)
     for k in range(n):
         dk = d[k]
-        for i in range(n):
-            a = d[i][k]
+        for i, row in enumerate(d):
+            a = row[k]
             if a > NEG // 2:
-                d[i] = [max(x, a + y) for x, y in zip(d[i], dk, strict=True)]
+                d[i] = [x if x >= y + a else y + a for x, y in zip(row, dk, strict=True)]
     return None if any(d[i][i] > 0 for i in range(n)) else d
 
 
@@ -145,10 +145,10 @@ def _add(d: list[list[int]], x: int, y: int, w: int) -> bool:
     if w + d[y][x] > 0:
         return False
     dy = d[y]  # row y itself cannot grow: d[y][x] + w <= 0
-    for i in range(len(d)):
-        a = d[i][x] + w
-        if a > d[i][y]:  # otherwise d[i][j] >= d[i][y] + d[y][j] >= a + d[y][j] already (d is closed)
-            d[i] = [p if p >= r else r for p, r in zip(d[i], [a + q for q in dy], strict=True)]
+    for i, row in enumerate(d):
+        a = row[x] + w
+        if a > row[y]:  # otherwise d[i][j] >= d[i][y] + d[y][j] >= a + d[y][j] already (d is closed)
+            d[i] = [p if p >= q + a else q + a for p, q in zip(row, dy, strict=True)]
     return True
 
 
@@ -158,16 +158,18 @@ class _Search:
     def __init__(self, net: _Net, period: int, nodes: list[int]) -> None:
         self.net, self.period, self.nodes = net, period, nodes  # nodes: [visited, limit]
         self.w = net.inst.window_layers
+        self.layers = range(-self.w, self.w)
 
     def options(self, d: list[list[int]], u: int, v: int) -> list[tuple[int, int]] | None:
         """The alternatives (``s_v - s_u >= a``, ``s_u - s_v >= b``) still open; None when one already holds."""
         du, dv, p = self.net.dur[u], self.net.dur[v], self.period
+        duv, dvu = d[u][v], d[v][u]
         out = []
-        for m in range(-self.w, self.w):
+        for m in self.layers:
             a, b = du + m * p, dv - (m + 1) * p
-            if d[u][v] >= a and d[v][u] >= b:
+            if duv >= a and dvu >= b:
                 return None
-            if a + d[v][u] <= 0 and b + d[u][v] <= 0:
+            if a + dvu <= 0 and b + duv <= 0:
                 out.append((a, b))
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import add
 from typing import TYPE_CHECKING
 
 from planner.cpsat import schedule_bound as sb
@@ -66,7 +67,13 @@ class Modes:
     def idle(self, cut: list[int]) -> int:
         """Compute time a link's comm forces idle, given the min-cut terms ``cut``: the busiest link's comm
         minus its max flow."""
+        if len(self.segments) == 1:  # one link (the common case): no slices
+            return self.segments[0][2] - min(cut)
         return max(total - min(cut[a:e]) for a, e, total in self.segments)
+
+    def idle_sum(self, cut: list[int], more: list[int]) -> int:
+        """:meth:`idle` of ``cut + more`` (element-wise)."""
+        return self.idle(list(map(add, cut, more)))
 
     def choices(self, period: int) -> Iterator[tuple[bool, ...]]:
         """Each launch-mode choice whose bound is at most ``period``: a walk over modes in which a shared block
@@ -79,7 +86,7 @@ class Modes:
 
         def walk(i: int, extra: int, cut: list[int]) -> Iterator[tuple[bool, ...]]:
             self._count()
-            if self.base + extra + self.idle([c + r for c, r in zip(cut, self.rest[i], strict=True)]) > period:
+            if self.base + extra + self.idle_sum(cut, self.rest[i]) > period:
                 return
             if i == len(self.blocks):
                 if self.bound(tuple(shared)) <= period:
@@ -88,7 +95,7 @@ class Modes:
             v, dx, _ = self.blocks[i]
             yield from walk(i + 1, extra, cut)
             shared[v] = True
-            yield from walk(i + 1, extra + dx, [c + a for c, a in zip(cut, unions[i], strict=True)])
+            yield from walk(i + 1, extra + dx, list(map(add, cut, unions[i])))
             shared[v] = False
 
         yield from walk(0, 0, self.outside)
@@ -107,13 +114,13 @@ class Modes:
 
         def walk(j: int, cut: list[int]) -> None:
             self._count()
-            if self.idle([c + r for c, r in zip(cut, rest[j], strict=True)]) >= best[0]:
+            if self.idle_sum(cut, rest[j]) >= best[0]:
                 return
             if j == len(picked):
                 best[0] = self.idle(cut)
                 return
             for inc in picked[j][2]:
-                walk(j + 1, [c + a for c, a in zip(cut, inc, strict=True)])
+                walk(j + 1, list(map(add, cut, inc)))
 
         walk(0, self.outside)
         self._bound[shared] = self.base + extra + best[0]
