@@ -13,7 +13,7 @@ import pytest
 
 from planner.inputs.scenario import load_scenario
 from planner.search import helper, layouts
-from planner.search.layouts import _shares, _two_batch_family, search_space, unit_layouts
+from planner.search.layouts import _shares, search_space, two_batch_family, unit_layouts
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
@@ -53,8 +53,8 @@ def test_shares_are_whole_families_near_the_target(default):
     flat = [i for f in theirs for i in f]
     assert sorted(own + flat) == list(range(len(lay)))  # every layout once
     assert all(f == sorted(f) for f in theirs) and own == sorted(own)
-    fam_own = {_two_batch_family(lay[i]) for i in own}
-    assert not fam_own & {_two_batch_family(lay[i]) for i in flat}  # no family split between the two
+    fam_own = {two_batch_family(lay[i]) for i in own}
+    assert not fam_own & {two_batch_family(lay[i]) for i in flat}  # no family split between the two
     assert abs(len(flat) / len(lay) - layouts.HELPER_SHARE) < 0.1
 
 
@@ -107,3 +107,57 @@ def test_close_stops_a_helper_still_running(two_cpus):
     assert h is not None
     h.close()  # kills and reaps: returns
     h.close()  # idempotent
+
+
+def _tagged(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def test_split_map_keeps_the_order_and_each_group_in_one_process(two_cpus):
+    items = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    got = helper.split_map(_tagged, items, key=lambda x: x % 3)  # groups {0,3,6} {1,4,7} {2,5,8}
+    assert [v for v, _ in got] == [x * x for x in items]
+    pid = {x: p for x, (_, p) in zip(items, got, strict=True)}
+    assert all(pid[x] == pid[x % 3] for x in items)  # one process per group
+    assert pid[1] != os.getpid() and pid[0] == pid[2] == os.getpid()  # the second group went to the helper
+
+
+def test_split_map_makes_up_for_a_failing_helper(two_cpus):
+    parent = os.getpid()
+
+    def only_here(x: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("the helper fails")
+        return x + 1
+
+    assert helper.split_map(only_here, list(range(6))) == [1, 2, 3, 4, 5, 6]
+
+
+def test_results_with_read_only_maps_travel_back(two_cpus):
+    import types
+    proxy = types.MappingProxyType({"compute_s": 1.5})
+    got = helper.split_map(lambda x: {"detail": proxy, "x": x}, [0, 1])
+    assert got[1]["detail"] == proxy and isinstance(got[1]["detail"], types.MappingProxyType)
+
+
+def test_schedules_under_a_time_limit_stay_in_one_process(two_cpus, monkeypatch):
+    # a --time-limit is one wall budget for all solves (and their record of early stops): not split
+    from planner.cpsat import budget
+    from planner.search import plan as plan_mod
+
+    calls = []
+    real = helper.split_map
+
+    def counted(fn, items, key=id):
+        calls.append(len(items))
+        return real(fn, items, key)
+
+    monkeypatch.setattr(helper, "split_map", counted)
+    sc = load_scenario(ROOT / "scenarios" / "qwen3_235b_h200_8.yaml")
+    free = plan_mod.run_plan(sc, overlap_model="schedule")
+    assert calls and calls[0] > 1  # without a time limit the two-batch layouts' schedules are split
+    calls.clear()
+    with budget.using(budget.SolveBudget(wall_s=600.0)):
+        limited = plan_mod.run_plan(sc, overlap_model="schedule")
+    assert not calls
+    assert [d.decode.dims for d in limited.deployments] == [d.decode.dims for d in free.deployments]

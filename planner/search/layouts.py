@@ -223,12 +223,12 @@ class _Costing:
         family = _decode_family(dims)
         hint = hints.get(family)
         if hint is None and dims.overlap is OverlapPolicy.TWO_BATCH:
-            hint = hints.get(_two_batch_family(dims))
+            hint = hints.get(two_batch_family(dims))
         c = cost_layout(self.model, self.cluster, dims, wl, decode_hint_rank=hint, decode_batch=decode_batch)
         if c.result.decode_batch_limit == "tpot_slo":
             hints[family] = round(c.decode_batch_per_device * dims.attn_tp)
             if dims.overlap is OverlapPolicy.TWO_BATCH:
-                hints[_two_batch_family(dims)] = hints[family]
+                hints[two_batch_family(dims)] = hints[family]
         if dims.pp == 1:
             fits = c.result.prefill.memory.free_bytes >= 0
             memory_bound[dims] = not fits or c.result.decode_batch_limit is DecodeBatchLimit.MEMORY
@@ -249,7 +249,7 @@ def _shares(layouts: list[ParallelDims]) -> tuple[list[int], list[list[int]]]:
     (``HELPER_SHARE`` of the layouts to the helper); indices in order within each."""
     families: dict[tuple[int, int, int], list[int]] = {}
     for i, d in enumerate(layouts):
-        families.setdefault(_two_batch_family(d), []).append(i)
+        families.setdefault(two_batch_family(d), []).append(i)
     own: list[int] = []
     theirs: list[list[int]] = []
     given = 0
@@ -319,7 +319,7 @@ def _decode_family(dims: ParallelDims) -> ParallelDims:
     return dataclasses.replace(dims, dense_tp=1, pp=1)
 
 
-def _two_batch_family(dims: ParallelDims) -> tuple[int, int, int]:
+def two_batch_family(dims: ParallelDims) -> tuple[int, int, int]:
     """Two-batch layouts of one attention split and MoE group size: their TPOT-limited batches differ by a
     sequence or two across the EP / expert-TP split (measured on the 16-, 768- and 1,024-device scenarios: 7, 7, 7;
     17, 17, 17; 34, 35, 35 at attention TP 1, 2, 4 on 8 GPUs), so the first of a new expert-TP degree starts from

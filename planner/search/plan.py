@@ -12,14 +12,15 @@ from cost_models.parallel import OverlapPolicy, ParallelDims
 from cost_models.specs import ServingWorkload
 from cost_models.step import closed_form_overlap_s
 from planner.catalog.engines import EngineCapability, workload_refusal
+from planner.cpsat import budget
 from planner.cpsat.deployment_instance import Deployment, DeploymentInstance
 from planner.cpsat.stats import SolveStats
 from planner.inputs.scenario import Scenario
 from planner.search import afd as afd_search
 from planner.search import engines as eng
-from planner.search import validate
+from planner.search import helper, validate
 from planner.search.deployment_exact import rank, solve_deployments
-from planner.search.layouts import Candidate, SearchSpace, cost_layout, pareto_front, search_space
+from planner.search.layouts import Candidate, SearchSpace, cost_layout, pareto_front, search_space, two_batch_family
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,9 +123,15 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
             w = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
             return engine_wl(d, w)
         # decode is costed as before (closed form at f = 0), so its batch is the hint: two probes, not a search
-        shortlist = [cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
-                                 decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
-                     if c.dims.overlap is OverlapPolicy.TWO_BATCH else c for c in shortlist]
+        def scheduled(c: Candidate) -> Candidate:
+            return cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
+                               decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
+        two_batch = [c for c in shortlist if c.dims.overlap is OverlapPolicy.TWO_BATCH]
+        # every layer schedule is a deterministic single-worker solve, so half of them can run in the helper
+        # process; not under a --time-limit, whose one wall budget (and record of stopped solves) they share
+        done = dict(zip((id(c) for c in two_batch), helper.split_map(scheduled, two_batch, key=lambda c: two_batch_family(c.dims))
+                        if budget.current().wall_s is None else [scheduled(c) for c in two_batch], strict=True))
+        shortlist = [done.get(id(c), c) for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
     afd = (afd_search.search_afd(sc.model, sc.cluster, wl) if "afd" in modes and engine is None else afd_search.AfdSpace([], Counter(), 0))
