@@ -40,10 +40,36 @@ def two_cpus(monkeypatch):
     monkeypatch.setattr(helper, "usable_cpus", lambda: 2)  # the test machine may pin the run to one CPU
 
 
-def test_helper_finds_what_the_search_alone_finds(default, two_cpus):
+@pytest.fixture
+def frames(monkeypatch):
+    """How many frames the parent received from helpers (a helper that always failed would deliver none)."""
+    got = []
+    real = helper.Helper.messages
+
+    def counted(self, *a, **k):
+        for m in real(self, *a, **k):
+            got.append(m)
+            yield m
+
+    monkeypatch.setattr(helper.Helper, "messages", counted)
+    return got
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_helper_finds_what_the_search_alone_finds(default, two_cpus, frames):
     sc, alone = default
     assert alone.layouts_considered >= layouts.HELPER_MIN_LAYOUTS  # 368 layouts: the helper is used
     _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True))
+    assert len(frames) == len(_shares(list(unit_layouts(sc.model, sc.cluster, sc.cluster.num_devices,
+                                                        rejected=Counter())))[1])  # every family delivered
+    assert _no_children_left()
 
 
 def test_shares_are_whole_families_near_the_target(default):
@@ -58,7 +84,7 @@ def test_shares_are_whole_families_near_the_target(default):
     assert abs(len(flat) / len(lay) - layouts.HELPER_SHARE) < 0.1
 
 
-def test_a_helper_that_fails_midway_is_made_up_for(default, two_cpus, monkeypatch):
+def test_a_helper_that_fails_midway_is_made_up_for(default, two_cpus, monkeypatch, frames):
     sc, alone = default
     real = layouts._Costing.decode_batches
 
@@ -69,6 +95,48 @@ def test_a_helper_that_fails_midway_is_made_up_for(default, two_cpus, monkeypatc
 
     monkeypatch.setattr(layouts._Costing, "decode_batches", first_family_then_fail)
     _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True))
+    assert len(frames) == 1  # the one family it sent was used, the rest costed by the parent
+    assert _no_children_left()
+
+
+def test_the_engine_is_asked_once_per_layout_in_layout_order(default, two_cpus):
+    # run_plan counts the engine's reasons as refusal() is called, and names the most common first (ties in the
+    # order first counted): the helper must not reorder those calls
+    sc, _ = default
+    calls: list = []
+
+    def refusal(d):
+        calls.append(d)
+        return "too many experts" if d.moe_ep == 16 else None
+
+    kw = dict(refusal=refusal)
+    alone = search_space(sc.model, sc.cluster, sc.workload, **kw)
+    serial_calls, calls[:] = list(calls), []
+    _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True, **kw))
+    assert calls == serial_calls == list(unit_layouts(sc.model, sc.cluster, sc.cluster.num_devices,
+                                                      rejected=Counter()))
+    assert alone.rejected["engine"] > 0
+
+
+def test_an_exception_in_the_parent_is_the_one_without_helper_and_leaves_no_child(default, two_cpus):
+    sc, _ = default
+    parent = os.getpid()
+    seen: list = []
+
+    def imbalance(d):
+        if os.getpid() == parent and d.moe_ep == 8 and d.attn_tp == 2:
+            seen.append(d)
+            raise ValueError(f"bad loads for {d.moe_ep}")
+        return 1.0
+
+    with pytest.raises(ValueError, match="bad loads for 8"):
+        search_space(sc.model, sc.cluster, sc.workload, imbalance_of=imbalance)
+    first_serial = seen[0]
+    seen.clear()
+    with pytest.raises(ValueError, match="bad loads for 8"):
+        search_space(sc.model, sc.cluster, sc.workload, imbalance_of=imbalance, use_helper=True)
+    assert seen[-1] == first_serial  # the serial rerun raised at the same layout
+    assert _no_children_left()
 
 
 def test_without_a_second_cpu_there_is_no_helper(default, monkeypatch):
@@ -88,6 +156,28 @@ def test_messages_arrive_in_order_and_end_at_a_failure(two_cpus):
     assert h is not None and list(h.messages()) == [{"a": 1}, [2, 3]]
 
 
+def test_a_truncated_frame_ends_the_messages():
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child that sends one whole frame, then half of one
+        body = __import__("pickle").dumps("whole")
+        os.write(write_fd, helper._LENGTH.pack(len(body)) + body + helper._LENGTH.pack(1000) + b"abc")
+        os._exit(0)
+    os.close(write_fd)
+    assert list(helper.Helper(pid, read_fd).messages()) == ["whole"]
+    assert _no_children_left()
+
+
+def test_a_silent_helper_is_given_up_on(two_cpus):
+    def produce():
+        yield "first"
+        signal.pause()  # never sends again
+
+    h = helper.start(produce)
+    assert h is not None and list(h.messages(idle_timeout_s=0.5)) == ["first"]  # then killed and reaped
+    assert _no_children_left()
+
+
 def test_a_killed_helper_delivers_what_it_sent_before(two_cpus):
     def produce():
         yield "first"
@@ -105,8 +195,13 @@ def test_close_stops_a_helper_still_running(two_cpus):
 
     h = helper.start(produce)
     assert h is not None
-    h.close()  # kills and reaps: returns
-    h.close()  # idempotent
+    signal.alarm(20)  # a close() that stopped killing would wait for ever: fail instead
+    try:
+        h.close()  # kills and reaps: returns
+        h.close()  # idempotent
+    finally:
+        signal.alarm(0)
+    assert _no_children_left()
 
 
 def _tagged(x: int) -> tuple[int, int]:
@@ -136,8 +231,20 @@ def test_split_map_makes_up_for_a_failing_helper(two_cpus):
 def test_results_with_read_only_maps_travel_back(two_cpus):
     import types
     proxy = types.MappingProxyType({"compute_s": 1.5})
-    got = helper.split_map(lambda x: {"detail": proxy, "x": x}, [0, 1])
-    assert got[1]["detail"] == proxy and isinstance(got[1]["detail"], types.MappingProxyType)
+    got = helper.split_map(lambda x: {"detail": proxy, "pid": os.getpid()}, [0, 1])
+    assert got[1]["pid"] != os.getpid()  # item 1 came back from the helper (not recomputed here) ...
+    assert got[1]["detail"] == proxy and isinstance(got[1]["detail"], types.MappingProxyType)  # ... intact
+
+
+def test_split_map_raises_what_the_comprehension_raises(two_cpus):
+    def fn(x: int) -> int:
+        if x in (1, 2):  # item 1 goes to the helper, item 2 stays here: the comprehension fails at 1 first
+            raise ValueError(f"item {x}")
+        return x
+
+    with pytest.raises(ValueError, match="item 1"):
+        helper.split_map(fn, [0, 1, 2, 3])
+    assert _no_children_left()
 
 
 def test_schedules_under_a_time_limit_stay_in_one_process(two_cpus, monkeypatch):

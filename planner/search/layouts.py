@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -185,7 +186,8 @@ class _Costing:
     wl: ServingWorkload
     layouts: list[ParallelDims]
     imbalance_of: Callable[[ParallelDims], float] | None
-    refusal: Callable[[ParallelDims], str | None] | None
+    refused: frozenset[int]
+    """Indices of the layouts the target engine refuses (asked once each, in layout order, before the loop)."""
     workload_of: Callable[[ParallelDims, ServingWorkload], ServingWorkload] | None
 
     def run(self, indices: list[int], *, batches: dict[int, DecodeBatch] | None = None,
@@ -198,16 +200,14 @@ class _Costing:
         memory_bound: dict[ParallelDims, bool] = {}
         hints: dict[ParallelDims | tuple[int, int, int], int] = {}
         for i in indices:
-            events[i] = self._one(self.layouts[i], memory_bound, hints,
-                                  None if batches is None else batches.get(i))
+            events[i] = ("engine", None) if i in self.refused else self._one(
+                self.layouts[i], memory_bound, hints, None if batches is None else batches.get(i))
             if tick is not None:
                 tick()
         return events
 
     def _one(self, dims: ParallelDims, memory_bound: dict[ParallelDims, bool],
              hints: dict[ParallelDims | tuple[int, int, int], int], decode_batch: DecodeBatch | None) -> _Event:
-        if self.refusal is not None and self.refusal(dims) is not None:
-            return "engine", None
         if check_dims(dims, self.model, dims.unit_devices * dims.pp):
             return Rejection.DIVISIBILITY, None
         flat = dataclasses.replace(dims, pp=1)
@@ -276,8 +276,9 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     without it (tests/test_search_helper.py)."""
     rejected: Counter[str] = Counter()
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
+    refused = frozenset(i for i, d in enumerate(layouts) if refusal is not None and refusal(d) is not None)
     costing = _Costing(model=model, cluster=cluster, wl=wl, layouts=layouts, imbalance_of=imbalance_of,
-                       refusal=refusal, workload_of=workload_of)
+                       refused=refused, workload_of=workload_of)
     done = 0
 
     def tick() -> None:
@@ -290,18 +291,26 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     if use_helper and len(layouts) >= HELPER_MIN_LAYOUTS:
         own, theirs = _shares(layouts)
         pending = helper.start(lambda: costing.decode_batches(theirs))
-    if pending is None:
-        events = costing.run(list(range(len(layouts))), tick=tick)
-    else:
+    events = None
+    if pending is not None:
         try:
+            t0 = time.perf_counter()
             events = costing.run(own, tick=tick)
             left = dict(enumerate(theirs))
-            for k, batches in pending.messages():  # each family as soon as the helper has it
+            # each family as soon as the helper has it; a helper silent for far longer than the parent's own
+            # share took is given up on
+            idle_s = max(helper.IDLE_TIMEOUT_S, 4.0 * (time.perf_counter() - t0))
+            for k, batches in pending.messages(idle_s):
                 events.update(costing.run(left.pop(k), batches=batches, tick=tick))
+            for indices in left.values():  # what the helper did not deliver (it failed): costed here
+                events.update(costing.run(indices, tick=tick))
+        except Exception:  # costed again in layout order below: the same exception as without the helper
+            events = None
         finally:
             pending.close()
-        for indices in left.values():  # what the helper did not deliver (it failed): costed here
-            events.update(costing.run(indices, tick=tick))
+    if events is None:
+        done = 0
+        events = costing.run(list(range(len(layouts))), tick=tick)
     out: list[Candidate] = []
     for i in sorted(events):  # counted and kept in layout order, as one loop over every layout does
         reason, c = events[i]
