@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from planner.search.layouts import _shares, search_space, two_batch_family, unit
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "deepseek_v3_h200_16.yaml"
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper forks")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper forks on Linux only")
 
 
 def _same(a: layouts.SearchSpace, b: layouts.SearchSpace) -> None:
@@ -137,6 +138,12 @@ def test_an_exception_in_the_parent_is_the_one_without_helper_and_leaves_no_chil
         search_space(sc.model, sc.cluster, sc.workload, imbalance_of=imbalance, use_helper=True)
     assert seen[-1] == first_serial  # the serial rerun raised at the same layout
     assert _no_children_left()
+
+
+def test_off_linux_there_is_no_helper(two_cpus, monkeypatch):
+    monkeypatch.setattr(helper.sys, "platform", "darwin")
+    assert helper.start(lambda: [1]) is None
+    assert helper.split_map(lambda x: x + 1, [1, 2, 3]) == [2, 3, 4]
 
 
 def test_without_a_second_cpu_there_is_no_helper(default, monkeypatch):

@@ -7,8 +7,9 @@ thread of the parent held at the fork). The parent goes on with its own share an
 :meth:`Helper.messages` while the child still computes the next ones. Nothing the child sends is trusted beyond
 what arrived whole: a failure (an exception in the child, a signal, a truncated frame, no frame within the idle
 timeout) ends the messages early, and the caller computes whatever did not arrive itself, so a helper can make a
-search faster but never change or lose its answer, and never make it wait for ever. Where ``os.fork`` is missing
-(Windows), only one CPU is usable or no pipe can be made, ``start`` returns None. Ctrl-C reaches the parent only
+search faster but never change or lose its answer, and never make it wait for ever. Off Linux (no ``os.fork`` on
+Windows; on macOS system frameworks may abort in a forked child), where only one CPU is usable or where no pipe
+can be made, ``start`` returns None and the caller computes everything itself. Ctrl-C reaches the parent only
 (the child ignores SIGINT); the parent's cleanup kills and reaps the child.
 :func:`split_map` applies a function to a list with every second group of items computed by a helper.
 
@@ -123,10 +124,9 @@ def _child(produce: Callable[[], Iterable[Any]], write_fd: int) -> None:
 
 
 def start(produce: Callable[[], Iterable[Any]]) -> Helper | None:
-    """Fork a child that sends every value of ``produce()``; None where no second CPU, no ``fork`` or no pipe
-    is available."""
-    if not hasattr(os, "fork") or usable_cpus() < 2:
-        return None
+    """Fork a child that sends every value of ``produce()``; None off Linux, without a second CPU or a pipe."""
+    if not sys.platform.startswith("linux") or usable_cpus() < 2:
+        return None  # fork without exec is only dependable on Linux (macOS frameworks abort in a forked child)
     try:
         read_fd, write_fd = os.pipe()
     except OSError:
