@@ -20,7 +20,7 @@ def cand(devices: int, *, pre: float = 0.0, dec: float = 0.0, agg: float = 0.0, 
                      prefill_tok_per_s_per_device=pre, ttft_s=1.0, decode_tok_per_s_per_device=dec, tpot_s=tpot,
                      decode_batch_per_device=1.0, aggregated_tok_per_s_per_device=agg, aggregated_user_tok_per_s=1 / tpot,
                      aggregated_tpot_s=tpot, memory_used_bytes=0.0, prefill_ok=pre_ok, decode_ok=dec_ok,
-                     aggregated_ok=agg_ok, result=None)  # type: ignore[arg-type]
+                     aggregated_ok=agg_ok, costed=None)  # type: ignore[arg-type]
 
 
 def inst(cands, devices=16, objective="throughput", **kw) -> DeploymentInstance:

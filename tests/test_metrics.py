@@ -94,7 +94,7 @@ def _cand(tag: int, *, agg: float, tpot: float, agg_tpot: float) -> Candidate:
                      prefill_tok_per_s_per_device=0.0, ttft_s=1.0, decode_tok_per_s_per_device=0.0, tpot_s=tpot,
                      decode_batch_per_device=1.0, aggregated_tok_per_s_per_device=agg,
                      aggregated_user_tok_per_s=1 / agg_tpot, aggregated_tpot_s=agg_tpot, memory_used_bytes=0.0,
-                     prefill_ok=True, decode_ok=True, aggregated_ok=True, result=None)  # type: ignore[arg-type]
+                     prefill_ok=True, decode_ok=True, aggregated_ok=True, costed=None)  # type: ignore[arg-type]
 
 
 def test_latency_objective_ranks_aggregated_layouts_by_the_tpot_users_see():

@@ -87,14 +87,14 @@ def test_shares_are_whole_families_near_the_target(default):
 
 def test_a_helper_that_fails_midway_is_made_up_for(default, two_cpus, monkeypatch, frames):
     sc, alone = default
-    real = layouts._Costing.decode_batches
+    real = layouts._Costing.helper_events
 
     def first_family_then_fail(self, families):  # runs in the child only (the parent never calls it)
         it = real(self, families)
         yield next(it)
         raise RuntimeError("helper failure")
 
-    monkeypatch.setattr(layouts._Costing, "decode_batches", first_family_then_fail)
+    monkeypatch.setattr(layouts._Costing, "helper_events", first_family_then_fail)
     _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True))
     assert len(frames) == 1  # the one family it sent was used, the rest costed by the parent
     assert _no_children_left()
@@ -275,3 +275,17 @@ def test_schedules_under_a_time_limit_stay_in_one_process(two_cpus, monkeypatch)
         limited = plan_mod.run_plan(sc, overlap_model="schedule")
     assert not calls
     assert [d.decode.dims for d in limited.deployments] == [d.decode.dims for d in free.deployments]
+
+
+def test_a_helper_candidate_costs_its_result_when_first_read(default, two_cpus):
+    import pickle
+    sc, alone = default
+    space = search_space(sc.model, sc.cluster, sc.workload, use_helper=True)
+    lazy = [(c, ref) for c, ref in zip(space.candidates, alone.candidates, strict=True) if callable(c.costed)]
+    assert len(lazy) > 50  # the helper's share arrives as figures only
+    c, ref = lazy[0]
+    assert c == ref and c.result == ref.result  # read: costed again, the same result
+    assert not callable(c.costed)  # ... and kept
+    c2, ref2 = lazy[1]
+    back = pickle.loads(pickle.dumps(c2))  # a function does not travel: the result does
+    assert not callable(back.costed) and back.result == ref2.result and back == ref2

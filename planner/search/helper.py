@@ -131,6 +131,11 @@ def start(produce: Callable[[], Iterable[Any]]) -> Helper | None:
         read_fd, write_fd = os.pipe()
     except OSError:
         return None
+    try:  # room for a search's answers (a few hundred KiB) while the parent computes its own share
+        import fcntl
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except OSError:  # a lower /proc/sys/fs/pipe-max-size: the default, the child waits for the reader
+        pass
     freeze = gc.get_freeze_count() == 0  # a caller's own frozen objects stay as they are
     if freeze:
         gc.freeze()  # the objects both share stay out of the collector's scans, whose writes would copy every page

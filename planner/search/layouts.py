@@ -11,6 +11,7 @@ the split of the cluster into replicas and into prefill / decode pools, which is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections import Counter
@@ -55,7 +56,23 @@ class Candidate:
     """Fits memory and meets the TPOT SLO as a decode instance."""
     aggregated_ok: bool
     """Meets both as an aggregated instance."""
-    result: ServingResult = field(repr=False, compare=False)
+    costed: ServingResult | Callable[[], ServingResult] = field(repr=False, compare=False)
+    """The full result (:attr:`result`), or, for a layout the search helper costed (its figures above came from
+    there), the function that costs it again at the batch the helper found, run when :attr:`result` is first
+    read: most of a search's layouts are never read beyond these figures."""
+
+    @property
+    def result(self) -> ServingResult:
+        """The layout's full serving result (phases, steps, memory); the same whichever process costed it."""
+        r = self.costed
+        if callable(r):
+            r = r()
+            object.__setattr__(self, "costed", r)  # memoised once (the figures it repeats are fields already)
+        return r
+
+    def __getstate__(self) -> dict[str, object]:
+        _ = self.result  # a function does not travel between processes: the result does
+        return self.__dict__
 
     @property
     def user_tok_per_s(self) -> float:
@@ -160,18 +177,17 @@ def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: 
         aggregated_user_tok_per_s=r.aggregated_user_tok_per_s, aggregated_tpot_s=agg_tpot_s,
         memory_used_bytes=max(r.prefill.memory.used_bytes, r.decode.memory.used_bytes),
         prefill_ok=pre_fits and ttft_ok, decode_ok=dec_fits and tpot_ok,
-        aggregated_ok=pre_fits and dec_fits and ttft_ok and agg_tpot_ok, result=r)
+        aggregated_ok=pre_fits and dec_fits and ttft_ok and agg_tpot_ok, costed=r)
 
 
 HELPER_MIN_LAYOUTS = 200
 """Layouts from which :func:`search_space` hands a share to a forked helper (:mod:`planner.search.helper`):
 below it the search takes well under half a second and the fork is not worth its start."""
 
-HELPER_SHARE = 0.62
-"""Share of the layouts the helper costs. The parent costs its own share in full and then the helper's with the
-batches the helper found, which skips the TPOT batch search, about 60-70 % of a layout's cost (measured on the
-1,024 x H200 and CloudMatrix384 scenarios: 1.88 -> 0.60 s and 3.35 -> 1.37 s of in-process search without it), so
-both finish together when the helper takes ``1 / (2 - 0.35)`` of the layouts."""
+HELPER_SHARE = 0.5
+"""Share of the layouts the helper costs. It sends back each layout's figures, not its full result, and the parent
+costs a result again only where one is read (:attr:`Candidate.costed`: the shortlist's few dozen), so both sides
+do the same work per layout."""
 
 _Event = tuple[str | None, Candidate | None]
 """What the search loop did with one layout: the rejection it counted (or None) and the candidate it kept."""
@@ -190,24 +206,28 @@ class _Costing:
     """Indices of the layouts the target engine refuses (asked once each, in layout order, before the loop)."""
     workload_of: Callable[[ParallelDims, ServingWorkload], ServingWorkload] | None
 
-    def run(self, indices: list[int], *, batches: dict[int, DecodeBatch] | None = None,
-            tick: Callable[[], None] | None = None) -> dict[int, _Event]:
+    def run(self, indices: list[int], *, tick: Callable[[], None] | None = None) -> dict[int, _Event]:
         """Cost the layouts at ``indices`` in order. The state the loop keeps (a pp = 1 layout's memory verdict,
         the batch hints) is per family of one attention split and MoE group size, so a share made of whole
-        families (:func:`_shares`) runs exactly as that share does inside the loop over every layout.
-        ``batches``: decode batches already found for some of the indices (by the helper)."""
+        families (:func:`_shares`) runs exactly as that share does inside the loop over every layout."""
         events: dict[int, _Event] = {}
         memory_bound: dict[ParallelDims, bool] = {}
         hints: dict[ParallelDims | tuple[int, int, int], int] = {}
         for i in indices:
             events[i] = ("engine", None) if i in self.refused else self._one(
-                self.layouts[i], memory_bound, hints, None if batches is None else batches.get(i))
+                self.layouts[i], memory_bound, hints)
             if tick is not None:
                 tick()
         return events
 
+    def _workload(self, dims: ParallelDims) -> ServingWorkload:
+        """The workload one layout is costed with (its expert imbalance, the engine's reserve)."""
+        wl = self.wl if self.imbalance_of is None else dataclasses.replace(
+            self.wl, expert_imbalance=self.imbalance_of(dims))
+        return wl if self.workload_of is None else self.workload_of(dims, wl)
+
     def _one(self, dims: ParallelDims, memory_bound: dict[ParallelDims, bool],
-             hints: dict[ParallelDims | tuple[int, int, int], int], decode_batch: DecodeBatch | None) -> _Event:
+             hints: dict[ParallelDims | tuple[int, int, int], int]) -> _Event:
         if check_dims(dims, self.model, dims.unit_devices * dims.pp):
             return Rejection.DIVISIBILITY, None
         flat = dataclasses.replace(dims, pp=1)
@@ -216,15 +236,12 @@ class _Costing:
             # so throughput per device is at best equal and latency grows by the stage hand-offs. When the
             # pp=1 layout's decode batch is already set by the TPOT SLO (not memory), more memory buys nothing.
             return Rejection.PP_NO_GAIN, None
-        wl = self.wl if self.imbalance_of is None else dataclasses.replace(
-            self.wl, expert_imbalance=self.imbalance_of(dims))
-        if self.workload_of is not None:
-            wl = self.workload_of(dims, wl)
+        wl = self._workload(dims)
         family = _decode_family(dims)
         hint = hints.get(family)
         if hint is None and dims.overlap is OverlapPolicy.TWO_BATCH:
             hint = hints.get(two_batch_family(dims))
-        c = cost_layout(self.model, self.cluster, dims, wl, decode_hint_rank=hint, decode_batch=decode_batch)
+        c = cost_layout(self.model, self.cluster, dims, wl, decode_hint_rank=hint)
         if c.result.decode_batch_limit == "tpot_slo":
             hints[family] = round(c.decode_batch_per_device * dims.attn_tp)
             if dims.overlap is OverlapPolicy.TWO_BATCH:
@@ -234,13 +251,43 @@ class _Costing:
             memory_bound[dims] = not fits or c.result.decode_batch_limit is DecodeBatchLimit.MEMORY
         return (None if c.prefill_ok or c.decode_ok else _why(c, self.wl)), c
 
-    def decode_batches(self, families: list[list[int]]) -> Iterator[tuple[int, dict[int, DecodeBatch]]]:
-        """The helper's work, family by family (``(position in families, batches)``, small to send back): the
-        decode batch each costed layout gets."""
+    def helper_events(self, families: list[list[int]]) -> Iterator[tuple[int, dict[int, _Sent]]]:
+        """The helper's work, family by family (``(position in families, events)``): each layout's event with its
+        candidate's figures and decode batch, not its full result (a few hundred bytes a layout; the parent costs
+        a result again only where it is read, :attr:`Candidate.costed`)."""
         for k, indices in enumerate(families):
-            yield k, {i: DecodeBatch(batch_per_device=c.result.decode_batch_per_device,
-                                     limit=c.result.decode_batch_limit, step=None, probes=0)
-                      for i, (_, c) in self.run(indices).items() if c is not None}
+            yield k, {i: (reason, None if c is None else (tuple(getattr(c, f) for f in _FIGURES),
+                                                          c.result.decode_batch_limit))
+                      for i, (reason, c) in self.run(indices).items()}
+
+    def received(self, sent: dict[int, _Sent]) -> dict[int, _Event]:
+        """The parent's events of a family the helper sent (:meth:`helper_events`)."""
+        out: dict[int, _Event] = {}
+        for i, (reason, cand) in sent.items():
+            if cand is None:
+                out[i] = (reason, None)
+                continue
+            values, limit = cand
+            figures = dict(zip(_FIGURES, values, strict=True))
+            batch = DecodeBatch(batch_per_device=figures["decode_batch_per_device"], limit=limit, step=None, probes=0)
+            out[i] = (reason, Candidate(dims=self.layouts[i], **figures,
+                                        costed=functools.partial(self._result_at, i, batch)))
+        return out
+
+    def _result_at(self, i: int, batch: DecodeBatch) -> ServingResult:
+        """Layout ``i`` costed again at the decode batch the helper found (the same result it computed)."""
+        dims = self.layouts[i]
+        return cost_layout(self.model, self.cluster, dims, self._workload(dims), decode_batch=batch).result
+
+
+_FIGURES = ("devices_per_replica", "prefill_tok_per_s_per_device", "ttft_s", "decode_tok_per_s_per_device", "tpot_s",
+            "decode_batch_per_device", "aggregated_tok_per_s_per_device", "aggregated_user_tok_per_s",
+            "aggregated_tpot_s", "memory_used_bytes", "prefill_ok", "decode_ok", "aggregated_ok")
+"""The fields of a :class:`Candidate` besides its layout and result."""
+
+_Sent = tuple[str | None, tuple[tuple[float | bool | int, ...], DecodeBatchLimit] | None]
+"""One layout's event as the helper sends it: the rejection, and the candidate's figures (in ``_FIGURES`` order)
+with its batch limit."""
 
 
 def _shares(layouts: list[ParallelDims]) -> tuple[list[int], list[list[int]]]:
@@ -271,9 +318,9 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     """Cost every layout that can tile the cluster; count rejections by constraint. ``refusal`` names why the
     target engine cannot launch a layout (counted under ``engine``); ``workload_of`` adjusts the workload per
     layout (the engine's memory reserve, planner/search/engines.py). ``use_helper``: from
-    ``HELPER_MIN_LAYOUTS`` layouts on, a forked helper (:mod:`planner.search.helper`) finds the decode batches
-    of a share of them meanwhile; the candidates, their order and the rejection counts are those of the search
-    without it (tests/test_search_helper.py)."""
+    ``HELPER_MIN_LAYOUTS`` layouts on, a forked helper (:mod:`planner.search.helper`) costs a share of them
+    meanwhile; the candidates (figures and results), their order and the rejection counts are those of the
+    search without it (tests/test_search_helper.py)."""
     rejected: Counter[str] = Counter()
     layouts = list(unit_layouts(model, cluster, cluster.num_devices, rejected=rejected))
     refused = frozenset(i for i, d in enumerate(layouts) if refusal is not None and refusal(d) is not None)
@@ -290,7 +337,7 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
     pending = None
     if use_helper and len(layouts) >= HELPER_MIN_LAYOUTS:
         own, theirs = _shares(layouts)
-        pending = helper.start(lambda: costing.decode_batches(theirs))
+        pending = helper.start(lambda: costing.helper_events(theirs))
     events = None
     if pending is not None:
         try:
@@ -300,8 +347,11 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
             # each family as soon as the helper has it; a helper silent for far longer than the parent's own
             # share took is given up on
             idle_s = max(helper.IDLE_TIMEOUT_S, 4.0 * (time.perf_counter() - t0))
-            for k, batches in pending.messages(idle_s):
-                events.update(costing.run(left.pop(k), batches=batches, tick=tick))
+            for k, sent in pending.messages(idle_s):
+                left.pop(k)
+                events.update(costing.received(sent))
+                for _ in sent:
+                    tick()
             for indices in left.values():  # what the helper did not deliver (it failed): costed here
                 events.update(costing.run(indices, tick=tick))
         except Exception:  # costed again in layout order below: the same exception as without the helper
