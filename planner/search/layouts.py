@@ -180,6 +180,17 @@ def cost_layout(model: ModelSpec, cluster: ClusterSpec, dims: ParallelDims, wl: 
         aggregated_ok=pre_fits and dec_fits and ttft_ok and agg_tpot_ok, costed=r)
 
 
+def layout_workload(wl: ServingWorkload, dims: ParallelDims,
+                    imbalance_of: Callable[[ParallelDims], float] | None = None,
+                    workload_of: Callable[[ParallelDims, ServingWorkload], ServingWorkload] | None = None
+                    ) -> ServingWorkload:
+    """The workload one layout is costed with: its expert imbalance (``imbalance_of``), then the engine's
+    adjustment (``workload_of``: its memory reserve), as :func:`search_space` takes them."""
+    if imbalance_of is not None:
+        wl = dataclasses.replace(wl, expert_imbalance=imbalance_of(dims))
+    return wl if workload_of is None else workload_of(dims, wl)
+
+
 HELPER_MIN_LAYOUTS = 200
 """Layouts from which :func:`search_space` hands a share to a forked helper (:mod:`planner.search.helper`):
 below it the search takes well under half a second and the fork is not worth its start."""
@@ -221,10 +232,7 @@ class _Costing:
         return events
 
     def _workload(self, dims: ParallelDims) -> ServingWorkload:
-        """The workload one layout is costed with (its expert imbalance, the engine's reserve)."""
-        wl = self.wl if self.imbalance_of is None else dataclasses.replace(
-            self.wl, expert_imbalance=self.imbalance_of(dims))
-        return wl if self.workload_of is None else self.workload_of(dims, wl)
+        return layout_workload(self.wl, dims, self.imbalance_of, self.workload_of)
 
     def _one(self, dims: ParallelDims, memory_bound: dict[ParallelDims, bool],
              hints: dict[ParallelDims | tuple[int, int, int], int]) -> _Event:

@@ -20,7 +20,15 @@ from planner.search import afd as afd_search
 from planner.search import engines as eng
 from planner.search import helper, validate
 from planner.search.deployment_exact import rank, solve_deployments
-from planner.search.layouts import Candidate, SearchSpace, cost_layout, pareto_front, search_space, two_batch_family
+from planner.search.layouts import (
+    Candidate,
+    SearchSpace,
+    cost_layout,
+    layout_workload,
+    pareto_front,
+    search_space,
+    two_batch_family,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,19 +127,20 @@ def run_plan(sc: Scenario, *, objective: str = "throughput", top_k: int = 5, see
         required = wl.request_rate_per_s * wl.output_tokens
     shortlist = prune_dominated(space.candidates, top_k)
     if overlap_model == "schedule":
-        def layout_wl(d: ParallelDims) -> ServingWorkload:
-            w = wl if imbalance_of is None else dataclasses.replace(wl, expert_imbalance=imbalance_of(d))
-            return engine_wl(d, w)
         # decode is costed as before (closed form at f = 0), so its batch is the hint: two probes, not a search
         def scheduled(c: Candidate) -> Candidate:
-            return cost_layout(sc.model, sc.cluster, c.dims, layout_wl(c.dims), schedule_prefill_overlap,
+            return cost_layout(sc.model, sc.cluster, c.dims, layout_workload(wl, c.dims, imbalance_of, engine_wl),
+                               schedule_prefill_overlap,
                                decode_hint_rank=round(c.decode_batch_per_device * c.dims.attn_tp))
         two_batch = [c for c in shortlist if c.dims.overlap is OverlapPolicy.TWO_BATCH]
-        # every layer schedule is a deterministic single-worker solve, so half of them can run in the helper
-        # process; not under a --time-limit, whose one wall budget (and record of stopped solves) they share
-        done = dict(zip((id(c) for c in two_batch), helper.split_map(scheduled, two_batch, key=lambda c: two_batch_family(c.dims))
-                        if budget.current().wall_s is None else [scheduled(c) for c in two_batch], strict=True))
-        shortlist = [done.get(id(c), c) for c in shortlist]
+        if budget.current().wall_s is None:
+            # every layer schedule is a deterministic single-worker solve, so half of them can run in the helper
+            # process (a family in one process: a schedule two of its layouts share is solved once)
+            recosted = helper.split_map(scheduled, two_batch, key=lambda c: two_batch_family(c.dims))
+        else:  # a --time-limit is one wall budget (and one record of stopped solves) for all solves
+            recosted = [scheduled(c) for c in two_batch]
+        by_id = {id(c): r for c, r in zip(two_batch, recosted, strict=True)}
+        shortlist = [by_id.get(id(c), c) for c in shortlist]
     elif overlap_model != "closed-form":
         raise ValueError(f"overlap_model: got {overlap_model!r}; accepted: {OVERLAP_MODELS}")
     afd = (afd_search.search_afd(sc.model, sc.cluster, wl) if "afd" in modes and engine is None else afd_search.AfdSpace([], Counter(), 0))
