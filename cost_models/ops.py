@@ -32,7 +32,7 @@ from cost_models import aux_kernels, comm, compute
 from cost_models.expert_load import busiest_device_load_factor
 from cost_models.kinds import Bound, OpKind, Phase
 from cost_models.parallel import ParallelDims
-from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat
+from cost_models.specs import AttentionKind, ClusterSpec, ModelSpec, OpPrecisions, Precision, WeightFormat, memo_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +54,7 @@ class OpCost:
     """A collective's algorithm (``ring``, ``nvls``, ``one_shot``, ``deepep_low_latency``, ...); empty for kernels."""
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class PhaseShape:
     """Tokens one device handles in one forward of a phase."""

@@ -20,7 +20,7 @@ import enum
 import functools
 from dataclasses import dataclass, fields
 
-from cost_models.specs import AttentionKind, ModelSpec
+from cost_models.specs import AttentionKind, ModelSpec, memo_hash
 
 
 class OverlapPolicy(enum.Enum):
@@ -35,6 +35,7 @@ class OverlapPolicy(enum.Enum):
     :func:`cost_models.step.compose_single_batch`)."""
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class ParallelDims:
     """Parallel degrees of one deployment (one serving pool)."""

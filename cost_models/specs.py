@@ -11,6 +11,37 @@ import enum
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+_T = TypeVar("_T")
+_MEMO_HASH = "_memo_hash"
+
+
+def memo_hash(cls: type[_T]) -> type[_T]:
+    """Class decorator for a frozen dataclass: its generated ``__hash__`` is computed once per instance and kept.
+
+    A spec is hashed at every memoised cost call it keys (a plan search hashes the same model, cluster, dims and
+    precisions hundreds of thousands of times, each time over every nested field and enum). The value is the
+    generated one, so dicts and sets order as before; it is not pickled (``__getstate__`` drops it), since a
+    string hash is only valid in the process that computed it."""
+    field_hash = cls.__hash__
+    assert field_hash is not None, f"{cls.__name__} is not hashable"
+
+    def __hash__(self: object) -> int:
+        state = self.__dict__
+        found = state.get(_MEMO_HASH)
+        if found is None:
+            found = state[_MEMO_HASH] = field_hash(self)
+        return found
+
+    def __getstate__(self: object) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop(_MEMO_HASH, None)
+        return state
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
+    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    return cls
 
 
 class Precision(enum.Enum):
@@ -87,6 +118,7 @@ class Confidence(enum.Enum):
     ESTIMATED = "estimated"
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class LinkSpec:
     """One network tier as seen from one device."""
@@ -173,6 +205,7 @@ class AttentionKind(enum.Enum):
     ``num_kv_heads`` (Step-3: 1) key and value heads of the full head width."""
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class AttentionSpec:
     """Shape of one attention block."""
@@ -202,6 +235,7 @@ class AttentionSpec:
         return self.qk_head_dim - self.qk_rope_head_dim
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class MoESpec:
     """Routed + shared experts of one MoE layer."""
@@ -219,6 +253,7 @@ class MoESpec:
     """Groups a token may route to (DeepSeek-V3: 4). Equal to num_groups = unlimited."""
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class OpPrecisions:
     """Precision of each op class of a layer: the weights' storage, the attention math and the KV cache.
@@ -261,6 +296,7 @@ WEIGHT_CLASSES = ("routed_experts", "shared_experts", "dense_ffn", "attention_pr
 """The op classes whose value is a :class:`WeightFormat`."""
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """A decoder-only transformer, MoE or dense."""
@@ -294,6 +330,7 @@ class ModelSpec:
         return self.num_layers - self.num_dense_layers if self.moe else 0
 
 
+@memo_hash
 @dataclass(frozen=True, kw_only=True)
 class ClusterSpec:
     """The devices a plan may use and the two network tiers between them."""

@@ -90,3 +90,21 @@ def test_decode_probe_latency_is_the_decode_steps_latency_with_mtp(dims, mtp_tok
     for seqs in (1 / dims.attn_tp, 5.0, 64.0):
         assert (serving._decode_latency_s(sc.model, sc.cluster, dims, wl, seqs)
                 == serving._decode_step(sc.model, sc.cluster, dims, wl, seqs).latency_s)
+
+
+def test_memo_hash_keeps_the_field_hash_and_is_not_pickled():
+    """A memoised spec hash is the dataclass's own field hash (so dicts and sets order as before), computed once,
+    and is dropped from a pickle (a string hash is only valid in the process that computed it)."""
+    import pickle
+
+    sc = load_scenario(DEFAULT)
+    for spec in (sc.model, sc.cluster, sc.plan, PhaseShape(phase=Phase.DECODE, rank_tokens=64.0, sequences_per_rank=64.0,
+                                                            context_tokens=2048)):
+        fields = tuple(getattr(spec, f.name) for f in dataclasses.fields(spec))
+        assert hash(spec) == hash(fields)  # the generated __hash__ of a frozen dataclass: hash of the field tuple
+        assert "_memo_hash" in vars(spec) and hash(spec) == vars(spec)["_memo_hash"]
+        copy = pickle.loads(pickle.dumps(spec))
+        assert "_memo_hash" not in vars(copy)
+        assert copy == spec and hash(copy) == hash(spec)
+    changed = dataclasses.replace(sc.plan, pp=sc.plan.pp + 1)
+    assert changed != sc.plan and "_memo_hash" not in vars(changed)  # a replaced spec hashes its own fields
