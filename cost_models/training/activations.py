@@ -20,7 +20,8 @@ those tensors so the same terms extend to:
   busiest EP rank receiving ``imbalance`` x the mean; ``etp`` ranks share each copy and split its width) the
   expert input, the gate/up outputs and the activation output; the routing weights are applied at the activation
   (Megatron-Core ``activation_func_with_probs``), so the expert outputs need not be kept [extension];
-* FP8 recipes keep Linear inputs at ``recipe.saved_linear_input_bytes_per_element`` (DeepSeek-V3 §3.3.4) [extension].
+* FP8 recipes keep Linear inputs at ``recipe.saved_linear_input_bytes_per_element`` (DeepSeek-V3 §3.3.4) [extension],
+  a class kept in BF16 (``workload.bf16_classes``) at 2 bytes.
 
 Names of the recompute modules follow Megatron-Core's ``--recompute-modules``.
 """
@@ -32,7 +33,7 @@ from dataclasses import replace
 from cost_models.specs import AttentionKind, ModelSpec
 from cost_models.training import op_sac
 from cost_models.training.dims import TrainingDims
-from cost_models.training.specs import Recompute, RecomputeModule, TrainingWorkload
+from cost_models.training.specs import Recompute, RecomputeModule, TrainingOpClass, TrainingWorkload
 
 ACT_BYTES = 2.0
 """bf16 activations."""
@@ -69,7 +70,8 @@ def _drop(workload: TrainingWorkload, module: RecomputeModule) -> bool:
 def attention_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload) -> dict[str, float]:
     """Saved bytes of one attention block per micro-batch on one device, by tensor."""
     a, h, tp = model.attention, model.hidden_size, dims.tp
-    t, lin = tokens_per_device(dims, workload), workload.recipe.saved_linear_input_bytes_per_element
+    t = tokens_per_device(dims, workload)
+    lin = workload.saved_input_bytes_per_element(TrainingOpClass.ATTENTION_PROJECTIONS)
     q_heads, kv_heads = a.num_q_heads / tp, max(1.0, a.num_kv_heads / tp)
     out = {"attn_norm_input": t * ACT_BYTES * h / _sp(dims)}
     normed = 0.0 if _drop(workload, RecomputeModule.NORM) else t * lin * h / _sp(dims)
@@ -105,7 +107,7 @@ def _ffn_bytes(tokens: float, width: float, gated: bool, lin: float, drop_act: b
 def dense_ffn_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload) -> dict[str, float]:
     """Saved bytes of one dense FFN block per micro-batch on one device."""
     h, t = model.hidden_size, tokens_per_device(dims, workload)
-    lin = workload.recipe.saved_linear_input_bytes_per_element
+    lin = workload.saved_input_bytes_per_element(TrainingOpClass.DENSE_FFN)
     out = {"mlp_norm_input": t * ACT_BYTES * h / _sp(dims),
            "fc1_input": 0.0 if _drop(workload, RecomputeModule.NORM) else t * lin * h / _sp(dims)}
     ffn = _ffn_bytes(t, model.dense_ffn_dim / dims.tp, model.ffn_gated, lin,
@@ -128,7 +130,8 @@ def moe_ffn_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorklo
     """Saved bytes of one MoE block (router, routed experts, shared experts) per micro-batch on one device."""
     moe, h = model.moe, model.hidden_size
     assert moe is not None
-    t, lin = tokens_per_device(dims, workload), workload.recipe.saved_linear_input_bytes_per_element
+    t = tokens_per_device(dims, workload)
+    lin = workload.saved_input_bytes_per_element(TrainingOpClass.ROUTED_EXPERTS)
     drop_act = _drop(workload, RecomputeModule.ACTIVATION)
     out = {"moe_norm_input": t * ACT_BYTES * h / _sp(dims),
            "router_input": 0.0 if _drop(workload, RecomputeModule.NORM) else t * ACT_BYTES * h / _sp(dims),
@@ -136,10 +139,11 @@ def moe_ffn_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingWorklo
     copies = routed_copies_per_device(model, dims, workload)
     out["expert_input"] = copies * lin * h
     ffn = _ffn_bytes(copies, moe.expert_ffn_dim / dims.etp, model.ffn_gated, lin, drop_act,
-                     fc1_output_bytes=workload.recipe.swiglu_input_bytes_per_element)
+                     fc1_output_bytes=workload.swiglu_input_bytes_per_element)
     out.update({f"expert_{k}": v for k, v in ffn.items()})
     if moe.shared_ffn_dim:
-        shared = _ffn_bytes(t, moe.shared_ffn_dim / dims.tp, model.ffn_gated, lin, drop_act)
+        shared = _ffn_bytes(t, moe.shared_ffn_dim / dims.tp, model.ffn_gated,
+                            workload.saved_input_bytes_per_element(TrainingOpClass.SHARED_EXPERTS), drop_act)
         out.update({f"shared_{k}": v for k, v in shared.items()})
     return out
 

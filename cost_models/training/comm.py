@@ -112,7 +112,7 @@ def ep_phase_seconds(cluster: ClusterSpec, model: ModelSpec, dims: TrainingDims,
                   top_k=moe.top_k, ep_size=dims.ep, ep_devices_per_node=per_node(cluster, dims.ep, stride),
                   num_groups=moe.num_groups, topk_groups=moe.topk_groups, imbalance=workload.routed_load_factor,
                   num_experts=moe.num_routed_experts, forward_in_node=True)
-    dispatch = comm.ep_dispatch(cluster, bytes_per_element=workload.recipe.dispatch_bytes_per_element,
+    dispatch = comm.ep_dispatch(cluster, bytes_per_element=workload.dispatch_bytes_per_element,
                                 scale_bytes_per_token=0.0, **common)
     combine = comm.ep_combine(cluster, bytes_per_element=ACT_BYTES, **common)
     grad_dispatch = comm.ep_dispatch(cluster, bytes_per_element=ACT_BYTES, **common)

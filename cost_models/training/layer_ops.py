@@ -29,7 +29,7 @@ from cost_models.specs import AttentionKind, DeviceSpec, ModelSpec, Precision
 from cost_models.training import op_sac
 from cost_models.training.activations import routed_copies_per_device, tokens_per_device
 from cost_models.training.dims import Dispatcher, TrainingDims
-from cost_models.training.specs import RecomputeModule, TrainingWorkload
+from cost_models.training.specs import RecomputeModule, TrainingOpClass, TrainingWorkload
 
 ATTENTION_BACKWARD_RATIO = 2.5
 """Fused-attention backward / forward time: the FLOP ratio of FlashAttention-2 (5 GEMMs vs 2), same efficiency."""
@@ -47,10 +47,11 @@ class Linear:
     k: int
     n: int
     batch: int = 1
+    op_class: TrainingOpClass | None
+    """The class whose precision this GEMM runs at (:meth:`TrainingWorkload.linear_precision`); None = BF16 under
+    every recipe (the router)."""
     module: RecomputeModule | None = None
     """Recompute module that reruns this GEMM (MLA up-projections)."""
-    bf16: bool = False
-    """Stays BF16 under an FP8 recipe (router, head)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,24 +86,32 @@ def _gemm(device: DeviceSpec, m: int, k: int, n: int, batch: int, precision: Pre
 
 
 def _precision(device: DeviceSpec, workload: TrainingWorkload, lin: Linear) -> Precision:
-    p = Precision.BF16 if lin.bf16 else workload.recipe.gemm_precision
+    p = Precision.BF16 if lin.op_class is None else workload.linear_precision(lin.op_class)
     return p if device.supports(p) else Precision.BF16
+
+
+def runs_fp8(workload: TrainingWorkload, lin: Linear) -> bool:
+    """Whether ``lin`` runs at the recipe's FP8 (its input is then cast to FP8 before the GEMM)."""
+    return lin.op_class is not None and workload.fp8(lin.op_class)
 
 
 def attention_linears(model: ModelSpec, dims: TrainingDims, t: int) -> list[Linear]:
     a, h, tp = model.attention, model.hidden_size, dims.tp
     q_heads = a.num_q_heads // tp
+    proj = TrainingOpClass.ATTENTION_PROJECTIONS
     if a.kind is AttentionKind.MLA:
         rq = a.q_lora_rank or 0
-        out = [Linear(name="mla_down", m=t, k=h, n=rq + a.kv_lora_rank + a.qk_rope_head_dim)]
+        out = [Linear(name="mla_down", m=t, k=h, n=rq + a.kv_lora_rank + a.qk_rope_head_dim, op_class=proj)]
         if rq:
-            out.append(Linear(name="q_up", m=t, k=rq, n=q_heads * a.qk_head_dim, module=RecomputeModule.MLA_UP_PROJ))
+            out.append(Linear(name="q_up", m=t, k=rq, n=q_heads * a.qk_head_dim, op_class=proj,
+                              module=RecomputeModule.MLA_UP_PROJ))
         out.append(Linear(name="kv_up", m=t, k=a.kv_lora_rank, n=q_heads * (a.qk_nope_head_dim + a.v_head_dim),
-                          module=RecomputeModule.MLA_UP_PROJ))
+                          op_class=proj, module=RecomputeModule.MLA_UP_PROJ))
     else:
         kv_heads = max(1, a.num_kv_heads // tp)
-        out = [Linear(name="qkv", m=t, k=h, n=q_heads * a.qk_head_dim + kv_heads * (a.qk_head_dim + a.v_head_dim))]
-    out.append(Linear(name="attn_out", m=t, k=q_heads * a.v_head_dim, n=h))
+        out = [Linear(name="qkv", m=t, k=h, n=q_heads * a.qk_head_dim + kv_heads * (a.qk_head_dim + a.v_head_dim),
+                      op_class=proj)]
+    out.append(Linear(name="attn_out", m=t, k=q_heads * a.v_head_dim, n=h, op_class=proj))
     return out
 
 
@@ -111,18 +120,22 @@ def ffn_linears(model: ModelSpec, dims: TrainingDims, workload: TrainingWorkload
     h, up = model.hidden_size, (2 if model.ffn_gated else 1)
     if not moe_layer:
         f = model.dense_ffn_dim // dims.tp
-        return [Linear(name="mlp_up", m=t, k=h, n=up * f), Linear(name="mlp_down", m=t, k=f, n=h)]
+        dense = TrainingOpClass.DENSE_FFN
+        return [Linear(name="mlp_up", m=t, k=h, n=up * f, op_class=dense),
+                Linear(name="mlp_down", m=t, k=f, n=h, op_class=dense)]
     moe = model.moe
     assert moe is not None
     local_experts = moe.num_routed_experts // dims.ep
     per_expert = math.ceil(routed_copies_per_device(model, dims, workload) / local_experts)
     fe = moe.expert_ffn_dim // dims.etp
-    out = [Linear(name="router", m=t // dims.tp, k=h, n=moe.num_routed_experts, bf16=True),
-           Linear(name="expert_up", m=per_expert, k=h, n=up * fe, batch=local_experts),
-           Linear(name="expert_down", m=per_expert, k=fe, n=h, batch=local_experts)]
+    routed, shared = TrainingOpClass.ROUTED_EXPERTS, TrainingOpClass.SHARED_EXPERTS
+    out = [Linear(name="router", m=t // dims.tp, k=h, n=moe.num_routed_experts, op_class=None),
+           Linear(name="expert_up", m=per_expert, k=h, n=up * fe, batch=local_experts, op_class=routed),
+           Linear(name="expert_down", m=per_expert, k=fe, n=h, batch=local_experts, op_class=routed)]
     if moe.shared_ffn_dim:
         fs = moe.shared_ffn_dim // dims.tp
-        out += [Linear(name="shared_up", m=t, k=h, n=up * fs), Linear(name="shared_down", m=t, k=fs, n=h)]
+        out += [Linear(name="shared_up", m=t, k=h, n=up * fs, op_class=shared),
+                Linear(name="shared_down", m=t, k=fs, n=h, op_class=shared)]
     return out
 
 
@@ -133,8 +146,12 @@ def _attention_core(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, wo
     q_heads = a.num_q_heads // dims.tp
     kv_heads = q_heads if a.kind is AttentionKind.MLA else max(1, a.num_kv_heads // dims.tp)
     if workload.flash_attention:
+        # FP8 attention (Transformer Engine fp8_dpa): the forward at the FP8 attention rate, the backward the same
+        # multiple of it as in BF16 (estimated: no FP8 attention backward timing is at hand)
+        math_p = Precision.FP8 if workload.fp8_attention else Precision.BF16
         k = compute.attention_prefill_cost(device, batch=b, q_heads=q_heads, kv_heads=kv_heads,
-                                           qk_head_dim=a.qk_head_dim, v_head_dim=a.v_head_dim, seq_tokens=s)
+                                           qk_head_dim=a.qk_head_dim, v_head_dim=a.v_head_dim, seq_tokens=s,
+                                           precision=math_p)
         # context parallelism: load-balanced causal ring, each rank 1/cp of the query-key blocks
         return k.seconds / dims.cp, ATTENTION_BACKWARD_RATIO * k.seconds / dims.cp, k.flops / dims.cp
     # unfused: QK^T and PV batched GEMMs over (sequence, head), softmax (+ dropout) memory-bound passes on s x s
@@ -189,7 +206,9 @@ def _elementwise_bytes(model: ModelSpec, dims: TrainingDims, workload: TrainingW
     if workload.recipe.gemm_precision is Precision.FP8:
         linears = attention_linears(model, dims, t) + ffn_linears(model, dims, workload, t, moe_layer=moe_layer)
         # quantize every FP8 GEMM input (read bf16, write fp8: 3 bytes per element), forward only here
-        out["fp8_casts"] = (sum(3.0 * lin.batch * lin.m * lin.k for lin in linears if not lin.bf16), None)
+        casts = sum(3.0 * lin.batch * lin.m * lin.k for lin in linears if runs_fp8(workload, lin))
+        if casts:
+            out["fp8_casts"] = (casts, None)
     return out
 
 
@@ -247,8 +266,9 @@ def head_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, workl
     dgrad_s = {"lm_head": heads * dgrad.seconds, "cross_entropy": heads * ELEMENTWISE_BACKWARD_RATIO * ce.seconds}
     wgrad_s = {"lm_head": heads * wgrad.seconds}
     if model.num_mtp_layers:
-        # the MTP modules' [t, 2h] x [2h, h] merge projection (DeepSeek-V3 §2.2), split over tp
-        p = workload.recipe.gemm_precision if device.supports(workload.recipe.gemm_precision) else Precision.BF16
+        # the MTP modules' [t, 2h] x [2h, h] merge projection (DeepSeek-V3 §2.2), split over tp: a projection
+        p = workload.linear_precision(TrainingOpClass.ATTENTION_PROJECTIONS)
+        p = p if device.supports(p) else Precision.BF16
         h, n = model.hidden_size, model.num_mtp_layers
         fwd["mtp_proj"] = n * _gemm(device, t, 2 * h, h // dims.tp, 1, p).seconds
         dgrad_s["mtp_proj"] = n * _gemm(device, t, h // dims.tp, 2 * h, 1, p).seconds

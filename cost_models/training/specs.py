@@ -14,7 +14,13 @@ All sizes are bytes per element or per parameter and say so in their names.  Sou
   Training", arXiv 2502.16982, §2: "Muon ... requires only one momentum buffer");
 * FP8 recipes: DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks, §3.3.1-3.3.2),
   which also caches the inputs of its Linear layers in FP8 for the backward pass (§3.3.4); Transformer Engine
-  tensor-wise (delayed / current) scaling and MXFP8 (32-element blocks, OCP MX spec v1.0).
+  tensor-wise (delayed / current) scaling and MXFP8 (32-element blocks, OCP MX spec v1.0);
+* precision per op class: torchtitan converts the dense Linears (``Float8LinearConverter``, with ``filter_fqns``
+  for the modules kept in high precision, e.g. ``["output", "router.gate"]``) and the routed experts' grouped GEMMs
+  (``Float8GroupedExpertsConverter``; MXFP8 for the grouped experts, ``MXFP8GroupedExpertsConverter``) separately
+  (pytorch/torchtitan@b5bcd76c torchtitan/components/quantization/float8.md, mx.py), so routed experts in FP8 beside
+  BF16 attention is a run one can launch; FP8 core attention is Transformer Engine's ``fp8_dpa`` (Megatron-Core
+  ``--fp8-dot-product-attention``, NVIDIA/Megatron-LM@d98e8a64 megatron/core/fp8_utils.py).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from dataclasses import dataclass, field
 
 from cost_models.specs import Precision
 from cost_models.training.finetune_spec import Finetune
+
+BF16_BYTES = 2.0
+"""Bytes per BF16 element."""
 
 
 class PrecisionRecipe(enum.Enum):
@@ -57,6 +66,21 @@ class PrecisionRecipe(enum.Enum):
             if r.label == label:
                 return r
         raise ValueError(f"unknown precision recipe {label!r}; accepted: {[r.label for r in cls]}")
+
+
+class TrainingOpClass(enum.Enum):
+    """A class of Linear GEMMs a training precision can keep in BF16 under an FP8 recipe (the serving op classes of
+    :data:`cost_models.specs.OP_CLASSES` that training runs as Linears; the router, the embedding and the head are
+    BF16 under every recipe)."""
+
+    ATTENTION_PROJECTIONS = "attention_projections"
+    """q/k/v (MLA down and up) and output projections."""
+    DENSE_FFN = "dense_ffn"
+    """The dense layers' MLP."""
+    ROUTED_EXPERTS = "routed_experts"
+    """The routed experts' grouped GEMMs."""
+    SHARED_EXPERTS = "shared_experts"
+    """The shared experts' MLP."""
 
 
 class Optimizer(enum.Enum):
@@ -179,6 +203,12 @@ class TrainingWorkload:
     beside an fp32 master (Megatron-Core, incl. its FSDP)."""
     finetune: Finetune | None = None
     """Frozen parts and LoRA adapters (:mod:`cost_models.training.finetune`); None = every parameter trains."""
+    bf16_classes: frozenset[TrainingOpClass] = frozenset()
+    """Linear classes kept in BF16 under an FP8 recipe (their GEMMs at the BF16 rate, their saved inputs and, for the
+    routed experts, the EP dispatch in BF16, no FP8 cast before them); empty = the recipe for every Linear."""
+    fp8_attention: bool = False
+    """Core attention in FP8 (Transformer Engine's fused FP8 attention, ``fp8_dpa``): forward and backward at the
+    device's FP8 attention rate; needs an FP8 recipe and flash (fused) attention."""
 
     def __post_init__(self) -> None:
         for name in ("seq_tokens", "global_batch_sequences", "loss_chunks"):
@@ -188,6 +218,34 @@ class TrainingWorkload:
             raise ValueError(f"workload.expert_imbalance must be >= 1.0, got {self.expert_imbalance}")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
             raise ValueError(f"workload.capacity_factor must be > 0 or None, got {self.capacity_factor}")
+        if self.recipe is PrecisionRecipe.BF16 and self.fp8_attention:
+            raise ValueError("workload.fp8_attention needs an FP8 recipe")
+        if self.fp8_attention and not self.flash_attention:
+            raise ValueError("workload.fp8_attention needs flash (fused) attention")
+
+    def fp8(self, op_class: TrainingOpClass) -> bool:
+        """Whether ``op_class``'s Linears run in the recipe's FP8 (an FP8 recipe, the class not kept in BF16)."""
+        return self.recipe.gemm_precision is Precision.FP8 and op_class not in self.bf16_classes
+
+    def linear_precision(self, op_class: TrainingOpClass) -> Precision:
+        """Operand precision of ``op_class``'s forward, input-gradient and weight-gradient GEMMs."""
+        return self.recipe.gemm_precision if self.fp8(op_class) else Precision.BF16
+
+    def saved_input_bytes_per_element(self, op_class: TrainingOpClass) -> float:
+        """Bytes per element of an ``op_class`` Linear input kept for its weight-gradient GEMM."""
+        return self.recipe.saved_linear_input_bytes_per_element if self.fp8(op_class) else BF16_BYTES
+
+    @property
+    def dispatch_bytes_per_element(self) -> float:
+        """EP dispatch payload per hidden element: the recipe's where the routed experts run in FP8, else BF16."""
+        return self.recipe.dispatch_bytes_per_element if self.fp8(TrainingOpClass.ROUTED_EXPERTS) else BF16_BYTES
+
+    @property
+    def swiglu_input_bytes_per_element(self) -> float:
+        """Saved gate/up outputs of the routed experts (:attr:`PrecisionRecipe.swiglu_input_bytes_per_element`
+        where they run in FP8)."""
+        return (self.recipe.swiglu_input_bytes_per_element if self.fp8(TrainingOpClass.ROUTED_EXPERTS)
+                else BF16_BYTES)
 
     @property
     def global_batch_tokens(self) -> int:

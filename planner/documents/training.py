@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from cost_models.training.specs import TrainingOpClass
 from planner.documents.base import Better, Count, Document, NonNegative, Number, Positive, field, optional, schema_id
 from planner.documents.launch import LaunchBlock
 
@@ -31,6 +32,9 @@ class TrainingScenarioDoc(Document):
     seq_tokens: Positive = field("Tokens per sequence.")
     global_batch_sequences: Positive = field("Sequences per optimizer step; a count.")
     precision: str = field("Precision recipe of the Linear GEMMs (bf16, fp8_tensorwise, fp8_blockwise, mxfp8).")
+    bf16_classes: list[Literal["attention_projections", "dense_ffn", "routed_experts", "shared_experts"]] = field(
+        "Linear classes kept in BF16 under an FP8 recipe (empty: the recipe for every Linear but the router and head).")
+    fp8_attention: bool = field("Core attention in FP8 (Transformer Engine's fused FP8 attention).")
     optimizer: str = field("Optimizer and its state precision (adam, adam_bf16_moments, muon).")
     token_budget: Count | None = optional("Tokens to train on; a count of tokens.")
     deadline_s: NonNegative | None = optional("Time allowed to reach the token budget, seconds.")
@@ -268,7 +272,9 @@ def _scenario(ev: TrainingEvaluation) -> TrainingScenarioDoc:
                                device=sc.cluster.device.id, devices=sc.cluster.num_devices,  # type: ignore[attr-defined]
                                seq_tokens=ev.workload.seq_tokens,
                                global_batch_sequences=ev.workload.global_batch_sequences,
-                               precision=ev.workload.recipe.label, optimizer=ev.workload.optimizer.label,
+                               precision=ev.workload.recipe.label,
+                               bf16_classes=[c.value for c in TrainingOpClass if c in ev.workload.bf16_classes],
+                               fp8_attention=ev.workload.fp8_attention, optimizer=ev.workload.optimizer.label,
                                token_budget=sc.token_budget, deadline_s=sc.deadline_s)  # type: ignore[attr-defined]
 
 

@@ -12,7 +12,7 @@ EP on NVIDIA -> the flex dispatcher with DeepEP, or ``alltoall`` when the plan's
 cost model times either way); ZeRO-1 ->
 ``--use-distributed-optimizer``, ZeRO-2 / ZeRO-3 -> Megatron-FSDP's ``optim_grads`` / ``optim_grads_params``;
 the F&B all-to-all pairing -> ``--overlap-moe-expert-parallel-comm``; the FP8 recipes -> ``--fp8-format`` /
-``--fp8-recipe``; BF16 Adam moments -> the precision-aware optimizer.  Every flag is in Megatron-LM's argument
+``--fp8-recipe``, the Linear classes kept in BF16 -> ``--te-precision-config-file`` and its file; BF16 Adam moments -> the precision-aware optimizer.  Every flag is in Megatron-LM's argument
 definitions at the pinned commit (tests/data/train_args/megatron_lm_dd546099.json, copied from its
 ``megatron/training/arguments.py``); what Megatron has no setting for raises :class:`EmitError`.
 """
@@ -31,7 +31,7 @@ from cost_models.training.dims import (
     TrainingDims,
     chunk_layers,
 )
-from cost_models.training.specs import Optimizer, PrecisionRecipe, RecomputeModule, TrainingWorkload
+from cost_models.training.specs import Optimizer, PrecisionRecipe, RecomputeModule, TrainingOpClass, TrainingWorkload
 from planner.emit.types import EmitError, EngineSource, LaunchCommand, LaunchPlan
 
 MASTER_ADDR_VAR, DATA_PATH_VAR, TOKENIZER_PATH_VAR = "MASTER_ADDR", "DATA_PATH", "TOKENIZER_PATH"
@@ -211,17 +211,63 @@ def optimizer_args(engine: str, workload: TrainingWorkload, dims: TrainingDims, 
     return a
 
 
+TE_PRECISION_FILE = "te_precision.yaml"
+"""The per-module precision file ``--te-precision-config-file`` reads (written beside the launch lines)."""
+TE_MODULE_GLOBS: dict[TrainingOpClass, tuple[str, ...]] = {
+    TrainingOpClass.ATTENTION_PROJECTIONS: ("*.self_attention.linear_*",),
+    TrainingOpClass.DENSE_FFN: ("*.mlp.linear_fc*",),
+    TrainingOpClass.ROUTED_EXPERTS: ("*.mlp.experts.linear_fc*",),
+    TrainingOpClass.SHARED_EXPERTS: ("*.mlp.shared_experts.linear_fc*",),
+}
+"""Megatron-Core module paths of each Linear class, as fnmatch globs (the GlobMatcher of
+megatron/core/quantization/quant_config.py): attention's ``linear_qkv`` / ``linear_proj`` and MLA's
+``linear_q_proj``, ``linear_q_down_proj``, ``linear_q_up_proj``, ``linear_kv_down_proj``, ``linear_kv_up_proj``
+(transformer/attention.py, multi_latent_attention.py), a dense layer's ``mlp.linear_fc1/2`` (mlp.py), the grouped
+experts' ``mlp.experts.linear_fc1/2`` (moe/experts.py ``TEGroupedMLP``) and ``mlp.shared_experts``
+(moe/moe_layer.py); ``*.mlp.linear_fc*`` does not reach ``mlp.experts.*`` or ``mlp.shared_experts.*``."""
+
+
 def precision_args(engine: str, workload: TrainingWorkload, cluster: ClusterSpec) -> list[str]:
-    """BF16 parameters; FP8 GEMMs by recipe (MXFP8 needs Blackwell, the others Hopper or later)."""
+    """BF16 parameters; FP8 GEMMs by recipe (MXFP8 needs Blackwell, the others Hopper or later); the Linear classes
+    kept in BF16 through Megatron-Core's per-module precision file (:func:`te_precision_file`)."""
     rec = workload.recipe
     a = ["--bf16"]
     if rec is PrecisionRecipe.BF16:
         return a
     if cluster.device.vendor != "nvidia":
         raise EmitError(engine, "workload.precision", rec.label, f"bf16 on {cluster.device.id} (no FP8 recipe)")
+    if workload.fp8_attention:
+        raise EmitError(engine, "workload.precision.attention", "fp8",
+                        "bf16 (Megatron-LM's arguments.py lists fp8_dot_product_attention among the TransformerConfig "
+                        "fields that have no command-line argument)")
     recipe = {PrecisionRecipe.FP8_TENSORWISE: ("hybrid", "tensorwise"),
               PrecisionRecipe.FP8_BLOCKWISE: ("e4m3", "blockwise"), PrecisionRecipe.MXFP8: ("e4m3", "mxfp8")}[rec]
-    return a + ["--fp8-format", recipe[0], "--fp8-recipe", recipe[1]]
+    a += ["--fp8-format", recipe[0], "--fp8-recipe", recipe[1]]
+    if workload.bf16_classes:
+        if engine != "megatron":
+            cls = sorted(c.value for c in workload.bf16_classes)[0]
+            raise EmitError(engine, f"workload.precision.{cls}", "bf16", "fp8 (a per-class precision is emitted for "
+                            "Megatron-LM only, through --te-precision-config-file)")
+        a += ["--te-precision-config-file", TE_PRECISION_FILE]
+    return a
+
+
+def te_precision_file(workload: TrainingWorkload) -> dict[str, str]:
+    """``{TE_PRECISION_FILE: yaml}`` that keeps the workload's BF16 classes in BF16 under the FP8 recipe (empty when
+    none is): one ``bf16`` config (``TEQuantizationParams`` with an empty training recipe: no quantization) and an
+    enabled glob matcher per module path of each class, in the format of
+    megatron/core/extensions/TransformerEngineMixedPrecision.md."""
+    if workload.recipe is PrecisionRecipe.BF16 or not workload.bf16_classes:
+        return {}
+    lines = ["configs:", "  bf16:", '    transformer_engine_config_type: "TEQuantizationParams"',
+             "    training_recipe: {}", "matchers:"]
+    for c in TrainingOpClass:
+        if c not in workload.bf16_classes:
+            continue
+        for i, pattern in enumerate(TE_MODULE_GLOBS[c]):
+            lines += [f"  {c.value}_bf16_{i}:", '    config: "bf16"', '    type: "glob"', f'    pattern: "{pattern}"',
+                      "    enabled: true"]
+    return {TE_PRECISION_FILE: "\n".join(lines) + "\n"}
 
 
 def overlap_args(engine: str, flag: str, model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims
@@ -258,12 +304,14 @@ def check_world(engine: str, dims: TrainingDims, cluster: ClusterSpec) -> None:
                         f"{cluster.num_devices} (the cluster's devices)")
 
 
-def commands(flavour: Flavour, cluster: ClusterSpec, script_args: list[str], *, script: str = "pretrain_gpt.py"
-             ) -> LaunchPlan:
-    """One ``torchrun`` line per node rank running ``script``, the same arguments on every node."""
+def commands(flavour: Flavour, cluster: ClusterSpec, script_args: list[str], *, script: str = "pretrain_gpt.py",
+             files: dict[str, str] | None = None) -> LaunchPlan:
+    """One ``torchrun`` line per node rank running ``script``, the same arguments (and config ``files``, written
+    on every node) on every node."""
     env = dict(flavour.env)
     cmds = tuple(LaunchCommand(role="train", replica=0, node_rank=r, node=r,
-                               argv=tuple(torchrun(cluster, r) + [script, *script_args]), env=env)
+                               argv=tuple(torchrun(cluster, r) + [script, *script_args]), env=env,
+                               files=dict(files or {}))
                  for r in range(cluster.num_nodes))
     notes = ("add the learning-rate schedule, --train-iters (or --train-samples) and checkpoint paths of your run",
              "model details the plan does not carry (RoPE base, QK norm, vocabulary padding, initialisation) are "
@@ -305,4 +353,4 @@ def emit(model: ModelSpec, workload: TrainingWorkload, dims: TrainingDims, clust
             + ["--transformer-impl", "transformer_engine",
                "--data-path", "${" + DATA_PATH_VAR + "}", "--tokenizer-type", "HuggingFaceTokenizer",
                "--tokenizer-model", "${" + TOKENIZER_PATH_VAR + "}"])
-    return commands(flavour, cluster, args)
+    return commands(flavour, cluster, args, files=te_precision_file(workload))

@@ -343,16 +343,19 @@ def _workload(sec: WorkloadSection, msec: ModelSection, model: ModelSpec, dev: D
         static_memory_fraction=sec.mem_fraction_static)
 
 
-def _pydantic_error(e: ValidationError) -> ScenarioError:
+def _pydantic_error(e: ValidationError, root: Any = None) -> ScenarioError:
+    """The first error of ``e`` as a ScenarioError; ``root`` is the file model the location starts at (default
+    the serving :class:`ScenarioFile`), for the keys an unknown key is compared with."""
     # a misspelt key also makes its correct spelling "missing": report the misspelling first
     err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
     path = ".".join(str(x) if str(x).isprintable() and str(x).split() == [str(x)] else repr(x) for x in err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
-        return ScenarioError(path, value, suggest.unknown_key(ScenarioFile, err["loc"]))
+        return ScenarioError(path, value, suggest.unknown_key(root or ScenarioFile, err["loc"]))
     if err["type"] == "missing":
         return ScenarioError(path, None, "this key is required")
-    return ScenarioError(path, value, err["msg"])
+    msg = err["msg"]
+    return ScenarioError(path, value, msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg)
 
 
 def load_scenario(path: str | Path) -> Scenario:

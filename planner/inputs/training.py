@@ -10,11 +10,12 @@ degrees, parsed into :class:`cost_models.training.dims.TrainingDims`).  Every pr
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from cost_models.specs import AttentionKind, AttentionSpec, ClusterSpec, ModelSpec, Precision
 from cost_models.training.dims import (
@@ -26,7 +27,14 @@ from cost_models.training.dims import (
     TrainingDims,
 )
 from cost_models.training.finetune_spec import LORA_TARGETS, Finetune, Part
-from cost_models.training.specs import Optimizer, PrecisionRecipe, Recompute, RecomputeModule, TrainingWorkload
+from cost_models.training.specs import (
+    Optimizer,
+    PrecisionRecipe,
+    Recompute,
+    RecomputeModule,
+    TrainingOpClass,
+    TrainingWorkload,
+)
 from planner.inputs import limits as lim
 from planner.inputs import reader
 from planner.inputs.errors import ScenarioError
@@ -114,6 +122,23 @@ class FinetuneSection(_Strict):
     lora: LoraSection | None = None
 
 
+RecipeName = Literal["bf16", "fp8_tensorwise", "fp8_blockwise", "mxfp8"]
+ClassPrecisionName = Literal["bf16", "fp8"]
+
+
+class TrainingPrecisionSection(_Strict):
+    """Precision per op class: the recipe, and per class of Linear GEMMs ``fp8`` (the recipe's FP8) or ``bf16``
+    (kept in BF16); a class not named runs the recipe. The router, embedding and head are BF16 under every recipe."""
+
+    recipe: RecipeName
+    attention_projections: ClassPrecisionName | None = None
+    dense_ffn: ClassPrecisionName | None = None
+    routed_experts: ClassPrecisionName | None = None
+    shared_experts: ClassPrecisionName | None = None
+    attention: ClassPrecisionName = "bf16"
+    """Core attention math: fp8 = Transformer Engine's fused FP8 attention (needs an FP8 recipe, flash attention)."""
+
+
 class TrainingWorkloadSection(_Strict):
     kind: Literal["training"]
     seq_tokens: int = Field(ge=1, le=lim.MAX_TOKENS)
@@ -121,7 +146,18 @@ class TrainingWorkloadSection(_Strict):
     global_batch_sequences: int | None = Field(default=None, ge=1, le=lim.MAX_TRAIN_BATCH_SEQUENCES)
     global_batch_tokens: int | None = Field(default=None, ge=1, le=lim.MAX_TRAIN_BATCH_TOKENS)
     """Alternative to global_batch_sequences: must be a multiple of seq_tokens."""
-    precision: Literal["bf16", "fp8_tensorwise", "fp8_blockwise", "mxfp8"] = "bf16"
+    precision: TrainingPrecisionSection = TrainingPrecisionSection(recipe="bf16")
+    """A recipe for every Linear GEMM (a name), or a mapping with the recipe and a precision per op class."""
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _recipe_alone(cls, value: Any) -> Any:
+        """A recipe name is the mapping with that recipe and no class named."""
+        names = typing.get_args(RecipeName)
+        if isinstance(value, dict) or value in names:
+            return {"recipe": value} if isinstance(value, str) else value
+        raise ValueError(f"one of {', '.join(names)}, or a mapping of recipe: and a precision per op class "
+                         f"({', '.join(c.value for c in TrainingOpClass)}, attention)")
     optimizer: OptimizerSection = OptimizerSection()
     routing: RoutingSection = RoutingSection()
     flash_attention: bool = True
@@ -313,6 +349,25 @@ def _finetune(sec: FinetuneSection | None) -> Finetune | None:
                     lora_targets=frozenset(Part(v) for v in lora.targets) if lora else frozenset())
 
 
+def _precision(sec: TrainingWorkloadSection) -> tuple[PrecisionRecipe, frozenset[TrainingOpClass], bool]:
+    """The recipe, the Linear classes kept in BF16 under it and whether core attention runs in FP8."""
+    p = sec.precision
+    recipe = PrecisionRecipe.from_label(p.recipe)
+    fp8_recipes = ", ".join(r.label for r in PrecisionRecipe if r is not PrecisionRecipe.BF16)
+    if recipe is PrecisionRecipe.BF16:
+        for name in [c.value for c in TrainingOpClass] + ["attention"]:
+            if getattr(p, name) == "fp8":
+                raise ScenarioError(f"workload.precision.{name}", "fp8",
+                                    f"bf16 under recipe bf16 (an FP8 class needs workload.precision.recipe "
+                                    f"{fp8_recipes})")
+        return recipe, frozenset(), False
+    if p.attention == "fp8" and not sec.flash_attention:
+        raise ScenarioError("workload.precision.attention", "fp8",
+                            "bf16 with flash_attention: false (FP8 attention is a fused kernel)")
+    bf16 = frozenset(c for c in TrainingOpClass if getattr(p, c.value) == "bf16")
+    return recipe, bf16, p.attention == "fp8"
+
+
 def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
     if (sec.global_batch_sequences is None) == (sec.global_batch_tokens is None):
         raise ScenarioError("workload.global_batch_sequences", sec.global_batch_sequences,
@@ -330,8 +385,9 @@ def _workload(sec: TrainingWorkloadSection) -> TrainingWorkload:
                             "no capacity_factor with dropless: true (set dropless: false to drop tokens)")
     if not r.dropless and r.capacity_factor is None:
         raise ScenarioError("workload.routing.capacity_factor", None, "a capacity factor > 0 with dropless: false")
-    return TrainingWorkload(seq_tokens=sec.seq_tokens, global_batch_sequences=gbs,
-                            recipe=PrecisionRecipe.from_label(sec.precision), optimizer=_optimizer(sec.optimizer),
+    recipe, bf16_classes, fp8_attention = _precision(sec)
+    return TrainingWorkload(seq_tokens=sec.seq_tokens, global_batch_sequences=gbs, recipe=recipe,
+                            bf16_classes=bf16_classes, fp8_attention=fp8_attention, optimizer=_optimizer(sec.optimizer),
                             expert_imbalance=r.expert_imbalance, capacity_factor=r.capacity_factor,
                             flash_attention=sec.flash_attention, dropout=sec.dropout, loss_chunks=sec.loss_chunks,
                             loss_fp32_upcast=sec.loss_fp32_upcast, fp32_params=sec.fp32_params,
@@ -391,7 +447,7 @@ def training_scenario(raw: dict[str, Any], path: Path) -> TrainingScenario:
     try:
         sf = TrainingScenarioFile.model_validate(raw)
     except ValidationError as e:
-        raise _pydantic_error(e) from None
+        raise _pydantic_error(e, TrainingScenarioFile) from None
     model = _model(sf.model, path.parent)
     cluster, dev, dpn = cluster_of(sf.cluster)
     workload = _workload(sf.workload)

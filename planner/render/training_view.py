@@ -11,6 +11,7 @@ from planner.documents.training import (
     TrainingEvaluateDocument,
     TrainingPlanDoc,
     TrainingPlanDocument,
+    TrainingScenarioDoc,
 )
 from planner.inputs.units import fmt_bytes, fmt_seconds
 
@@ -36,6 +37,12 @@ def plan_text(p: TrainingPlanDoc) -> str:
     return " ".join(parts)
 
 
+def precision_text(sc: TrainingScenarioDoc) -> str:
+    """The recipe, with the classes kept in BF16 and FP8 attention named: ``fp8_blockwise (bf16 dense_ffn)``."""
+    extra = [f"bf16 {c}" for c in sc.bf16_classes] + (["fp8 attention"] if sc.fp8_attention else [])
+    return f"{sc.precision} ({', '.join(extra)})" if extra else sc.precision
+
+
 def _hms(s: float) -> str:
     return f"{s / 86400:.1f} days" if s >= 86400 else f"{s / 3600:.1f} h" if s >= 3600 else fmt_seconds(s)
 
@@ -43,7 +50,7 @@ def _hms(s: float) -> str:
 def render_evaluate(out: Console, doc: TrainingEvaluateDocument, *, verbose: bool = False) -> None:
     sc, p = doc.scenario, doc.performance
     out.print(f"[bold]{sc.name}[/bold]: {sc.model} on {sc.devices} x {sc.device}, seq {sc.seq_tokens:,}, batch "
-              f"{sc.global_batch_sequences:,} sequences, {sc.precision}, {sc.optimizer}", highlight=False)
+              f"{sc.global_batch_sequences:,} sequences, {precision_text(sc)}, {sc.optimizer}", highlight=False)
     out.print(f"plan: {plan_text(doc.plan)}", highlight=False)
     t = Table(title="Predicted step")
     t.add_column("metric")

@@ -24,7 +24,7 @@ from cost_models.training.dims import TrainingDims
 from cost_models.training.finetune_spec import Finetune, Part
 from cost_models.training.layer_ops import Linear, layer_compute
 from cost_models.training.memory import finetune_elements, training_memory
-from cost_models.training.specs import TrainingWorkload
+from cost_models.training.specs import TrainingOpClass, TrainingWorkload
 from cost_models.training.step import training_step
 from planner.catalog.devices import get_device
 from planner.catalog.models import get_model
@@ -48,8 +48,8 @@ def _w(spec: Finetune | None) -> TrainingWorkload:
 
 def test_lora_parameter_count_by_hand():
     # r (d_in + d_out) per adapted GEMM, batch of local experts for routed experts
-    qkv = Linear(name="qkv", m=1, k=2048, n=5120)
-    up = Linear(name="expert_up", m=1, k=2048, n=1536, batch=16)
+    qkv = Linear(name="qkv", m=1, k=2048, n=5120, op_class=TrainingOpClass.ATTENTION_PROJECTIONS)
+    up = Linear(name="expert_up", m=1, k=2048, n=1536, batch=16, op_class=TrainingOpClass.ROUTED_EXPERTS)
     spec = Finetune(frozen=frozenset(Part), lora_rank=16,
                     lora_targets=frozenset({Part.ATTENTION, Part.ROUTED_EXPERTS}))
     assert ft.lora_elements(spec, [qkv]) == 16 * (2048 + 5120) == 114_688
@@ -90,7 +90,7 @@ def test_saved_activations_keep_what_the_input_gradient_and_adapters_need():
 def test_frozen_parts_skip_weight_gradients_and_lora_adds_its_gemms():
     device = get_device("h100_sxm")
     lc = layer_compute(device, MODEL, DIMS, _w(LORA), moe_layer=True)
-    qkv = Linear(name="qkv", m=4096, k=2048, n=5120)
+    qkv = Linear(name="qkv", m=4096, k=2048, n=5120, op_class=TrainingOpClass.ATTENTION_PROJECTIONS)
     out = ft.adjust_layer(device, LORA, lc, [qkv])
     # every frozen GEMM's weight gradient is gone; only the adapter's remains
     assert set(out.weight_grad_s) == {"lora_qkv"}
