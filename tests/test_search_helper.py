@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -68,8 +69,25 @@ def test_helper_finds_what_the_search_alone_finds(default, two_cpus, frames):
     sc, alone = default
     assert alone.layouts_considered >= layouts.HELPER_MIN_LAYOUTS  # 368 layouts: the helper is used
     _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True))
-    assert len(frames) == len(_shares(list(unit_layouts(sc.model, sc.cluster, sc.cluster.num_devices,
-                                                        rejected=Counter())))[1])  # every family delivered
+    families = len(_shares(list(unit_layouts(sc.model, sc.cluster, sc.cluster.num_devices, rejected=Counter())))[1])
+    # the helper delivers its families from the first on; the parent costs the rest from the last (work stealing)
+    assert 1 <= len(frames) <= families and [k for k, _ in frames] == list(range(len(frames)))
+    assert _no_children_left()
+
+
+def test_a_slow_helper_has_its_families_costed_by_the_parent(default, two_cpus, monkeypatch, frames):
+    sc, alone = default
+    real = layouts._Costing.helper_events
+
+    def slow(self, families):  # runs in the child only: a helper far slower than the parent
+        for item in real(self, families):
+            time.sleep(0.5)
+            yield item
+
+    monkeypatch.setattr(layouts._Costing, "helper_events", slow)
+    _same(alone, search_space(sc.model, sc.cluster, sc.workload, use_helper=True))
+    families = len(_shares(list(unit_layouts(sc.model, sc.cluster, sc.cluster.num_devices, rejected=Counter())))[1])
+    assert len(frames) < families  # the parent took the families the helper had not sent yet
     assert _no_children_left()
 
 

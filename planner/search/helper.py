@@ -75,6 +75,12 @@ class Helper:
             left -= len(chunk)
         return b"".join(chunks)
 
+    def ready(self) -> bool:
+        """Whether the child has written something (a frame, or its exit) that :meth:`messages` can read now."""
+        if self._pid is None:
+            return False
+        return bool(select.select([self._fd], [], [], 0.0)[0])
+
     def messages(self, idle_timeout_s: float = IDLE_TIMEOUT_S) -> Iterator[Any]:
         """The values the child sent whole, in order; ends at the child's exit, at the first broken frame or when
         no frame arrives within ``idle_timeout_s``; then the child is stopped and reaped."""

@@ -195,10 +195,13 @@ HELPER_MIN_LAYOUTS = 200
 """Layouts from which :func:`search_space` hands a share to a forked helper (:mod:`planner.search.helper`):
 below it the search takes well under half a second and the fork is not worth its start."""
 
-HELPER_SHARE = 0.5
-"""Share of the layouts the helper costs. It sends back each layout's figures, not its full result, and the parent
-costs a result again only where one is read (:attr:`Candidate.costed`: the shortlist's few dozen), so both sides
-do the same work per layout."""
+HELPER_SHARE = 0.6
+"""Share of the layouts dealt to the helper. It sends back each layout's figures, not its full result, and the
+parent costs a result again only where one is read (:attr:`Candidate.costed`: the shortlist's few dozen), so both
+sides do about the same work per layout; but the parent also reads the pipe and builds every candidate, and the
+two sides' families differ in cost. So the helper is dealt more than half and the parent, done with its own
+share, costs the helper's families from the last one back until the two meet (:func:`search_space`): they end
+together whichever side is faster, to within one family."""
 
 _Event = tuple[str | None, Candidate | None]
 """What the search loop did with one layout: the rejection it counted (or None) and the candidate it kept."""
@@ -352,16 +355,28 @@ def search_space(model: ModelSpec, cluster: ClusterSpec, wl: ServingWorkload, *,
             t0 = time.perf_counter()
             events = costing.run(own, tick=tick)
             left = dict(enumerate(theirs))
-            # each family as soon as the helper has it; a helper silent for far longer than the parent's own
-            # share took is given up on
+            # each family as soon as the helper has it; while it has nothing new, the parent costs the helper's
+            # last family not yet delivered (the helper works from the first): the two meet wherever the work
+            # balances, and a family both cost is kept once (the same events either way). A helper silent for far
+            # longer than the parent's own share took is given up on.
             idle_s = max(helper.IDLE_TIMEOUT_S, 4.0 * (time.perf_counter() - t0))
-            for k, sent in pending.messages(idle_s):
-                left.pop(k)
+            messages = pending.messages(idle_s)
+            while left:
+                if not pending.ready():
+                    k = max(left)
+                    events.update(costing.run(left.pop(k), tick=tick))
+                    continue
+                item = next(messages, None)
+                if item is None:  # the helper ended (or failed): the rest is costed here
+                    for indices in left.values():
+                        events.update(costing.run(indices, tick=tick))
+                    break
+                k, sent = item
+                if left.pop(k, None) is None:
+                    continue  # a family the parent costed itself meanwhile
                 events.update(costing.received(sent))
                 for _ in sent:
                     tick()
-            for indices in left.values():  # what the helper did not deliver (it failed): costed here
-                events.update(costing.run(indices, tick=tick))
         except Exception:  # costed again in layout order below: the same exception as without the helper
             events = None
         finally:
