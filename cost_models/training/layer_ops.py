@@ -266,9 +266,9 @@ def head_compute(device: DeviceSpec, model: ModelSpec, dims: TrainingDims, workl
     dgrad_s = {"lm_head": heads * dgrad.seconds, "cross_entropy": heads * ELEMENTWISE_BACKWARD_RATIO * ce.seconds}
     wgrad_s = {"lm_head": heads * wgrad.seconds}
     if model.num_mtp_layers:
-        # the MTP modules' [t, 2h] x [2h, h] merge projection (DeepSeek-V3 §2.2), split over tp: a projection
-        p = workload.linear_precision(TrainingOpClass.ATTENTION_PROJECTIONS)
-        p = p if device.supports(p) else Precision.BF16
+        # the MTP modules' [t, 2h] x [2h, h] merge projection (DeepSeek-V3 §2.2), split over tp: at the recipe
+        # whatever the classes (Megatron-Core's eh_proj is in none of their module globs, so it keeps the recipe)
+        p = workload.recipe.gemm_precision if device.supports(workload.recipe.gemm_precision) else Precision.BF16
         h, n = model.hidden_size, model.num_mtp_layers
         fwd["mtp_proj"] = n * _gemm(device, t, 2 * h, h // dims.tp, 1, p).seconds
         dgrad_s["mtp_proj"] = n * _gemm(device, t, h // dims.tp, 2 * h, 1, p).seconds

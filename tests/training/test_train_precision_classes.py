@@ -190,3 +190,17 @@ def test_megatron_gets_no_precision_file_without_bf16_classes_and_refuses_fp8_at
     with pytest.raises(EmitError) as e:
         megatron.emit(ROW.model, _w(PrecisionRecipe.FP8_BLOCKWISE, fp8_attention=True), ROW.dims, ROW.cluster)
     assert e.value.field == "workload.precision.attention"
+
+
+def test_the_mtp_merge_projection_keeps_the_recipe_whatever_the_classes():
+    # Megatron-Core's mtp.layers.N.eh_proj matches none of the class globs, so it runs the recipe; so is it costed
+    from cost_models.training.layer_ops import head_compute
+    row = ROWS_BY_ID["TR-DSV3-H100"]  # DeepSeek-V3: one MTP layer on the last stage
+    assert row.model.num_mtp_layers == 1
+    base = replace(row.workload, recipe=PrecisionRecipe.FP8_BLOCKWISE)
+    kept = replace(base, bf16_classes=frozenset(TrainingOpClass))
+    a = head_compute(row.cluster.device, row.model, row.dims, base)
+    b = head_compute(row.cluster.device, row.model, row.dims, kept)
+    assert a.forward_s["mtp_proj"] == b.forward_s["mtp_proj"]
+    doc = load_yaml(megatron.te_precision_file(kept)[megatron.TE_PRECISION_FILE])
+    assert _matched(doc, "module.mtp.layers.0.eh_proj") is None
