@@ -19,8 +19,9 @@ All sizes are bytes per element or per parameter and say so in their names.  Sou
   for the modules kept in high precision, e.g. ``["output", "router.gate"]``) and the routed experts' grouped GEMMs
   (``Float8GroupedExpertsConverter``; MXFP8 for the grouped experts, ``MXFP8GroupedExpertsConverter``) separately
   (pytorch/torchtitan@b5bcd76c torchtitan/components/quantization/float8.md, mx.py), so routed experts in FP8 beside
-  BF16 attention is a run one can launch; FP8 core attention is Transformer Engine's ``fp8_dpa`` (Megatron-Core
-  ``--fp8-dot-product-attention``, NVIDIA/Megatron-LM@d98e8a64 megatron/core/fp8_utils.py).
+  BF16 attention is a run one can launch; FP8 core attention is Transformer Engine's ``fp8_dpa`` (Megatron-Core's
+  ``fp8_dot_product_attention`` config field, which has no command-line flag; NVIDIA/Megatron-LM@d98e8a64
+  megatron/core/fp8_utils.py).
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ from dataclasses import dataclass, field
 
 from cost_models.specs import Precision
 from cost_models.training.finetune_spec import Finetune
-
-BF16_BYTES = 2.0
-"""Bytes per BF16 element."""
 
 
 class PrecisionRecipe(enum.Enum):
@@ -233,19 +231,19 @@ class TrainingWorkload:
 
     def saved_input_bytes_per_element(self, op_class: TrainingOpClass) -> float:
         """Bytes per element of an ``op_class`` Linear input kept for its weight-gradient GEMM."""
-        return self.recipe.saved_linear_input_bytes_per_element if self.fp8(op_class) else BF16_BYTES
+        return self.recipe.saved_linear_input_bytes_per_element if self.fp8(op_class) else Precision.BF16.bytes_per_element
 
     @property
     def dispatch_bytes_per_element(self) -> float:
         """EP dispatch payload per hidden element: the recipe's where the routed experts run in FP8, else BF16."""
-        return self.recipe.dispatch_bytes_per_element if self.fp8(TrainingOpClass.ROUTED_EXPERTS) else BF16_BYTES
+        return self.recipe.dispatch_bytes_per_element if self.fp8(TrainingOpClass.ROUTED_EXPERTS) else Precision.BF16.bytes_per_element
 
     @property
     def swiglu_input_bytes_per_element(self) -> float:
         """Saved gate/up outputs of the routed experts (:attr:`PrecisionRecipe.swiglu_input_bytes_per_element`
         where they run in FP8)."""
         return (self.recipe.swiglu_input_bytes_per_element if self.fp8(TrainingOpClass.ROUTED_EXPERTS)
-                else BF16_BYTES)
+                else Precision.BF16.bytes_per_element)
 
     @property
     def global_batch_tokens(self) -> int:

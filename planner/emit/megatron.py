@@ -12,7 +12,8 @@ EP on NVIDIA -> the flex dispatcher with DeepEP, or ``alltoall`` when the plan's
 cost model times either way); ZeRO-1 ->
 ``--use-distributed-optimizer``, ZeRO-2 / ZeRO-3 -> Megatron-FSDP's ``optim_grads`` / ``optim_grads_params``;
 the F&B all-to-all pairing -> ``--overlap-moe-expert-parallel-comm``; the FP8 recipes -> ``--fp8-format`` /
-``--fp8-recipe``, the Linear classes kept in BF16 -> ``--te-precision-config-file`` and its file; BF16 Adam moments -> the precision-aware optimizer.  Every flag is in Megatron-LM's argument
+``--fp8-recipe``, the Linear classes kept in BF16 -> ``--te-precision-config-file`` and its file; BF16 Adam
+moments -> the precision-aware optimizer.  Every flag is in Megatron-LM's argument
 definitions at the pinned commit (tests/data/train_args/megatron_lm_dd546099.json, copied from its
 ``megatron/training/arguments.py``); what Megatron has no setting for raises :class:`EmitError`.
 """
